@@ -1,0 +1,254 @@
+//! User accounts: who can sign in, with which password, and with which roles.
+//! Owns the user types, the password policy and hashing, and the queries on
+//! the `users` table.
+
+mod email;
+mod hashing;
+mod password;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use diesel::prelude::*;
+use serde::Serialize;
+
+use crate::db::schema::users;
+use crate::db::{AnyConnection, Db, DbError};
+
+pub use email::Email;
+pub use hashing::{HashError, PasswordHasher};
+pub use password::NewPassword;
+
+pub const ADMIN_ROLE: &str = "admin";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    InvalidEmail(&'static str),
+    #[error("{0}")]
+    InvalidPassword(&'static str),
+    #[error("{0}")]
+    InvalidName(&'static str),
+    #[error("an account with this email already exists")]
+    EmailTaken,
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("this account is disabled")]
+    Disabled,
+    #[error("no such user")]
+    NotFound,
+    #[error(transparent)]
+    Hashing(#[from] HashError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// A user as the API shows it: no password hash, no internal flags.
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: NaiveDateTime,
+    #[serde(skip)]
+    pub disabled: bool,
+}
+
+fn rfc3339<S: serde::Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(
+        &t.and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = users)]
+struct UserRow {
+    id: String,
+    email: String,
+    name: Option<String>,
+    password_hash: String,
+    roles: String,
+    disabled: bool,
+    created_at: NaiveDateTime,
+}
+
+impl UserRow {
+    fn into_user(self) -> User {
+        User {
+            id: self.id,
+            email: self.email,
+            name: self.name,
+            // Written only by this module, always as a JSON array.
+            roles: serde_json::from_str(&self.roles).unwrap_or_default(),
+            created_at: self.created_at,
+            disabled: self.disabled,
+        }
+    }
+}
+
+/// A display name: trimmed, 1–200 characters, no control characters.
+pub fn parse_name(raw: Option<String>) -> Result<Option<String>, AccountError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let name = raw.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    if name.chars().count() > 200 {
+        return Err(AccountError::InvalidName(
+            "name must be at most 200 characters",
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(AccountError::InvalidName(
+            "name must not contain control characters",
+        ));
+    }
+    Ok(Some(name.to_owned()))
+}
+
+/// What registration needs, validated on construction.
+#[derive(Debug)]
+pub struct NewAccount {
+    pub email: Email,
+    pub password: NewPassword,
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+}
+
+impl NewAccount {
+    pub fn parse(
+        email: &str,
+        password: String,
+        name: Option<String>,
+        roles: Vec<String>,
+    ) -> Result<NewAccount, AccountError> {
+        let email = Email::parse(email).map_err(AccountError::InvalidEmail)?;
+        let password =
+            NewPassword::parse(password, &email).map_err(AccountError::InvalidPassword)?;
+        let name = parse_name(name)?;
+        Ok(NewAccount {
+            email,
+            password,
+            name,
+            roles,
+        })
+    }
+}
+
+/// Timestamps are set here rather than by the database (SQLite's clock has
+/// whole seconds), truncated to the microseconds PostgreSQL keeps.
+pub fn now() -> NaiveDateTime {
+    let now = Utc::now();
+    DateTime::from_timestamp_micros(now.timestamp_micros())
+        .unwrap_or(now)
+        .naive_utc()
+}
+
+/// Creates an account: hashes the password off the async workers and
+/// inserts the user, 409 when the email is taken.
+pub async fn register(
+    db: &Db,
+    hasher: &PasswordHasher,
+    account: NewAccount,
+) -> Result<User, AccountError> {
+    let password_hash = hasher.hash(account.password.expose().to_owned()).await?;
+    db.run(move |conn| insert_user(conn, &account, &password_hash))
+        .await
+        .map_err(unique_to_taken)
+}
+
+/// The CLI's way in: everything synchronous.
+pub fn register_blocking(
+    db: &Db,
+    hasher: &PasswordHasher,
+    account: NewAccount,
+) -> Result<User, AccountError> {
+    let password_hash = hasher.hash_blocking(account.password.expose())?;
+    db.run_blocking(|conn| insert_user(conn, &account, &password_hash))
+        .map_err(unique_to_taken)
+}
+
+fn unique_to_taken(e: DbError) -> AccountError {
+    match e {
+        DbError::UniqueViolation => AccountError::EmailTaken,
+        other => AccountError::Db(other),
+    }
+}
+
+fn insert_user(
+    conn: &mut AnyConnection,
+    account: &NewAccount,
+    password_hash: &str,
+) -> Result<User, DbError> {
+    let now = now();
+    let id = uuid::Uuid::now_v7().to_string();
+    let roles = serde_json::to_string(&account.roles).expect("strings serialise");
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(&id),
+            users::email.eq(account.email.as_str()),
+            users::name.eq(account.name.as_deref()),
+            users::password_hash.eq(password_hash),
+            users::roles.eq(&roles),
+            users::disabled.eq(false),
+            users::created_at.eq(now),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(User {
+        id,
+        email: account.email.as_str().to_owned(),
+        name: account.name.clone(),
+        roles: account.roles.clone(),
+        created_at: now,
+        disabled: false,
+    })
+}
+
+/// Checks an email and password. An unknown email, a malformed one and a
+/// wrong password all cost one argon2 verification and give the same error;
+/// a disabled account is reported only to someone who knows its password.
+pub async fn authenticate(
+    db: &Db,
+    hasher: &PasswordHasher,
+    email: &str,
+    password: String,
+) -> Result<User, AccountError> {
+    let row = match Email::parse(email) {
+        Ok(email) => db.run(move |conn| find_row_by_email(conn, &email)).await?,
+        Err(_) => None,
+    };
+    let (stored, user) = match row {
+        Some(row) => (Some(row.password_hash.clone()), Some(row.into_user())),
+        None => (None, None),
+    };
+    let matches = hasher.verify(password, stored).await?;
+    match user {
+        Some(user) if matches && user.disabled => Err(AccountError::Disabled),
+        Some(user) if matches => Ok(user),
+        _ => Err(AccountError::InvalidCredentials),
+    }
+}
+
+fn find_row_by_email(conn: &mut AnyConnection, email: &Email) -> Result<Option<UserRow>, DbError> {
+    Ok(users::table
+        .filter(users::email.eq(email.as_str()))
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The user with this id.
+pub async fn find_by_id(db: &Db, id: String) -> Result<User, AccountError> {
+    let row = db
+        .run(move |conn| {
+            Ok(users::table
+                .find(&id)
+                .select(UserRow::as_select())
+                .first(conn)
+                .optional()?)
+        })
+        .await?;
+    row.map(UserRow::into_user).ok_or(AccountError::NotFound)
+}

@@ -1,0 +1,260 @@
+//! Settings: the defaults compiled in from `config/default.toml`, then an
+//! optional `--config` file, then `TESSERA__SECTION__KEY` environment
+//! variables. Everything is validated here, once, so the rest of the service
+//! works with values that are known to be usable.
+
+use std::net::ToSocketAddrs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The defaults, documented in place; the binary needs no copy of the file.
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration: {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub issuer: String,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub keys: KeySettings,
+    pub tokens: TokenSettings,
+    pub login: LoginSettings,
+    pub passwords: PasswordSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub workers: usize,
+    pub shutdown_timeout_seconds: u64,
+    pub json_body_limit_bytes: usize,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: u32,
+    pub connect_timeout_seconds: u64,
+}
+
+// The URL may hold a password: never print it whole.
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &crate::db::redacted_url(&self.url))
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout_seconds", &self.connect_timeout_seconds)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    pub dir: PathBuf,
+    pub bits: usize,
+    pub jwks_max_age_seconds: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSettings {
+    pub access_ttl_seconds: u64,
+    #[serde(deserialize_with = "string_or_list")]
+    pub audience: Vec<String>,
+    pub leeway_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginSettings {
+    pub client_id: String,
+    pub scope: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordSettings {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+    pub max_concurrent_hashes: usize,
+    pub max_queued_hashes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub filter: String,
+}
+
+/// `audience = "a"`, `audience = ["a", "b"]` and `TESSERA__TOKENS__AUDIENCE=a,b`
+/// all mean the same kind of thing.
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(s) => s.split(',').map(|a| a.trim().to_owned()).collect(),
+        OneOrMany::Many(v) => v,
+    })
+}
+
+impl Settings {
+    /// Loads and validates the settings: defaults, then `file`, then the
+    /// environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(file) = file {
+            builder = builder.add_source(config::File::from(file).required(true));
+        }
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::with_prefix("TESSERA")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        settings.validated()
+    }
+
+    fn validated(mut self) -> Result<Settings, ConfigError> {
+        self.issuer = validate_issuer(&self.issuer)?;
+        if self.server.bind.to_socket_addrs().is_err() {
+            return Err(invalid(
+                "server.bind",
+                format!("{:?} is not a host:port address", self.server.bind),
+            ));
+        }
+        if self.server.json_body_limit_bytes < 1024 {
+            return Err(invalid(
+                "server.json_body_limit_bytes",
+                "must be at least 1024",
+            ));
+        }
+        if !(self.database.url.starts_with("sqlite:")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database.url",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        if self.database.pool_size == 0 {
+            return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        if self.database.connect_timeout_seconds == 0 {
+            return Err(invalid(
+                "database.connect_timeout_seconds",
+                "must be at least 1",
+            ));
+        }
+        if !(2048..=8192).contains(&self.keys.bits) {
+            return Err(invalid("keys.bits", "must be between 2048 and 8192"));
+        }
+        if self.tokens.access_ttl_seconds < 10 {
+            return Err(invalid("tokens.access_ttl_seconds", "must be at least 10"));
+        }
+        self.tokens.audience.retain(|a| !a.is_empty());
+        if self.tokens.audience.is_empty() {
+            return Err(invalid("tokens.audience", "needs at least one audience"));
+        }
+        if self.login.client_id.trim().is_empty() {
+            return Err(invalid("login.client_id", "must not be empty"));
+        }
+        let p = &self.passwords;
+        if let Err(e) = argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None) {
+            return Err(invalid(
+                "passwords",
+                format!("invalid argon2 parameters: {e}"),
+            ));
+        }
+        if p.memory_kib < 8 * 1024 {
+            return Err(invalid("passwords.memory_kib", "must be at least 8192"));
+        }
+        Ok(self)
+    }
+
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/.well-known/jwks.json", self.issuer)
+    }
+
+    pub fn pool_checkout_timeout(&self) -> Duration {
+        Duration::from_secs(self.database.connect_timeout_seconds)
+    }
+}
+
+/// The issuer must be an absolute http(s) URL without query or fragment;
+/// it is kept without a trailing slash so endpoint URLs join cleanly.
+fn validate_issuer(raw: &str) -> Result<String, ConfigError> {
+    let url = url::Url::parse(raw)
+        .map_err(|e| invalid("issuer", format!("{raw:?} is not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(invalid(
+            "issuer",
+            format!("{raw:?} must be an http or https URL"),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid(
+            "issuer",
+            format!("{raw:?} must not have a query or fragment"),
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid("issuer", "must not carry credentials"));
+    }
+    Ok(raw.trim_end_matches('/').to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_must_be_http_url() {
+        assert!(validate_issuer("http://127.0.0.1:8080/").is_ok());
+        assert_eq!(
+            validate_issuer("https://auth.example.com/").unwrap(),
+            "https://auth.example.com"
+        );
+        assert!(validate_issuer("not a url").is_err());
+        assert!(validate_issuer("ftp://example.com").is_err());
+        assert!(validate_issuer("https://example.com/?a=b").is_err());
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = Settings::load(None).expect("compiled-in defaults load");
+        assert_eq!(s.issuer, "http://127.0.0.1:8080");
+        assert_eq!(s.tokens.access_ttl_seconds, 900);
+        assert_eq!(s.tokens.audience, vec!["tessera".to_owned()]);
+    }
+}

@@ -1,0 +1,53 @@
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use super::AppState;
+
+/// OpenID Connect Discovery 1.0 / RFC 8414 metadata for what exists so far.
+pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
+    let s = &state.settings;
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, format!("public, max-age={}", s.keys.jwks_max_age_seconds)))
+        .json(json!({
+            "issuer": s.issuer,
+            "jwks_uri": s.jwks_uri(),
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256"],
+            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "roles", "sid"],
+        }))
+}
+
+/// The public keys, rendered once at start; cacheable, with an ETag so a
+/// revalidation costs a 304 and no body.
+pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let jwks = state.keys.jwks();
+    let cache_control = format!(
+        "public, max-age={}",
+        state.settings.keys.jwks_max_age_seconds
+    );
+    let not_modified = req
+        .headers()
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim() == jwks.etag || t.trim() == "*")
+        });
+    let mut response = if not_modified {
+        HttpResponse::NotModified()
+    } else {
+        HttpResponse::Ok()
+    };
+    response
+        .insert_header((header::CACHE_CONTROL, cache_control))
+        .insert_header((header::ETAG, jwks.etag.clone()));
+    if not_modified {
+        response.finish()
+    } else {
+        response
+            .content_type("application/json")
+            .body(actix_web::web::Bytes::copy_from_slice(&jwks.body))
+    }
+}

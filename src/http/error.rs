@@ -1,0 +1,206 @@
+//! The one place where errors become HTTP responses: RFC 9457 problem+json
+//! with a stable machine-readable `code` for /v1, RFC 6750 challenges on 401.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::accounts::{AccountError, HashError};
+use crate::db::DbError;
+use crate::tokens::TokenError;
+
+/// Seconds a client should wait before retrying a 503.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    detail: String,
+    /// For 401s: the RFC 6750 `error` attribute of the challenge, if any.
+    bearer_error: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    type_: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    code: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            bearer_error: None,
+        }
+    }
+
+    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, code, detail)
+    }
+
+    pub fn unprocessable(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, detail)
+    }
+
+    /// No credentials were presented (RFC 6750 §3.1: no error attribute).
+    pub fn missing_token(detail: &'static str) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "missing_token", detail)
+    }
+
+    pub fn invalid_token(detail: impl Into<String>) -> ApiError {
+        ApiError {
+            bearer_error: Some("invalid_token"),
+            ..ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", detail)
+        }
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", detail)
+    }
+
+    pub fn unavailable(code: &'static str, detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, detail)
+    }
+
+    fn internal() -> ApiError {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the server failed to handle the request",
+        )
+    }
+
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let problem = Problem {
+            type_: format!("urn:tessera:problem:{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            code: self.code,
+        };
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((header::WWW_AUTHENTICATE, self.challenge()));
+        }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+        }
+        response.body(serde_json::to_vec(&problem).unwrap_or_default())
+    }
+}
+
+impl ApiError {
+    fn challenge(&self) -> HeaderValue {
+        let value = match self.bearer_error {
+            Some(error) => format!(
+                r#"Bearer realm="tessera", error="{error}", error_description="{}""#,
+                self.detail.replace(['"', '\\'], "'")
+            ),
+            None => r#"Bearer realm="tessera""#.to_owned(),
+        };
+        HeaderValue::from_str(&value).unwrap_or(HeaderValue::from_static("Bearer"))
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(reason) => {
+                tracing::warn!(%reason, "database unavailable");
+                ApiError::unavailable(
+                    "database_unavailable",
+                    "the database is unavailable; retry shortly",
+                )
+            }
+            DbError::UniqueViolation => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "the resource already exists",
+            ),
+            DbError::Query(e) => {
+                tracing::error!(error = %e, "database query failed");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<HashError> for ApiError {
+    fn from(e: HashError) -> Self {
+        match e {
+            HashError::Busy => ApiError::unavailable(
+                "server_busy",
+                "too many sign-ins in progress; retry shortly",
+            ),
+            HashError::Internal(reason) => {
+                tracing::error!(%reason, "password hashing failed");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::InvalidEmail(why) => ApiError::unprocessable("invalid_email", why),
+            AccountError::InvalidPassword(why) => ApiError::unprocessable("invalid_password", why),
+            AccountError::InvalidName(why) => ApiError::unprocessable("invalid_name", why),
+            AccountError::EmailTaken => {
+                ApiError::new(StatusCode::CONFLICT, "email_taken", e.to_string())
+            }
+            AccountError::InvalidCredentials => ApiError {
+                bearer_error: None,
+                ..ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_credentials",
+                    e.to_string(),
+                )
+            },
+            AccountError::Disabled => {
+                ApiError::new(StatusCode::FORBIDDEN, "account_disabled", e.to_string())
+            }
+            AccountError::NotFound => ApiError::not_found(e.to_string()),
+            AccountError::Hashing(e) => e.into(),
+            AccountError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Invalid(why) => ApiError::invalid_token(why),
+            TokenError::NoSigningKey | TokenError::Signing(_) => {
+                tracing::error!(error = %e, "token signing failed");
+                ApiError::unavailable("signing_unavailable", "tokens cannot be issued right now")
+            }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use super::AppState;
+
+/// The process is up and serving.
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+/// The service can do its work: a database connection answers and a
+/// signing key is loaded. 503 otherwise, so a load balancer routes around it.
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let timeout = state.settings.pool_checkout_timeout() + Duration::from_secs(1);
+    let database = match tokio::time::timeout(timeout, state.db.ping()).await {
+        Ok(Ok(())) => "ok",
+        _ => "unavailable",
+    };
+    let keys = if state.keys.active().is_some() {
+        "ok"
+    } else {
+        "unavailable"
+    };
+    let ready = database == "ok" && keys == "ok";
+    let body = json!({
+        "status": if ready { "ready" } else { "unavailable" },
+        "database": database,
+        "keys": keys,
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable()
+            .insert_header(("Retry-After", "1"))
+            .json(body)
+    }
+}

@@ -1,0 +1,91 @@
+//! The HTTP surface: routes, request parsing and response shaping. Handlers
+//! stay thin — parse, call the domain module, map the result; every error
+//! becomes a response in [`error`].
+
+mod accounts;
+mod bearer;
+mod discovery;
+pub mod error;
+mod health;
+
+use std::sync::Arc;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::accounts::PasswordHasher;
+use crate::configuration::Settings;
+use crate::db::Db;
+use crate::keys::KeyStore;
+use crate::tokens::{TokenIssuer, TokenVerifier};
+
+pub use bearer::Authenticated;
+pub use error::ApiError;
+
+/// Everything a handler may need, built once at start.
+pub struct AppState {
+    pub settings: Settings,
+    pub db: Db,
+    pub hasher: PasswordHasher,
+    pub keys: Arc<KeyStore>,
+    pub issuer: TokenIssuer,
+    pub verifier: TokenVerifier,
+}
+
+/// Registers every route.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/.well-known")
+            .route(
+                "/openid-configuration",
+                web::get().to(discovery::openid_configuration),
+            )
+            .route("/jwks.json", web::get().to(discovery::jwks)),
+    )
+    .service(
+        web::scope("/v1")
+            .route("/auth/register", web::post().to(accounts::register))
+            .route("/auth/login", web::post().to(accounts::login))
+            .route("/me", web::get().to(accounts::me)),
+    )
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz));
+}
+
+/// JSON bodies: bounded in size, and every way they can be wrong gets a
+/// 4xx problem saying what is wrong.
+pub fn json_config(limit: usize) -> web::JsonConfig {
+    web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(|err, _req| {
+            use actix_web::error::JsonPayloadError as E;
+            let api = match &err {
+                E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
+                    actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    "the request body is too large",
+                ),
+                E::ContentType => ApiError::new(
+                    actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "the request body must be application/json",
+                ),
+                E::Deserialize(e) if e.is_data() => {
+                    ApiError::unprocessable("invalid_body", e.to_string())
+                }
+                E::Deserialize(e) => {
+                    ApiError::bad_request("malformed_body", format!("malformed JSON: {e}"))
+                }
+                _ => ApiError::bad_request("malformed_body", "the request body could not be read"),
+            };
+            api.into()
+        })
+}
+
+/// Unknown paths get a problem document too.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}

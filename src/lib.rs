@@ -1,0 +1,17 @@
+//! Tessera: an authentication service. Passwords are checked with argon2id,
+//! access tokens are RS256 JWTs, and the public keys are published as a JWKS
+//! so other services verify tokens on their own.
+//!
+//! Where a request goes: [`http`] routes it to a handler, which calls one
+//! domain module — [`accounts`], [`sessions`], [`tokens`], [`keys`] — over
+//! [`db`]. [`startup`] wires them together from [`configuration`].
+
+pub mod accounts;
+pub mod configuration;
+pub mod db;
+pub mod http;
+pub mod keys;
+pub mod sessions;
+pub mod startup;
+pub mod telemetry;
+pub mod tokens;

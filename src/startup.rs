@@ -1,0 +1,150 @@
+//! Builds the application from settings: database (migrated), keys, password
+//! hasher, token issuer and verifier, and the HTTP server on its listener.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::dev::{Server, Service};
+use actix_web::{App, HttpServer, web};
+
+use crate::accounts::{HashError, PasswordHasher};
+use crate::configuration::Settings;
+use crate::db::{Db, DbError};
+use crate::http::{self, AppState};
+use crate::keys::{KeyError, KeyStore};
+use crate::tokens::{TokenIssuer, TokenVerifier};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("database: {0}")]
+    Database(#[from] DbError),
+    #[error("keys: {0}")]
+    Keys(#[from] KeyError),
+    #[error("passwords: {0}")]
+    Hashing(#[from] HashError),
+    #[error("cannot listen on {bind}: {source}")]
+    Bind {
+        bind: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+/// Connects to the database and brings its schema up to date.
+pub fn connect_database(settings: &Settings) -> Result<Db, DbError> {
+    let db = Db::connect(
+        &settings.database.url,
+        settings.database.pool_size,
+        settings.pool_checkout_timeout(),
+    )?;
+    let applied = db.migrate()?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    Ok(db)
+}
+
+/// Everything the handlers share.
+pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
+    let db = connect_database(&settings)?;
+    let keys = Arc::new(KeyStore::load_or_create(
+        &settings.keys.dir,
+        settings.keys.bits,
+    )?);
+    let hasher = PasswordHasher::new(&settings.passwords)?;
+    let issuer = TokenIssuer::new(
+        settings.issuer.clone(),
+        settings.tokens.access_ttl_seconds,
+        keys.clone(),
+    );
+    let verifier = TokenVerifier::new(
+        &settings.issuer,
+        &settings.tokens.audience,
+        settings.tokens.leeway_seconds,
+        &keys,
+    );
+    Ok(AppState {
+        settings,
+        db,
+        hasher,
+        keys,
+        issuer,
+        verifier,
+    })
+}
+
+impl Application {
+    /// Builds the state and binds the listener; `run_until_stopped` serves.
+    /// Must be called inside an actix/tokio runtime.
+    pub fn build(settings: Settings) -> Result<Application, StartupError> {
+        let bind = settings.server.bind.clone();
+        let listener = TcpListener::bind(&bind).map_err(|source| StartupError::Bind {
+            bind: bind.clone(),
+            source,
+        })?;
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let state = build_state(settings)?;
+        let s = &state.settings;
+        tracing::info!(
+            issuer = %s.issuer,
+            jwks_uri = %s.jwks_uri(),
+            database = %format!("{} ({})", state.db.backend_name(), crate::db::redacted_url(&s.database.url)),
+            signing_kid = state.keys.active().map(|k| k.kid()).unwrap_or("none"),
+            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or(bind.clone()),
+            "tessera started",
+        );
+        let workers = match s.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let shutdown_timeout = s.server.shutdown_timeout_seconds;
+        let json_limit = s.server.json_body_limit_bytes;
+        let state = web::Data::new(state);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(http::json_config(json_limit))
+                .configure(http::routes)
+                .default_service(web::to(http::not_found))
+                .wrap_fn(|req, srv| {
+                    // Method, path and status only: queries and headers can
+                    // carry secrets.
+                    let method = req.method().clone();
+                    let path = req.path().to_owned();
+                    let started = Instant::now();
+                    let response = srv.call(req);
+                    async move {
+                        let response = response.await?;
+                        tracing::info!(
+                            target: "tessera::access",
+                            %method,
+                            %path,
+                            status = response.status().as_u16(),
+                            micros = started.elapsed().as_micros() as u64,
+                        );
+                        Ok(response)
+                    }
+                })
+        })
+        .workers(workers)
+        .shutdown_timeout(shutdown_timeout)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind { bind, source })?
+        .run();
+        Ok(Application { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM/SIGINT, then drains in-flight requests.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
