@@ -143,6 +143,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the server from elsewhere (tests, embedding programs).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGTERM/SIGINT, then drains in-flight requests.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await

@@ -113,7 +113,7 @@ mod tests {
             "a@-b.com",
             "a@b..com",
             "a@1.2.3.4",
-            "a@b.com\n",
+            "a\n@b.com",
             "<a>@b.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");

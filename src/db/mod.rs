@@ -172,14 +172,13 @@ impl Db {
     /// its real error), then builds the pool.
     pub fn connect(url: &str, pool_size: u32, checkout_timeout: Duration) -> Result<Db, DbError> {
         let backend = Backend::from_url(url)?;
-        if let Backend::Sqlite(path) = &backend {
-            if let Some(dir) = std::path::Path::new(path).parent() {
-                if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir).map_err(|e| {
-                        DbError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-                    })?;
-                }
-            }
+        if let Backend::Sqlite(path) = &backend
+            && let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                DbError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
         }
         let backend_name = backend.name();
         let manager = Manager { backend };
@@ -246,11 +245,17 @@ impl Db {
     }
 }
 
+/// libpq's messages span lines; logs and start-up errors want one.
 fn connection_error_text(e: &DieselError) -> String {
-    match e {
-        DieselError::DatabaseError(_, info) => info.message().trim().to_owned(),
+    let text = match e {
+        DieselError::DatabaseError(_, info) => info.message().to_owned(),
         other => other.to_string(),
-    }
+    };
+    text.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// r2d2 logs nothing by itself; a failing database should show in the log.

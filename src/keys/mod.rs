@@ -253,4 +253,30 @@ mod tests {
             "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
         );
     }
+
+    #[test]
+    fn signature_is_byte_identical_to_jsonwebtoken() {
+        let pem = include_str!("../../tests/fixtures/signing-key.pem");
+        let key = SigningKey::from_pem(pem, Utc::now()).unwrap();
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(key.kid().to_owned());
+        let claims = serde_json::json!({"sub": "u1", "exp": 2_000_000_000, "roles": ["a"]});
+        let ours = key.sign_jws(&header, &claims).unwrap();
+        let stock = jsonwebtoken::encode(
+            &header,
+            &claims,
+            &jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(ours, stock);
+    }
+
+    #[test]
+    fn small_keys_are_refused() {
+        let small = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).unwrap();
+        let pem = small.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+        let err = SigningKey::from_pem(&pem, Utc::now()).unwrap_err();
+        assert!(err.contains("1024 bits"), "{err}");
+    }
 }

@@ -1,0 +1,140 @@
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{PASSWORD, assert_problem, unique_email};
+
+both_backends! {
+    async fn register_login_me(app: TestApp) {
+        let response = app
+            .post_json("/v1/auth/register", &json!({"email": "  Ada@Example.COM ", "password": PASSWORD, "name": "Ada"}))
+            .await;
+        assert_eq!(response.status(), 201);
+        let user: Value = response.json().await.unwrap();
+        assert_eq!(user["email"], "ada@example.com");
+        assert_eq!(user["name"], "Ada");
+        assert_eq!(user["roles"], json!([]));
+        assert!(user["id"].as_str().is_some_and(|id| id.len() == 36));
+        assert!(user["created_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+        assert!(user.get("password_hash").is_none() && user.get("password").is_none());
+
+        let response = app.login("ADA@example.com", PASSWORD).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let tokens: Value = response.json().await.unwrap();
+        assert_eq!(tokens["token_type"], "Bearer");
+        assert_eq!(tokens["expires_in"], 900);
+        let access_token = tokens["access_token"].as_str().unwrap();
+
+        let response = app.get_with_token("/v1/me", access_token).await;
+        assert_eq!(response.status(), 200);
+        let me: Value = response.json().await.unwrap();
+        assert_eq!(me, user);
+    }
+
+    async fn duplicate_email_in_any_case_is_409(app: TestApp) {
+        app.register("grace@example.com").await;
+        for email in ["grace@example.com", "GRACE@Example.Com", " grace@example.com"] {
+            let response = app
+                .post_json("/v1/auth/register", &json!({"email": email, "password": "another good passphrase"}))
+                .await;
+            assert_problem(response, 409, "email_taken").await;
+        }
+        // The first password still works: nothing was overwritten.
+        assert_eq!(app.login("grace@example.com", PASSWORD).await.status(), 200);
+    }
+
+    async fn bad_registrations_get_4xx_problems(app: TestApp) {
+        let cases: Vec<(Value, u16, &str)> = vec![
+            (json!({"email": "not-an-email", "password": PASSWORD}), 422, "invalid_email"),
+            (json!({"email": "a@b", "password": PASSWORD}), 422, "invalid_email"),
+            (json!({"email": unique_email(), "password": "short"}), 422, "invalid_password"),
+            (json!({"email": unique_email(), "password": "x".repeat(1025)}), 422, "invalid_password"),
+            (json!({"email": unique_email(), "password": "Password1"}), 422, "invalid_password"),
+            (json!({"email": "sam@example.com", "password": "Sam@Example.com"}), 422, "invalid_password"),
+            (json!({"email": unique_email()}), 422, "invalid_body"),
+            (json!({"password": PASSWORD}), 422, "invalid_body"),
+            (json!({"email": 42, "password": PASSWORD}), 422, "invalid_body"),
+            (json!({"email": unique_email(), "password": ["a"]}), 422, "invalid_body"),
+            (json!({"email": unique_email(), "password": PASSWORD, "roles": ["admin"]}), 422, "invalid_body"),
+            (json!({"email": unique_email(), "password": PASSWORD, "name": "a\u{0}b"}), 422, "invalid_name"),
+            (json!([1, 2, 3]), 422, "invalid_body"),
+        ];
+        for (body, status, code) in cases {
+            let response = app.post_json("/v1/auth/register", &body).await;
+            assert_problem(response, status, code).await;
+        }
+
+        let raw = |body: String, content_type: &'static str| {
+            app.client
+                .post(app.url("/v1/auth/register"))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+        };
+        assert_problem(raw("{\"email\": ".into(), "application/json").await.unwrap(), 400, "malformed_body").await;
+        assert_problem(raw("".into(), "application/json").await.unwrap(), 400, "malformed_body").await;
+        assert_problem(raw("\u{0}\u{1}".into(), "application/json").await.unwrap(), 400, "malformed_body").await;
+        let huge = format!("{{\"email\": \"a@b.co\", \"password\": \"{}\"}}", "x".repeat(1024 * 1024));
+        assert_problem(raw(huge, "application/json").await.unwrap(), 413, "body_too_large").await;
+        let form = "email=a%40b.co&password=x".to_owned();
+        assert_problem(raw(form, "application/x-www-form-urlencoded").await.unwrap(), 415, "unsupported_media_type").await;
+
+        // None of it created an account.
+        let response = app.login("sam@example.com", "Sam@Example.com").await;
+        assert_problem(response, 401, "invalid_credentials").await;
+    }
+
+    async fn wrong_password_and_unknown_email_look_the_same(app: TestApp) {
+        app.register("linus@example.com").await;
+        let wrong_password = app.login("linus@example.com", "not the password at all").await;
+        let unknown_email = app.login("nobody@example.com", "not the password at all").await;
+        let malformed_email = app.login("nobody", "not the password at all").await;
+        let mut bodies = Vec::new();
+        for response in [wrong_password, unknown_email, malformed_email] {
+            assert_eq!(response.status(), 401);
+            assert!(response.headers().contains_key("www-authenticate"));
+            bodies.push(response.bytes().await.unwrap());
+        }
+        assert_eq!(bodies[0], bodies[1]);
+        assert_eq!(bodies[0], bodies[2]);
+        let body: Value = serde_json::from_slice(&bodies[0]).unwrap();
+        assert_eq!(body["code"], "invalid_credentials");
+    }
+
+    async fn me_needs_a_bearer_token(app: TestApp) {
+        let response = app.get("/v1/me").await;
+        assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"tessera\"");
+        assert_problem(response, 401, "missing_token").await;
+        let response = app
+            .client
+            .get(app.url("/v1/me"))
+            .header("authorization", "Basic dXNlcjpwYXNz")
+            .send()
+            .await
+            .unwrap();
+        assert_problem(response, 401, "missing_token").await;
+    }
+
+    async fn unknown_routes_get_problem_404(app: TestApp) {
+        assert_problem(app.get("/v1/nothing-here").await, 404, "not_found").await;
+    }
+
+    async fn health_and_readiness(app: TestApp) {
+        let response = app.get("/healthz").await;
+        assert_eq!(response.status(), 200);
+        let response = app.get("/readyz").await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body, json!({"status": "ready", "database": "ok", "keys": "ok"}));
+    }
+
+    async fn restart_keeps_users_and_keys(app: TestApp) {
+        let token = app.access_token("hopper@example.com").await;
+        let old_address = app.address.clone();
+        app.restart().await;
+        assert_ne!(app.address, old_address, "a new server on a new port");
+        let response = app.get_with_token("/v1/me", &token).await;
+        assert_eq!(response.status(), 200, "a token issued before the restart still verifies");
+        assert_eq!(app.login("hopper@example.com", PASSWORD).await.status(), 200);
+    }
+}

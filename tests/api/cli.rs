@@ -1,0 +1,150 @@
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::both_backends;
+use crate::helpers::TestApp;
+
+/// Runs the `tessera` binary with `env` on top of a clean TESSERA_ environment.
+fn tessera(args: &[&str], env: &[(&str, String)], stdin: &str) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TESSERA__") {
+            command.env_remove(key);
+        }
+    }
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("the tessera binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn app_env(app: &TestApp) -> Vec<(&'static str, String)> {
+    vec![
+        ("TESSERA__DATABASE__URL", app.settings.database.url.clone()),
+        (
+            "TESSERA__KEYS__DIR",
+            app.settings.keys.dir.display().to_string(),
+        ),
+        ("TESSERA__LOG__FILTER", "warn".into()),
+    ]
+}
+
+both_backends! {
+    async fn users_create_makes_an_admin_from_stdin(app: TestApp) {
+        let password = "a long admin passphrase";
+        let output = tessera(
+            &["users", "create", "--email", "Root@Example.com", "--password-stdin", "--admin"],
+            &app_env(&app),
+            &format!("{password}\n"),
+        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let user: Value = serde_json::from_slice(&output.stdout).expect("the user as JSON on stdout");
+        assert_eq!(user["email"], "root@example.com");
+        assert_eq!(user["roles"], serde_json::json!(["admin"]));
+        assert!(!String::from_utf8_lossy(&output.stdout).contains(password));
+        assert!(!String::from_utf8_lossy(&output.stderr).contains(password));
+
+        // The server sees the user, and the password is what was on stdin
+        // without its line ending.
+        let response = app.login("root@example.com", password).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        let token = body["access_token"].as_str().unwrap();
+        let me: Value = app.get_with_token("/v1/me", token).await.json().await.unwrap();
+        assert_eq!(me["roles"], serde_json::json!(["admin"]));
+
+        // The same email again is refused with a clear line.
+        let output = tessera(
+            &["users", "create", "--email", "root@example.com", "--password-stdin"],
+            &app_env(&app),
+            "another long passphrase",
+        );
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("already exists"));
+
+        // A weak password is refused before anything is written.
+        let output = tessera(
+            &["users", "create", "--email", "weak@example.com", "--password-stdin"],
+            &app_env(&app),
+            "password",
+        );
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("common"));
+        assert_eq!(app.login("weak@example.com", "password").await.status(), 401);
+    }
+
+    async fn migrate_is_idempotent(app: TestApp) {
+        let output = tessera(&["migrate"], &app_env(&app), "");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+/// Start-up problems give one clear line on stderr and a non-zero exit.
+fn assert_one_line_failure(output: &Output, mentions: &str) {
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("tessera: error:") && last.contains(mentions),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_settings_fail_with_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}", dir.path().join("t.db").display());
+    let keys = dir.path().join("keys").display().to_string();
+    let output = tessera(&["migrate"], &[("TESSERA__ISSUER", "not a url".into())], "");
+    assert_one_line_failure(&output, "issuer");
+    let output = tessera(
+        &["migrate"],
+        &[("TESSERA__TOKENS__ACCESS_TTL_SECONDS", "soon".into())],
+        "",
+    );
+    assert_one_line_failure(&output, "access_ttl_seconds");
+    let output = tessera(
+        &["migrate"],
+        &[(
+            "TESSERA__DATABASE__URL",
+            "postgres://postgres@127.0.0.1:1/none".into(),
+        )],
+        "",
+    );
+    assert_one_line_failure(&output, "database");
+
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::write(
+        dir.path().join("keys/broken.pem"),
+        "-----BEGIN PRIVATE KEY-----\nnope\n",
+    )
+    .unwrap();
+    let output = tessera(
+        &["serve"],
+        &[
+            ("TESSERA__DATABASE__URL", sqlite),
+            ("TESSERA__KEYS__DIR", keys),
+            ("TESSERA__SERVER__BIND", "127.0.0.1:0".into()),
+        ],
+        "",
+    );
+    assert_one_line_failure(&output, "broken.pem");
+}

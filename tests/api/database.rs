@@ -1,0 +1,123 @@
+//! A database outage: requests get 503 `database_unavailable` within the
+//! pool's checkout timeout, and the service recovers by itself once the
+//! database is back. The outage is real: the app reaches PostgreSQL through
+//! a TCP relay that the test cuts and restores.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem};
+
+/// Relays TCP connections to `target` while up; cutting it drops every
+/// relayed connection and refuses new ones.
+struct Relay {
+    port: u16,
+    up: Arc<AtomicBool>,
+    cut: watch::Sender<u64>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = Arc::new(AtomicBool::new(true));
+        let (cut, cuts) = watch::channel(0u64);
+        let accepting = up.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accepting.load(Ordering::SeqCst) {
+                    continue; // dropped: the connection is closed at once
+                }
+                let target = target.clone();
+                let mut cuts = cuts.clone();
+                // Only cuts from now on end this connection.
+                cuts.mark_unchanged();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cuts.changed() => {}
+                    }
+                });
+            }
+        });
+        Relay { port, up, cut }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    fn restore(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_gives_503_and_recovers() {
+    // Only PostgreSQL can go away under a running service; an embedded
+    // SQLite file has no outage to simulate.
+    let Some(probe) = crate::helpers::TestDatabase::create() else {
+        return;
+    };
+    let db_url = url::Url::parse(&probe.url).unwrap();
+    let target = format!(
+        "{}:{}",
+        db_url.host_str().unwrap(),
+        db_url.port().unwrap_or(5432)
+    );
+    let relay = Relay::start(target).await;
+    let mut relayed = db_url.clone();
+    relayed.set_host(Some("127.0.0.1")).unwrap();
+    relayed.set_port(Some(relay.port)).unwrap();
+    let relayed = relayed.to_string();
+    let app = TestApp::spawn_with(Backend::Postgres, |s| {
+        s.database.url = relayed;
+        s.database.connect_timeout_seconds = 1;
+    })
+    .await
+    .unwrap();
+    // The app's own fresh database is unused; it works in the probe's.
+    let token = app.access_token("outage@example.com").await;
+
+    relay.cut();
+    let started = Instant::now();
+    let response = app.get_with_token("/v1/me", &token).await;
+    assert_problem(response, 503, "database_unavailable").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "503 within the checkout timeout"
+    );
+    let response = app.login("outage@example.com", PASSWORD).await;
+    assert!(response.headers().contains_key("retry-after"));
+    assert_problem(response, 503, "database_unavailable").await;
+    assert_eq!(app.get("/readyz").await.status(), 503);
+    assert_eq!(
+        app.get("/healthz").await.status(),
+        200,
+        "the process is still up"
+    );
+
+    relay.restore();
+    let mut recovered = false;
+    for _ in 0..50 {
+        if app.get_with_token("/v1/me", &token).await.status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(recovered, "the service recovers without a restart");
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    assert_eq!(
+        app.login("outage@example.com", PASSWORD).await.status(),
+        200
+    );
+}

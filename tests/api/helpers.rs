@@ -1,0 +1,286 @@
+use std::path::{Path, PathBuf};
+
+use diesel::{Connection, RunQueryDsl, pg::PgConnection};
+use reqwest::Response;
+use serde_json::{Value, json};
+use tessera::configuration::Settings;
+use tessera::startup::Application;
+
+/// Where the PostgreSQL half of each test creates its databases. CI sets it
+/// and requires it; without it, a local server is tried and, if absent, the
+/// PostgreSQL half is skipped with a line saying so.
+pub const TEST_DATABASE_ENV: &str = "TESSERA_TEST_DATABASE_URL";
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+pub const ISSUER: &str = "http://tessera.test";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs a test body once against SQLite and once against PostgreSQL, as two
+/// tests (`<name>::sqlite`, `<name>::postgres`) that run in parallel.
+#[macro_export]
+macro_rules! both_backends {
+    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            use $crate::helpers::{Backend, TestApp};
+
+            async fn run(#[allow(unused_mut)] mut $app: TestApp) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                run(TestApp::spawn(Backend::Sqlite).await.unwrap()).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(app) = TestApp::spawn(Backend::Postgres).await {
+                    run(app).await
+                }
+            }
+        }
+    )*};
+}
+
+/// A PostgreSQL database made for one test and dropped after it.
+pub struct TestDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl TestDatabase {
+    /// None (with a printed line) when PostgreSQL isn't configured and the
+    /// default local server doesn't answer.
+    pub fn create() -> Option<TestDatabase> {
+        let (admin_url, required) = match std::env::var(TEST_DATABASE_ENV) {
+            Ok(url) if !url.is_empty() => (url, true),
+            _ => (DEFAULT_ADMIN_URL.to_owned(), false),
+        };
+        let mut admin = match PgConnection::establish(&admin_url) {
+            Ok(conn) => conn,
+            Err(e) if !required => {
+                println!(
+                    "skipping the PostgreSQL half: no server at {DEFAULT_ADMIN_URL} ({e}); set {TEST_DATABASE_ENV}"
+                );
+                return None;
+            }
+            Err(e) => panic!("{TEST_DATABASE_ENV} is set but PostgreSQL is unreachable: {e}"),
+        };
+        let name = format!("tessera_test_{}", uuid::Uuid::now_v7().simple());
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .expect("create the test database");
+        let mut url = url::Url::parse(&admin_url).expect("a PostgreSQL URL");
+        url.set_path(&name);
+        Some(TestDatabase {
+            admin_url,
+            name,
+            url: url.to_string(),
+        })
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin);
+        }
+    }
+}
+
+/// The running application and what a test needs to talk to it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub settings: Settings,
+    server: actix_web::dev::ServerHandle,
+    // Held for their lifetimes: dropped (deleted) after the test.
+    _dir: tempfile::TempDir,
+    _database: Option<TestDatabase>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+        Self::spawn_with(backend, |_| {}).await
+    }
+
+    /// Spawns with settings adjusted by `tweak`; the key folder starts with
+    /// the fixture key unless `tweak` points it elsewhere.
+    pub async fn spawn_with(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Settings),
+    ) -> Option<TestApp> {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(TestDatabase::create()?),
+        };
+        let mut settings = Settings::load(None).expect("default settings");
+        settings.issuer = ISSUER.to_owned();
+        settings.server.bind = "127.0.0.1:0".to_owned();
+        settings.server.workers = 1;
+        settings.database.url = match &database {
+            Some(db) => db.url.clone(),
+            None => format!("sqlite://{}", dir.path().join("tessera.db").display()),
+        };
+        settings.database.pool_size = 4;
+        settings.keys.dir = dir.path().join("keys");
+        install_fixture_key(&settings.keys.dir);
+        tweak(&mut settings);
+        let (address, server) = start(settings.clone()).await;
+        Some(TestApp {
+            address,
+            client: reqwest::Client::new(),
+            settings,
+            server,
+            _dir: dir,
+            _database: database,
+        })
+    }
+
+    /// Stops the server and starts a new one on the same database and keys.
+    pub async fn restart(&mut self) {
+        self.server.stop(true).await;
+        let (address, server) = start(self.settings.clone()).await;
+        self.address = address;
+        self.server = server;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Registers a user with [`PASSWORD`]; returns the response body.
+    pub async fn register(&self, email: &str) -> Value {
+        let response = self
+            .post_json(
+                "/v1/auth/register",
+                &json!({"email": email, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "registering {email}");
+        response.json().await.expect("a JSON user")
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/v1/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// Registers and logs in; returns the access token.
+    pub async fn access_token(&self, email: &str) -> String {
+        self.register(email).await;
+        let response = self.login(email, PASSWORD).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("a token response");
+        body["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_owned()
+    }
+
+    /// The PEM of the key that signs this app's tokens.
+    pub fn signing_key_pem(&self) -> String {
+        std::fs::read_to_string(self.settings.keys.dir.join(FIXTURE_KEY_NAME)).expect("fixture key")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting; the database is dropped after (field order).
+        drop(self.server.stop(false));
+    }
+}
+
+pub const FIXTURE_KEY_NAME: &str = "tessera-20260101T000000Z.pem";
+
+pub fn fixture_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn install_fixture_key(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("key folder");
+    std::fs::copy(fixture_path("signing-key.pem"), dir.join(FIXTURE_KEY_NAME))
+        .expect("copy the fixture key");
+}
+
+async fn start(settings: Settings) -> (String, actix_web::dev::ServerHandle) {
+    let app = tokio::task::spawn_blocking(move || Application::build(settings))
+        .await
+        .expect("build task")
+        .expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    (address, handle)
+}
+
+/// Asserts an RFC 9457 problem with this status and code; returns the body.
+pub async fn assert_problem(response: Response, status: u16, code: &str) -> Value {
+    assert_eq!(response.status(), status, "status for expected code {code}");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(content_type, "application/problem+json");
+    let body: Value = response.json().await.expect("a problem document");
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["type"].is_string() && body["title"].is_string(),
+        "{body}"
+    );
+    body
+}
+
+pub fn unique_email() -> String {
+    format!("user-{}@example.com", uuid::Uuid::now_v7().simple())
+}

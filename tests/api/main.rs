@@ -1,0 +1,11 @@
+//! Integration tests: each spawns the real application on a random port with
+//! a fresh database (a new SQLite file, and a new PostgreSQL database) and a
+//! fresh key folder, and talks to it over HTTP.
+
+mod helpers;
+
+mod accounts;
+mod cli;
+mod database;
+mod keys;
+mod tokens;
