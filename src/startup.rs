@@ -79,14 +79,22 @@ pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
 }
 
 impl Application {
-    /// Builds the state and binds the listener; `run_until_stopped` serves.
-    /// Must be called inside an actix/tokio runtime.
+    /// Binds `server.bind` and builds the application on it;
+    /// `run_until_stopped` serves. Must be called inside a tokio runtime.
     pub fn build(settings: Settings) -> Result<Application, StartupError> {
         let bind = settings.server.bind.clone();
-        let listener = TcpListener::bind(&bind).map_err(|source| StartupError::Bind {
-            bind: bind.clone(),
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(&bind).map_err(|source| StartupError::Bind { bind, source })?;
+        Self::build_with_listener(settings, listener)
+    }
+
+    /// Builds the application on a listener bound beforehand (so a caller
+    /// can learn the port, e.g. to make it part of the issuer URL).
+    pub fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+    ) -> Result<Application, StartupError> {
+        let bind = settings.server.bind.clone();
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let state = build_state(settings)?;
         let s = &state.settings;

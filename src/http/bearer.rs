@@ -3,12 +3,12 @@ use std::future::{Ready, ready};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 
 use super::{ApiError, AppState};
-use crate::tokens::AccessClaims;
+use crate::tokens::Claims;
 
 /// A request carrying a valid access token of ours (RFC 6750 header form):
 /// take it as a handler argument to require authentication.
 #[derive(Debug)]
-pub struct Authenticated(pub AccessClaims);
+pub struct Authenticated(pub Claims);
 
 impl FromRequest for Authenticated {
     type Error = ApiError;

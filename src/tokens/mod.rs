@@ -1,16 +1,17 @@
 //! Access tokens: RFC 9068 JWTs signed RS256 with the active key, and their
 //! verification for Tessera's own protected routes.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, Header};
 use serde::{Deserialize, Serialize};
+pub use tessera_verifier::Claims;
+use tessera_verifier::KeySet;
+use tessera_verifier::validate::Rules;
 
 use crate::keys::{KeyError, KeyStore};
 
-/// The JOSE `typ` of access tokens (RFC 9068 §2.1).
-pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
+pub use tessera_verifier::validate::ACCESS_TOKEN_TYP;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -129,25 +130,11 @@ impl TokenIssuer {
     }
 }
 
-/// The JOSE header fields verification looks at; parsed by hand so that
-/// headers jsonwebtoken would not act on (`crit`, `jku`, …) are refused
-/// rather than ignored.
-#[derive(Deserialize)]
-struct RawHeader {
-    alg: String,
-    typ: Option<String>,
-    kid: Option<String>,
-    jku: Option<serde_json::Value>,
-    x5u: Option<serde_json::Value>,
-    jwk: Option<serde_json::Value>,
-    x5c: Option<serde_json::Value>,
-    crit: Option<serde_json::Value>,
-}
-
-/// Verifies access tokens against this instance's own keys.
+/// Verifies access tokens against this instance's own keys, with the same
+/// rules `tessera-verifier` applies in sibling services.
 pub struct TokenVerifier {
-    keys: HashMap<String, DecodingKey>,
-    validation: Validation,
+    keys: KeySet,
+    rules: Rules,
 }
 
 impl TokenVerifier {
@@ -155,75 +142,25 @@ impl TokenVerifier {
         issuer: &str,
         audience: &[String],
         leeway_seconds: u64,
-        keys: &KeyStore,
+        store: &KeyStore,
     ) -> TokenVerifier {
-        let keys = keys
-            .keys()
-            .iter()
-            .filter_map(|k| {
-                let jwk = k.public_jwk();
-                DecodingKey::from_rsa_components(&jwk.n, &jwk.e)
-                    .ok()
-                    .map(|d| (jwk.kid.clone(), d))
-            })
-            .collect();
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.set_issuer(&[issuer]);
-        validation.set_audience(audience);
-        validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
-        validation.leeway = leeway_seconds;
-        TokenVerifier { keys, validation }
+        let mut keys = KeySet::default();
+        for key in store.keys() {
+            let jwk = key.public_jwk();
+            // Our own keys were validated on load; a failure here is a bug.
+            keys.insert_rsa(jwk.kid.clone(), &jwk.n, &jwk.e)
+                .expect("a loaded key has a valid public JWK");
+        }
+        TokenVerifier {
+            keys,
+            rules: Rules::new(issuer, audience, leeway_seconds),
+        }
     }
 
-    pub fn verify(&self, token: &str) -> Result<AccessClaims, TokenError> {
-        use base64::Engine;
-        let invalid = TokenError::Invalid;
-        let header_b64 = token.split('.').next().unwrap_or_default();
-        let header_json = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(header_b64)
-            .map_err(|_| invalid("malformed token"))?;
-        let header: RawHeader =
-            serde_json::from_slice(&header_json).map_err(|_| invalid("malformed token header"))?;
-        if header.alg != "RS256" {
-            return Err(invalid("token must be signed with RS256"));
-        }
-        let typ_ok = header.typ.as_deref().is_some_and(|t| {
-            t.eq_ignore_ascii_case(ACCESS_TOKEN_TYP) || t.eq_ignore_ascii_case("application/at+jwt")
-        });
-        if !typ_ok {
-            return Err(invalid("token is not an access token (typ must be at+jwt)"));
-        }
-        if header.crit.is_some() {
-            return Err(invalid("token has critical header extensions"));
-        }
-        if header.jku.is_some()
-            || header.x5u.is_some()
-            || header.jwk.is_some()
-            || header.x5c.is_some()
-        {
-            return Err(invalid(
-                "token names its own key; only published keys are trusted",
-            ));
-        }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.keys.get(kid))
-            .ok_or(invalid("token was not signed by a known key"))?;
-        let data =
-            jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                invalid(match e.kind() {
-                    ErrorKind::ExpiredSignature => "token has expired",
-                    ErrorKind::ImmatureSignature => "token is not valid yet",
-                    ErrorKind::InvalidIssuer => "token has the wrong issuer",
-                    ErrorKind::InvalidAudience => "token is not meant for this service",
-                    ErrorKind::InvalidSignature => "token signature is invalid",
-                    ErrorKind::MissingRequiredClaim(_) => "token lacks a required claim",
-                    _ => "malformed token",
-                })
-            })?;
-        Ok(data.claims)
+    pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        tessera_verifier::validate::verify(token, &self.keys, &self.rules).map_err(|e| match e {
+            tessera_verifier::Error::Invalid(why) => TokenError::Invalid(why),
+            _ => TokenError::Invalid("token could not be verified"),
+        })
     }
 }

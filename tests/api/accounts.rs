@@ -130,9 +130,7 @@ both_backends! {
 
     async fn restart_keeps_users_and_keys(app: TestApp) {
         let token = app.access_token("hopper@example.com").await;
-        let old_address = app.address.clone();
         app.restart().await;
-        assert_ne!(app.address, old_address, "a new server on a new port");
         let response = app.get_with_token("/v1/me", &token).await;
         assert_eq!(response.status(), 200, "a token issued before the restart still verifies");
         assert_eq!(app.login("hopper@example.com", PASSWORD).await.status(), 200);

@@ -12,7 +12,6 @@ use tessera::startup::Application;
 pub const TEST_DATABASE_ENV: &str = "TESSERA_TEST_DATABASE_URL";
 const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-pub const ISSUER: &str = "http://tessera.test";
 pub const PASSWORD: &str = "correct horse battery staple";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,7 +126,6 @@ impl TestApp {
             Backend::Postgres => Some(TestDatabase::create()?),
         };
         let mut settings = Settings::load(None).expect("default settings");
-        settings.issuer = ISSUER.to_owned();
         settings.server.bind = "127.0.0.1:0".to_owned();
         settings.server.workers = 1;
         settings.database.url = match &database {
@@ -138,7 +136,7 @@ impl TestApp {
         settings.keys.dir = dir.path().join("keys");
         install_fixture_key(&settings.keys.dir);
         tweak(&mut settings);
-        let (address, server) = start(settings.clone()).await;
+        let (address, server) = start(&mut settings).await;
         Some(TestApp {
             address,
             client: reqwest::Client::new(),
@@ -149,10 +147,11 @@ impl TestApp {
         })
     }
 
-    /// Stops the server and starts a new one on the same database and keys.
+    /// Stops the server and starts a new one on the same address, database
+    /// and keys.
     pub async fn restart(&mut self) {
         self.server.stop(true).await;
-        let (address, server) = start(self.settings.clone()).await;
+        let (address, server) = start(&mut self.settings).await;
         self.address = address;
         self.server = server;
     }
@@ -246,12 +245,23 @@ fn install_fixture_key(dir: &Path) {
         .expect("copy the fixture key");
 }
 
-async fn start(settings: Settings) -> (String, actix_web::dev::ServerHandle) {
-    let app = tokio::task::spawn_blocking(move || Application::build(settings))
-        .await
-        .expect("build task")
-        .expect("the application starts");
-    let address = format!("http://127.0.0.1:{}", app.port());
+/// Starts the app on `settings.server.bind`; when the issuer isn't set by the
+/// test, it is the app's own address, as in a real deployment, so clients can
+/// discover it.
+async fn start(settings: &mut Settings) -> (String, actix_web::dev::ServerHandle) {
+    let listener = std::net::TcpListener::bind(&settings.server.bind).expect("a free port");
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    if settings.issuer == Settings::load(None).unwrap().issuer {
+        settings.issuer = address.clone();
+    }
+    // Later restarts come back on the same port, so the issuer stays true.
+    settings.server.bind = listener.local_addr().unwrap().to_string();
+    let settings = settings.clone();
+    let app =
+        tokio::task::spawn_blocking(move || Application::build_with_listener(settings, listener))
+            .await
+            .expect("build task")
+            .expect("the application starts");
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
     (address, handle)

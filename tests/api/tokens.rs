@@ -4,7 +4,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::helpers::{ISSUER, assert_problem, fixture_path};
+use crate::helpers::{assert_problem, fixture_path};
 
 fn segment(token: &str, index: usize) -> Value {
     let part = token.split('.').nth(index).unwrap();
@@ -43,10 +43,10 @@ both_backends! {
 
         // Everything a sibling service needs: discovery, then the JWKS.
         let discovery: Value = app.get("/.well-known/openid-configuration").await.json().await.unwrap();
-        assert_eq!(discovery["issuer"], ISSUER);
+        assert_eq!(discovery["issuer"], app.address);
         let jwks_uri = discovery["jwks_uri"].as_str().unwrap();
-        assert_eq!(jwks_uri, format!("{ISSUER}/.well-known/jwks.json"));
-        let jwks = app.get("/.well-known/jwks.json").await.bytes().await.unwrap();
+        assert_eq!(jwks_uri, format!("{}/.well-known/jwks.json", app.address));
+        let jwks = app.client.get(jwks_uri).send().await.unwrap().bytes().await.unwrap();
 
         // josekit (OpenSSL-backed), not jsonwebtoken, checks the signature.
         let jwk_set = josekit::jwk::JwkSet::from_bytes(&jwks).unwrap();
