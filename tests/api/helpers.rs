@@ -156,6 +156,39 @@ impl TestApp {
         self.server = server;
     }
 
+    /// Stops the server (the database and keys stay).
+    pub async fn stop(&self) {
+        self.server.stop(true).await;
+    }
+
+    /// Creates an administrator the way an operator would (the library
+    /// behind `tessera users create --admin`) and logs in; returns the
+    /// access token.
+    pub async fn admin_token(&self, email: &str) -> String {
+        let settings = self.settings.clone();
+        let address = email.to_owned();
+        tokio::task::spawn_blocking(move || {
+            use tessera::accounts::{self, NewAccount, PasswordHasher};
+            let db = tessera::db::Db::connect(
+                &settings.database.url,
+                1,
+                std::time::Duration::from_secs(5),
+            )
+            .unwrap();
+            let hasher = PasswordHasher::new(&settings.passwords).unwrap();
+            let account =
+                NewAccount::parse(&address, PASSWORD.into(), None, vec!["admin".into()]).unwrap();
+            accounts::register_blocking(&db, &hasher, account).unwrap();
+        })
+        .await
+        .unwrap();
+        let body: Value = self.login(email, PASSWORD).await.json().await.unwrap();
+        body["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_owned()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.address, path)
     }

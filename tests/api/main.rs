@@ -7,5 +7,7 @@ mod helpers;
 mod accounts;
 mod cli;
 mod database;
+mod forgery;
 mod keys;
+mod sibling;
 mod tokens;
