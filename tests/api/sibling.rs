@@ -193,3 +193,49 @@ both_backends! {
         assert_eq!(sibling.get("/me", Some(&before)).await.status(), 200);
     }
 }
+
+both_backends! {
+    async fn unknown_kids_cause_one_rate_limited_refetch(app: TestApp) {
+        let sibling = Sibling::spawn(&app).await;
+        let token = app.access_token("flood@example.com").await;
+        let unknown_kid = forged_tokens(&token, &app.signing_key_pem())
+            .into_iter()
+            .find(|(name, _)| *name == "unknown kid")
+            .unwrap()
+            .1;
+        assert_eq!(sibling.verifier.jwks_fetches(), 1, "the discovery fetch");
+        // A burst of unknown kids at once: one refetch between them.
+        let burst = (0..20).map(|_| sibling.verifier.verify(&unknown_kid));
+        for result in futures_util::future::join_all(burst).await {
+            assert!(result.is_err());
+        }
+        assert_eq!(sibling.verifier.jwks_fetches(), 2);
+        // More within the refetch interval: none.
+        for _ in 0..5 {
+            assert_eq!(sibling.get("/me", Some(&unknown_kid)).await.status(), 401);
+        }
+        assert_eq!(sibling.verifier.jwks_fetches(), 2);
+        // Valid tokens never fetch.
+        assert_eq!(sibling.get("/me", Some(&token)).await.status(), 200);
+        assert_eq!(sibling.verifier.jwks_fetches(), 2);
+    }
+
+    async fn keys_are_refreshed_in_the_background(app: TestApp) {
+        let verifier = Verifier::builder(&app.settings.issuer)
+            .audience("tessera")
+            .cache_bounds(Duration::from_secs(1), Duration::from_secs(1))
+            .discover()
+            .await
+            .unwrap();
+        assert_eq!(verifier.jwks_fetches(), 1);
+        // Tessera says max-age=300; the bounds hold it to 1 s, refreshed at 80%.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        assert!(verifier.jwks_fetches() >= 3, "fetches: {}", verifier.jwks_fetches());
+        // While Tessera is down the refreshes fail and the keys stay.
+        app.stop().await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(verifier.key_count(), 1);
+        let token_claims = verifier.verify_cached("not a token");
+        assert!(token_claims.is_err());
+    }
+}

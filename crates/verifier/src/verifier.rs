@@ -2,6 +2,7 @@
 //! cached per the JWKS `Cache-Control`, refreshed in the background, refetched
 //! once (rate-limited, coalesced) when a token names an unknown kid.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -90,6 +91,7 @@ impl VerifierBuilder {
                 max_cache: self.max_cache,
                 min_refetch_interval: self.min_refetch_interval,
                 retry_interval: self.retry_interval,
+                fetches: AtomicU64::new(0),
             }),
             keys: RwLock::new(Arc::new(KeySet::default())),
             refetch: tokio::sync::Mutex::new(()),
@@ -152,6 +154,8 @@ struct KeySource {
     max_cache: Duration,
     min_refetch_interval: Duration,
     retry_interval: Duration,
+    /// JWKS requests made, successful or not.
+    fetches: AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -197,6 +201,14 @@ impl Verifier {
     pub fn key_count(&self) -> usize {
         self.inner.current().len()
     }
+
+    /// How many times the JWKS has been requested (for metrics and tests).
+    pub fn jwks_fetches(&self) -> u64 {
+        self.inner
+            .source
+            .as_ref()
+            .map_or(0, |s| s.fetches.load(Ordering::Relaxed))
+    }
 }
 
 impl Inner {
@@ -238,15 +250,20 @@ impl Inner {
 
 impl KeySource {
     async fn fetch(&self) -> Result<(KeySet, Duration), Error> {
+        self.fetches.fetch_add(1, Ordering::Relaxed);
         let (body, max_age) = fetch(&self.http, &self.jwks_uri).await?;
         let keys = KeySet::from_jwks(&body)?;
         if keys.is_empty() {
             return Err(Error::Jwks("the JWKS holds no RS256 signing key".into()));
         }
-        let ttl = max_age
+        Ok((keys, self.cache_lifetime(max_age)))
+    }
+
+    /// The JWKS `max-age`, within the configured bounds.
+    fn cache_lifetime(&self, max_age: Option<Duration>) -> Duration {
+        max_age
             .unwrap_or(self.min_cache)
-            .clamp(self.min_cache, self.max_cache);
-        Ok((keys, ttl))
+            .clamp(self.min_cache, self.max_cache)
     }
 }
 
@@ -313,8 +330,25 @@ fn max_age(cache_control: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use super::max_age;
-    use std::time::Duration;
+    use super::*;
+
+    #[test]
+    fn cache_lifetime_is_max_age_within_bounds() {
+        let source = KeySource {
+            http: reqwest::Client::new(),
+            jwks_uri: String::new(),
+            min_cache: Duration::from_secs(60),
+            max_cache: Duration::from_secs(3600),
+            min_refetch_interval: Duration::from_secs(30),
+            retry_interval: Duration::from_secs(10),
+            fetches: AtomicU64::new(0),
+        };
+        let secs = Duration::from_secs;
+        assert_eq!(source.cache_lifetime(Some(secs(300))), secs(300));
+        assert_eq!(source.cache_lifetime(Some(secs(5))), secs(60));
+        assert_eq!(source.cache_lifetime(Some(secs(86_400))), secs(3600));
+        assert_eq!(source.cache_lifetime(None), secs(60));
+    }
 
     #[test]
     fn reads_max_age() {
