@@ -36,6 +36,7 @@ pub struct Settings {
     pub keys: KeySettings,
     pub tokens: TokenSettings,
     pub login: LoginSettings,
+    pub sessions: SessionSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
 }
@@ -90,6 +91,15 @@ pub struct TokenSettings {
 pub struct LoginSettings {
     pub client_id: String,
     pub scope: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    pub idle_timeout_seconds: u64,
+    pub absolute_lifetime_seconds: u64,
+    pub refresh_reuse_grace_seconds: u64,
+    pub cleanup_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -188,6 +198,25 @@ impl Settings {
         }
         if self.login.client_id.trim().is_empty() {
             return Err(invalid("login.client_id", "must not be empty"));
+        }
+        let sessions = &self.sessions;
+        if sessions.idle_timeout_seconds == 0 || sessions.absolute_lifetime_seconds == 0 {
+            return Err(invalid(
+                "sessions",
+                "idle timeout and absolute lifetime must be at least 1 second",
+            ));
+        }
+        if sessions.refresh_reuse_grace_seconds > 60 {
+            return Err(invalid(
+                "sessions.refresh_reuse_grace_seconds",
+                "must be at most 60",
+            ));
+        }
+        if sessions.cleanup_interval_seconds == 0 {
+            return Err(invalid(
+                "sessions.cleanup_interval_seconds",
+                "must be at least 1",
+            ));
         }
         let p = &self.passwords;
         if let Err(e) = argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None) {

@@ -7,10 +7,12 @@
 //! [`db`]. [`startup`] wires them together from [`configuration`].
 
 pub mod accounts;
+pub mod audit;
 pub mod configuration;
 pub mod db;
 pub mod http;
 pub mod keys;
+pub mod oauth;
 pub mod sessions;
 pub mod startup;
 pub mod telemetry;

@@ -13,6 +13,7 @@ use crate::configuration::Settings;
 use crate::db::{Db, DbError};
 use crate::http::{self, AppState};
 use crate::keys::{KeyError, KeyStore};
+use crate::sessions::SessionPolicy;
 use crate::tokens::{TokenIssuer, TokenVerifier};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +50,8 @@ pub fn connect_database(settings: &Settings) -> Result<Db, DbError> {
     Ok(db)
 }
 
-/// Everything the handlers share.
+/// Everything the handlers share, and the session clean-up task. Must be
+/// called inside a tokio runtime.
 pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     let db = connect_database(&settings)?;
     let keys = Arc::new(KeyStore::load_or_create(
@@ -68,6 +70,12 @@ pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         settings.tokens.leeway_seconds,
         &keys,
     );
+    let sessions = SessionPolicy::from(&settings.sessions);
+    crate::sessions::spawn_cleanup(
+        db.clone(),
+        sessions,
+        std::time::Duration::from_secs(settings.sessions.cleanup_interval_seconds),
+    );
     Ok(AppState {
         settings,
         db,
@@ -75,6 +83,7 @@ pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         keys,
         issuer,
         verifier,
+        sessions,
     })
 }
 
@@ -117,6 +126,7 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(http::json_config(json_limit))
+                .app_data(http::form_config(json_limit))
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))
                 .wrap_fn(|req, srv| {

@@ -33,6 +33,8 @@ pub enum AccountError {
     InvalidCredentials,
     #[error("this account is disabled")]
     Disabled,
+    #[error("the current password is not correct")]
+    WrongCurrentPassword,
     #[error("no such user")]
     NotFound,
     #[error(transparent)]
@@ -54,7 +56,7 @@ pub struct User {
     pub disabled: bool,
 }
 
-fn rfc3339<S: serde::Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
+pub fn rfc3339<S: serde::Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(
         &t.and_utc()
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -251,4 +253,44 @@ pub async fn find_by_id(db: &Db, id: String) -> Result<User, AccountError> {
         })
         .await?;
     row.map(UserRow::into_user).ok_or(AccountError::NotFound)
+}
+
+/// Changes a user's password: the current one must be right and the new one
+/// must meet the policy. Ending the user's other sessions is the caller's
+/// part (see `sessions::end`).
+pub async fn change_password(
+    db: &Db,
+    hasher: &PasswordHasher,
+    user_id: String,
+    current: String,
+    new: String,
+) -> Result<(), AccountError> {
+    let id = user_id.clone();
+    let row = db
+        .run(move |conn| {
+            Ok(users::table
+                .find(&id)
+                .select(UserRow::as_select())
+                .first(conn)
+                .optional()?)
+        })
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    let email = Email::parse(&row.email).map_err(AccountError::InvalidEmail)?;
+    let new = NewPassword::parse(new, &email).map_err(AccountError::InvalidPassword)?;
+    if !hasher.verify(current, Some(row.password_hash)).await? {
+        return Err(AccountError::WrongCurrentPassword);
+    }
+    let password_hash = hasher.hash(new.expose().to_owned()).await?;
+    db.run(move |conn| {
+        diesel::update(users::table.find(&user_id))
+            .set((
+                users::password_hash.eq(password_hash),
+                users::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+    .await?;
+    Ok(())
 }

@@ -19,13 +19,41 @@ diesel::table! {
         id -> Text,
         user_id -> Text,
         client_id -> Text,
+        scope -> Text,
         created_at -> Timestamp,
         last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
         ended_at -> Nullable<Timestamp>,
+        end_reason -> Nullable<Text>,
         user_agent -> Nullable<Text>,
         ip -> Nullable<Text>,
     }
 }
 
+diesel::table! {
+    refresh_tokens (token_hash) {
+        token_hash -> Text,
+        session_id -> Text,
+        issued_at -> Timestamp,
+        spent_at -> Nullable<Timestamp>,
+        successor_sealed -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    audit_events (id) {
+        id -> Text,
+        occurred_at -> Timestamp,
+        action -> Text,
+        outcome -> Text,
+        user_id -> Nullable<Text>,
+        session_id -> Nullable<Text>,
+        client_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        detail -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
-diesel::allow_tables_to_appear_in_same_query!(users, sessions);
+diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::allow_tables_to_appear_in_same_query!(users, sessions, refresh_tokens, audit_events);

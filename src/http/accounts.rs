@@ -1,11 +1,11 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::{ApiError, AppState, Authenticated};
+use super::{ApiError, AppState, Authenticated, client_info};
 use crate::accounts::{self, AccountError, NewAccount};
-use crate::sessions::{self, ClientInfo};
-use crate::tokens::Grant;
+use crate::oauth::SessionGrant;
+use crate::sessions::{self, Ending, end_reason};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,15 +20,6 @@ pub struct RegisterRequest {
 pub struct LoginRequest {
     email: String,
     password: String,
-}
-
-/// RFC 6749 §5.1 token response.
-#[derive(Serialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: u64,
-    pub scope: String,
 }
 
 pub async fn register(
@@ -47,6 +38,8 @@ pub async fn register(
         .json(user))
 }
 
+/// Checks the password, starts a session for the built-in first-party
+/// client, and answers with an access token and a refresh token.
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -54,32 +47,58 @@ pub async fn login(
 ) -> Result<HttpResponse, ApiError> {
     let LoginRequest { email, password } = body.into_inner();
     let user = accounts::authenticate(&state.db, &state.hasher, &email, password).await?;
-    let client_id = state.settings.login.client_id.clone();
-    let session_id = sessions::start(
+    let login = &state.settings.login;
+    let started = sessions::start(
         &state.db,
+        state.sessions,
         user.id.clone(),
-        client_id.clone(),
+        login.client_id.clone(),
+        login.scope.clone(),
         client_info(&req),
     )
     .await?;
-    let scope = state.settings.login.scope.clone();
-    let issued = state.issuer.issue(Grant {
-        subject: user.id,
-        client_id,
-        audience: state.settings.tokens.audience.clone(),
-        scope: scope.clone(),
+    let response = state.issuance().for_session(SessionGrant {
+        user_id: &user.id,
         roles: user.roles,
-        session_id: Some(session_id),
+        client_id: &login.client_id,
+        scope: &login.scope,
+        session_id: &started.session_id,
+        refresh_token: &started.refresh_token,
     })?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
-        .json(TokenResponse {
-            access_token: issued.token,
-            token_type: "Bearer",
-            expires_in: issued.expires_in,
-            scope,
-        }))
+        .json(response))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    #[serde(default)]
+    all: bool,
+}
+
+/// Ends the token's session, or with `{"all": true}` all the user's.
+pub async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: Authenticated,
+    body: Option<web::Json<LogoutRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    let all = body.is_some_and(|b| b.all);
+    let claims = auth.0;
+    let (ending, reason) = match (&claims.sid, all) {
+        (_, true) => (Ending::All, end_reason::LOGOUT_ALL),
+        (Some(sid), false) => (Ending::One(sid.clone()), end_reason::LOGOUT),
+        (None, false) => {
+            return Err(ApiError::bad_request(
+                "no_session",
+                "this token belongs to no session",
+            ));
+        }
+    };
+    sessions::end(&state.db, claims.sub, ending, reason, client_info(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 pub async fn me(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
@@ -95,13 +114,76 @@ pub async fn me(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpR
     }
 }
 
-fn client_info(req: &HttpRequest) -> ClientInfo {
-    ClientInfo {
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    current_password: String,
+    new_password: String,
+}
+
+/// Changes the password and ends every other session of the user.
+pub async fn change_password(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: Authenticated,
+    body: web::Json<ChangePasswordRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let ChangePasswordRequest {
+        current_password,
+        new_password,
+    } = body.into_inner();
+    let claims = auth.0;
+    accounts::change_password(
+        &state.db,
+        &state.hasher,
+        claims.sub.clone(),
+        current_password,
+        new_password,
+    )
+    .await?;
+    let ending = match claims.sid {
+        Some(sid) => Ending::AllBut(sid),
+        None => Ending::All,
+    };
+    sessions::end(
+        &state.db,
+        claims.sub,
+        ending,
+        end_reason::PASSWORD_CHANGED,
+        client_info(&req),
+    )
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+pub async fn list_sessions(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let claims = auth.0;
+    let sessions = sessions::list_live(&state.db, state.sessions, claims.sub, claims.sid).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({ "sessions": sessions })))
+}
+
+/// Ends one of the caller's own sessions; anyone else's is "not found".
+pub async fn end_session(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: Authenticated,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let ended = sessions::end(
+        &state.db,
+        auth.0.sub,
+        Ending::One(path.into_inner()),
+        end_reason::ENDED_BY_USER,
+        client_info(&req),
+    )
+    .await?;
+    if ended == 0 {
+        return Err(ApiError::not_found("no such session"));
     }
+    Ok(HttpResponse::NoContent().finish())
 }

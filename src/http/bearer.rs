@@ -1,28 +1,42 @@
-use std::future::{Ready, ready};
+use std::future::Future;
+use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
 
 use super::{ApiError, AppState};
+use crate::sessions;
 use crate::tokens::Claims;
 
-/// A request carrying a valid access token of ours (RFC 6750 header form):
-/// take it as a handler argument to require authentication.
+/// A request carrying a valid access token of ours (RFC 6750 header form)
+/// whose session is still live: take it as a handler argument to require
+/// authentication. A logout takes effect here at once; sibling services,
+/// verifying offline, accept the token until it expires.
 #[derive(Debug)]
 pub struct Authenticated(pub Claims);
 
 impl FromRequest for Authenticated {
     type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(req))
+        let state = req
+            .app_data::<web::Data<AppState>>()
+            .expect("AppState is registered at start")
+            .clone();
+        let claims = verified_claims(req, &state);
+        Box::pin(async move {
+            let claims = claims?;
+            if let Some(sid) = &claims.sid
+                && !sessions::is_live(&state.db, state.sessions, sid.clone()).await?
+            {
+                return Err(ApiError::invalid_token("the session has ended"));
+            }
+            Ok(Authenticated(claims))
+        })
     }
 }
 
-fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .expect("AppState is registered at start");
+fn verified_claims(req: &HttpRequest, state: &AppState) -> Result<Claims, ApiError> {
     let value = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -40,6 +54,5 @@ fn authenticate(req: &HttpRequest) -> Result<Authenticated, ApiError> {
             ));
         }
     };
-    let claims = state.verifier.verify(token)?;
-    Ok(Authenticated(claims))
+    Ok(state.verifier.verify(token)?)
 }

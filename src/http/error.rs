@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use crate::accounts::{AccountError, HashError};
 use crate::db::DbError;
+use crate::oauth::OAuthError;
+use crate::sessions::SessionError;
 use crate::tokens::TokenError;
 
 /// Seconds a client should wait before retrying a 503.
@@ -186,6 +188,11 @@ impl From<AccountError> for ApiError {
             AccountError::Disabled => {
                 ApiError::new(StatusCode::FORBIDDEN, "account_disabled", e.to_string())
             }
+            AccountError::WrongCurrentPassword => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid_current_password",
+                e.to_string(),
+            ),
             AccountError::NotFound => ApiError::not_found(e.to_string()),
             AccountError::Hashing(e) => e.into(),
             AccountError::Db(e) => e.into(),
@@ -202,5 +209,99 @@ impl From<TokenError> for ApiError {
                 ApiError::unavailable("signing_unavailable", "tokens cannot be issued right now")
             }
         }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Db(e) => e.into(),
+            SessionError::NotFound => ApiError::not_found("no such session"),
+            SessionError::InvalidGrant | SessionError::Reused => {
+                ApiError::invalid_token(e.to_string())
+            }
+        }
+    }
+}
+
+/// An RFC 6749 §5.2 error, as `/oauth2/*` endpoints answer:
+/// `{"error": "...", "error_description": "..."}`.
+#[derive(Debug)]
+pub struct OAuthApiError {
+    status: StatusCode,
+    error: &'static str,
+    description: String,
+}
+
+impl OAuthApiError {
+    pub fn invalid_request(description: impl Into<String>) -> OAuthApiError {
+        OAuthApiError {
+            status: StatusCode::BAD_REQUEST,
+            error: "invalid_request",
+            description: description.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for OAuthApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error, self.description)
+    }
+}
+
+impl ResponseError for OAuthApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status);
+        response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+        }
+        response
+            .json(serde_json::json!({"error": self.error, "error_description": self.description}))
+    }
+}
+
+impl From<OAuthError> for OAuthApiError {
+    fn from(e: OAuthError) -> Self {
+        let (status, error) = match &e {
+            OAuthError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            OAuthError::InvalidGrant(_) => (StatusCode::BAD_REQUEST, "invalid_grant"),
+            OAuthError::UnsupportedGrantType(_) => {
+                (StatusCode::BAD_REQUEST, "unsupported_grant_type")
+            }
+            OAuthError::InvalidScope(_) => (StatusCode::BAD_REQUEST, "invalid_scope"),
+            OAuthError::Db(DbError::Unavailable(reason)) => {
+                tracing::warn!(%reason, "database unavailable");
+                (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            }
+            OAuthError::Db(_) | OAuthError::Token(_) => {
+                tracing::error!(error = %e, "token endpoint failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
+            }
+        };
+        let description = match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                "the service is temporarily unavailable; retry shortly".to_owned()
+            }
+            StatusCode::INTERNAL_SERVER_ERROR => {
+                "the server failed to handle the request".to_owned()
+            }
+            _ => e.to_string(),
+        };
+        OAuthApiError {
+            status,
+            error,
+            description,
+        }
+    }
+}
+
+impl From<DbError> for OAuthApiError {
+    fn from(e: DbError) -> Self {
+        OAuthError::Db(e).into()
     }
 }

@@ -7,15 +7,19 @@ mod bearer;
 mod discovery;
 pub mod error;
 mod health;
+mod oauth;
 
 use std::sync::Arc;
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::accounts::PasswordHasher;
 use crate::configuration::Settings;
 use crate::db::Db;
 use crate::keys::KeyStore;
+use crate::oauth::Issuance;
+use crate::sessions::{ClientInfo, SessionPolicy};
 use crate::tokens::{TokenIssuer, TokenVerifier};
 
 pub use bearer::Authenticated;
@@ -29,6 +33,30 @@ pub struct AppState {
     pub keys: Arc<KeyStore>,
     pub issuer: TokenIssuer,
     pub verifier: TokenVerifier,
+    pub sessions: SessionPolicy,
+}
+
+impl AppState {
+    /// How tokens for first-party and OAuth grants are issued.
+    pub fn issuance(&self) -> Issuance<'_> {
+        Issuance {
+            issuer: &self.issuer,
+            audience: &self.settings.tokens.audience,
+        }
+    }
+}
+
+/// Where the request came from: the peer address (a proxy's, when behind
+/// one) and the User-Agent.
+pub fn client_info(req: &HttpRequest) -> ClientInfo {
+    ClientInfo {
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        ip: req.peer_addr().map(|a| a.ip().to_string()),
+    }
 }
 
 /// Registers every route.
@@ -45,7 +73,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         web::scope("/v1")
             .route("/auth/register", web::post().to(accounts::register))
             .route("/auth/login", web::post().to(accounts::login))
-            .route("/me", web::get().to(accounts::me)),
+            .route("/auth/logout", web::post().to(accounts::logout))
+            .route("/me", web::get().to(accounts::me))
+            .route("/me/password", web::put().to(accounts::change_password))
+            .route("/me/sessions", web::get().to(accounts::list_sessions))
+            .route("/me/sessions/{id}", web::delete().to(accounts::end_session)),
+    )
+    .service(
+        web::scope("/oauth2")
+            .route("/token", web::post().to(oauth::token))
+            .route("/revoke", web::post().to(oauth::revoke)),
     )
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz));
@@ -80,6 +117,8 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
             api.into()
         })
 }
+
+pub use oauth::form_config;
 
 /// Unknown paths get a problem document too.
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {

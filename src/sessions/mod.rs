@@ -1,45 +1,531 @@
-//! Sessions: each login starts one, and its id is the `sid` claim of the
-//! tokens issued in it.
+//! Sessions: each login starts one; its id is the `sid` of the access tokens
+//! issued in it, and it owns a chain of refresh tokens. A session is live
+//! while not ended, used within the idle timeout, and before its absolute
+//! end. Refreshing rotates the refresh token; presenting a spent one again
+//! (outside a short grace window) is taken as theft and ends the session.
 
+mod refresh_token;
+
+use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
+use serde::Serialize;
 
 use crate::accounts::now;
-use crate::db::schema::sessions;
-use crate::db::{Db, DbError};
+use crate::audit::{self, Event};
+use crate::configuration::SessionSettings;
+use crate::db::schema::{refresh_tokens, sessions};
+use crate::db::{AnyConnection, Db, DbError};
 
-/// Where a login came from, recorded with its session.
+pub use refresh_token::RefreshToken;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("the refresh token is invalid, expired or revoked")]
+    InvalidGrant,
+    #[error("the refresh token was already used; the session has been revoked")]
+    Reused,
+    #[error("no such session")]
+    NotFound,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Why a session ended, as recorded in `end_reason`.
+pub mod end_reason {
+    pub const LOGOUT: &str = "logout";
+    pub const LOGOUT_ALL: &str = "logout_all";
+    pub const ENDED_BY_USER: &str = "ended_by_user";
+    pub const PASSWORD_CHANGED: &str = "password_changed";
+    pub const REFRESH_TOKEN_REUSE: &str = "refresh_token_reuse";
+    pub const REVOKED: &str = "revoked";
+}
+
+/// How long sessions live and how refresh-token reuse is judged.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionPolicy {
+    pub idle_timeout: Duration,
+    pub absolute_lifetime: Duration,
+    pub reuse_grace: Duration,
+}
+
+impl From<&SessionSettings> for SessionPolicy {
+    fn from(s: &SessionSettings) -> Self {
+        let seconds = |n: u64| Duration::seconds(n.min(i64::MAX as u64) as i64);
+        SessionPolicy {
+            idle_timeout: seconds(s.idle_timeout_seconds),
+            absolute_lifetime: seconds(s.absolute_lifetime_seconds),
+            reuse_grace: seconds(s.refresh_reuse_grace_seconds),
+        }
+    }
+}
+
+/// Where a request came from, recorded with sessions and audit events.
 #[derive(Debug, Clone, Default)]
 pub struct ClientInfo {
     pub user_agent: Option<String>,
     pub ip: Option<String>,
 }
 
-/// Starts a session for `user_id` with `client_id`; returns its id.
+/// Sessions that are live at `now` under `policy`.
+#[diesel::dsl::auto_type]
+fn live(now: NaiveDateTime, idle_cutoff: NaiveDateTime) -> _ {
+    sessions::ended_at
+        .is_null()
+        .and(sessions::last_seen_at.gt(idle_cutoff))
+        .and(sessions::expires_at.gt(now))
+}
+
+fn live_now(policy: &SessionPolicy) -> (NaiveDateTime, NaiveDateTime) {
+    let now = now();
+    (now, now - policy.idle_timeout)
+}
+
+/// A new session and its first refresh token.
+pub struct Started {
+    pub session_id: String,
+    pub refresh_token: RefreshToken,
+}
+
+/// Starts a session for `user_id` with `client_id` and `scope`.
 pub async fn start(
     db: &Db,
+    policy: SessionPolicy,
     user_id: String,
     client_id: String,
+    scope: String,
     client: ClientInfo,
-) -> Result<String, DbError> {
+) -> Result<Started, DbError> {
     db.run(move |conn| {
         let now = now();
-        let id = uuid::Uuid::now_v7().to_string();
+        let session_id = uuid::Uuid::now_v7().to_string();
+        let refresh_token = RefreshToken::generate();
         // Bounded so a client can't make us store kilobytes per login.
         let user_agent = client
             .user_agent
             .map(|ua| ua.chars().take(512).collect::<String>());
-        diesel::insert_into(sessions::table)
-            .values((
-                sessions::id.eq(&id),
-                sessions::user_id.eq(&user_id),
-                sessions::client_id.eq(&client_id),
-                sessions::created_at.eq(now),
-                sessions::last_seen_at.eq(now),
-                sessions::user_agent.eq(user_agent),
-                sessions::ip.eq(client.ip),
-            ))
-            .execute(conn)?;
-        Ok(id)
+        conn.transaction(|conn| {
+            diesel::insert_into(sessions::table)
+                .values((
+                    sessions::id.eq(&session_id),
+                    sessions::user_id.eq(&user_id),
+                    sessions::client_id.eq(&client_id),
+                    sessions::scope.eq(&scope),
+                    sessions::created_at.eq(now),
+                    sessions::last_seen_at.eq(now),
+                    sessions::expires_at.eq(now + policy.absolute_lifetime),
+                    sessions::user_agent.eq(user_agent),
+                    sessions::ip.eq(&client.ip),
+                ))
+                .execute(conn)?;
+            insert_refresh_token(conn, &refresh_token, &session_id, now)
+        })?;
+        Ok(Started {
+            session_id,
+            refresh_token,
+        })
     })
     .await
+}
+
+fn insert_refresh_token(
+    conn: &mut AnyConnection,
+    token: &RefreshToken,
+    session_id: &str,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::insert_into(refresh_tokens::table)
+        .values((
+            refresh_tokens::token_hash.eq(token.hash()),
+            refresh_tokens::session_id.eq(session_id),
+            refresh_tokens::issued_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The outcome of a successful refresh: the session, and the refresh token
+/// that now continues its chain.
+pub struct Refreshed {
+    pub session_id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub refresh_token: RefreshToken,
+}
+
+/// What the refresh transaction found; a reuse must commit its revocation,
+/// so it is an outcome, not an error that would roll it back.
+enum Rotation {
+    Rotated(Refreshed),
+    Reused { session_id: String },
+    Invalid,
+}
+
+/// Rotates `presented`: marks it spent and issues its successor, in one
+/// transaction whose first statement is an atomic compare-and-set on the
+/// token (`spent_at IS NULL`), so two concurrent refreshes can't both win.
+/// The loser, within the grace window, gets the same successor; outside it,
+/// the session is revoked.
+pub async fn refresh(
+    db: &Db,
+    policy: SessionPolicy,
+    presented: RefreshToken,
+    client: ClientInfo,
+) -> Result<Refreshed, SessionError> {
+    let rotation = db
+        .run(move |conn| {
+            let rotation = conn.transaction(|conn| rotate(conn, &policy, &presented))?;
+            let (outcome, detail, user_id, session_id, client_id) = match &rotation {
+                Rotation::Rotated(r) => (
+                    "success",
+                    None,
+                    Some(r.user_id.as_str()),
+                    Some(r.session_id.as_str()),
+                    Some(r.client_id.as_str()),
+                ),
+                Rotation::Reused { session_id } => (
+                    "failure",
+                    Some("refresh token reuse; session revoked"),
+                    None,
+                    Some(session_id.as_str()),
+                    None,
+                ),
+                Rotation::Invalid => (
+                    "failure",
+                    Some("invalid, expired or revoked refresh token"),
+                    None,
+                    None,
+                    None,
+                ),
+            };
+            audit::record(
+                conn,
+                Event {
+                    action: "refresh",
+                    outcome,
+                    user_id,
+                    session_id,
+                    client_id,
+                    ip: client.ip.as_deref(),
+                    detail,
+                },
+            )?;
+            Ok(rotation)
+        })
+        .await?;
+    match rotation {
+        Rotation::Rotated(refreshed) => Ok(refreshed),
+        Rotation::Reused { session_id } => {
+            tracing::warn!(%session_id, "refresh token reuse: session revoked");
+            Err(SessionError::Reused)
+        }
+        Rotation::Invalid => Err(SessionError::InvalidGrant),
+    }
+}
+
+fn rotate(
+    conn: &mut AnyConnection,
+    policy: &SessionPolicy,
+    presented: &RefreshToken,
+) -> Result<Rotation, DbError> {
+    let (now, idle_cutoff) = live_now(policy);
+    let hash = presented.hash();
+    let successor = RefreshToken::generate();
+    let spent: Option<String> = diesel::update(refresh_tokens::table)
+        .filter(refresh_tokens::token_hash.eq(&hash))
+        .filter(refresh_tokens::spent_at.is_null())
+        .set((
+            refresh_tokens::spent_at.eq(now),
+            refresh_tokens::successor_sealed.eq(presented.seal(&successor)),
+        ))
+        .returning(refresh_tokens::session_id)
+        .get_result(conn)
+        .optional()?;
+    if let Some(session_id) = spent {
+        let Some(session) = touch_live_session(conn, &session_id, now, idle_cutoff)? else {
+            return Ok(Rotation::Invalid); // rolls nothing back: nothing to keep
+        };
+        insert_refresh_token(conn, &successor, &session_id, now)?;
+        return Ok(Rotation::Rotated(session.with_token(session_id, successor)));
+    }
+
+    // Not a live token: a spent one (a concurrent refresh, or theft), or none.
+    let Some((session_id, spent_at, sealed)) = refresh_tokens::table
+        .filter(refresh_tokens::token_hash.eq(&hash))
+        .select((
+            refresh_tokens::session_id,
+            refresh_tokens::spent_at,
+            refresh_tokens::successor_sealed,
+        ))
+        .first::<(String, Option<NaiveDateTime>, Option<String>)>(conn)
+        .optional()?
+    else {
+        return Ok(Rotation::Invalid);
+    };
+    let within_grace = spent_at.is_some_and(|t| now - t <= policy.reuse_grace)
+        && policy.reuse_grace > Duration::zero();
+    if within_grace {
+        let successor = sealed.and_then(|s| presented.open(&s));
+        return Ok(
+            match (
+                successor,
+                touch_live_session(conn, &session_id, now, idle_cutoff)?,
+            ) {
+                (Some(successor), Some(session)) => {
+                    Rotation::Rotated(session.with_token(session_id, successor))
+                }
+                _ => Rotation::Invalid,
+            },
+        );
+    }
+    let revoked = diesel::update(sessions::table.find(&session_id))
+        .filter(sessions::ended_at.is_null())
+        .set((
+            sessions::ended_at.eq(now),
+            sessions::end_reason.eq(end_reason::REFRESH_TOKEN_REUSE),
+        ))
+        .execute(conn)?;
+    Ok(if revoked > 0 {
+        Rotation::Reused { session_id }
+    } else {
+        Rotation::Invalid // the session had already ended
+    })
+}
+
+struct LiveSession {
+    user_id: String,
+    client_id: String,
+    scope: String,
+}
+
+impl LiveSession {
+    fn with_token(self, session_id: String, refresh_token: RefreshToken) -> Refreshed {
+        Refreshed {
+            session_id,
+            user_id: self.user_id,
+            client_id: self.client_id,
+            scope: self.scope,
+            refresh_token,
+        }
+    }
+}
+
+/// Marks a live session used now; None if it isn't live.
+fn touch_live_session(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    now: NaiveDateTime,
+    idle_cutoff: NaiveDateTime,
+) -> Result<Option<LiveSession>, DbError> {
+    let row: Option<(String, String, String)> = diesel::update(sessions::table.find(session_id))
+        .filter(live(now, idle_cutoff))
+        .set(sessions::last_seen_at.eq(now))
+        .returning((sessions::user_id, sessions::client_id, sessions::scope))
+        .get_result(conn)
+        .optional()?;
+    Ok(row.map(|(user_id, client_id, scope)| LiveSession {
+        user_id,
+        client_id,
+        scope,
+    }))
+}
+
+/// Whether the session is live: the check Tessera's own protected routes
+/// make on every access token's `sid` (one primary-key lookup).
+pub async fn is_live(db: &Db, policy: SessionPolicy, session_id: String) -> Result<bool, DbError> {
+    db.run(move |conn| {
+        let (now, idle_cutoff) = live_now(&policy);
+        let found: Option<String> = sessions::table
+            .find(&session_id)
+            .filter(live(now, idle_cutoff))
+            .select(sessions::id)
+            .first(conn)
+            .optional()?;
+        Ok(found.is_some())
+    })
+    .await
+}
+
+/// A live session as its owner sees it: never token material.
+#[derive(Debug, Serialize)]
+pub struct SessionView {
+    pub id: String,
+    pub client_id: String,
+    #[serde(serialize_with = "crate::accounts::rfc3339")]
+    pub created_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::accounts::rfc3339")]
+    pub last_used_at: NaiveDateTime,
+    #[serde(serialize_with = "crate::accounts::rfc3339")]
+    pub expires_at: NaiveDateTime,
+    pub user_agent: Option<String>,
+    pub ip: Option<String>,
+    /// The session of the token that asked.
+    pub current: bool,
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+struct SessionRow {
+    id: String,
+    client_id: String,
+    created_at: NaiveDateTime,
+    last_seen_at: NaiveDateTime,
+    expires_at: NaiveDateTime,
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
+/// The user's live sessions, most recently used first.
+pub async fn list_live(
+    db: &Db,
+    policy: SessionPolicy,
+    user_id: String,
+    current: Option<String>,
+) -> Result<Vec<SessionView>, DbError> {
+    db.run(move |conn| {
+        let (now, idle_cutoff) = live_now(&policy);
+        let rows: Vec<SessionRow> = sessions::table
+            .filter(sessions::user_id.eq(&user_id))
+            .filter(live(now, idle_cutoff))
+            .order(sessions::last_seen_at.desc())
+            .select(SessionRow::as_select())
+            .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|row| SessionView {
+                current: current.as_deref() == Some(row.id.as_str()),
+                id: row.id,
+                client_id: row.client_id,
+                created_at: row.created_at,
+                last_used_at: row.last_seen_at,
+                expires_at: row.expires_at,
+                user_agent: row.user_agent,
+                ip: row.ip,
+            })
+            .collect())
+    })
+    .await
+}
+
+/// Which of a user's sessions to end.
+#[derive(Debug, Clone)]
+pub enum Ending {
+    One(String),
+    All,
+    AllBut(String),
+}
+
+/// Ends the user's sessions as `ending` says (only the user's own); returns
+/// how many were live. Recorded as `action` in the audit trail.
+pub async fn end(
+    db: &Db,
+    user_id: String,
+    ending: Ending,
+    reason: &'static str,
+    client: ClientInfo,
+) -> Result<usize, DbError> {
+    db.run(move |conn| {
+        let now = now();
+        let base = diesel::update(sessions::table)
+            .filter(sessions::user_id.eq(&user_id))
+            .filter(sessions::ended_at.is_null());
+        let set = (sessions::ended_at.eq(now), sessions::end_reason.eq(reason));
+        let ended = match &ending {
+            Ending::One(id) => base.filter(sessions::id.eq(id)).set(set).execute(conn)?,
+            Ending::All => base.set(set).execute(conn)?,
+            Ending::AllBut(id) => base.filter(sessions::id.ne(id)).set(set).execute(conn)?,
+        };
+        let session_id = match &ending {
+            Ending::One(id) | Ending::AllBut(id) => Some(id.as_str()),
+            Ending::All => None,
+        };
+        audit::record(
+            conn,
+            Event {
+                action: reason,
+                outcome: if ended > 0 { "success" } else { "no_session" },
+                user_id: Some(&user_id),
+                session_id,
+                ip: client.ip.as_deref(),
+                ..Event::default()
+            },
+        )?;
+        Ok(ended)
+    })
+    .await
+}
+
+/// RFC 7009 revocation of a refresh token: ends its session. Unknown or
+/// already revoked tokens are fine (the caller answers 200 either way).
+pub async fn revoke_refresh_token(
+    db: &Db,
+    token: RefreshToken,
+    client: ClientInfo,
+) -> Result<(), DbError> {
+    db.run(move |conn| {
+        let session: Option<(String, String)> = refresh_tokens::table
+            .inner_join(sessions::table)
+            .filter(refresh_tokens::token_hash.eq(token.hash()))
+            .select((sessions::id, sessions::user_id))
+            .first(conn)
+            .optional()?;
+        let Some((session_id, user_id)) = session else {
+            return Ok(());
+        };
+        let ended = diesel::update(sessions::table.find(&session_id))
+            .filter(sessions::ended_at.is_null())
+            .set((
+                sessions::ended_at.eq(now()),
+                sessions::end_reason.eq(end_reason::REVOKED),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            Event {
+                action: "revoke",
+                outcome: if ended > 0 { "success" } else { "no_session" },
+                user_id: Some(&user_id),
+                session_id: Some(&session_id),
+                ip: client.ip.as_deref(),
+                ..Event::default()
+            },
+        )
+    })
+    .await
+}
+
+/// Deletes sessions that ended or expired (their refresh tokens go with
+/// them). Run periodically off the request path.
+pub async fn delete_expired(db: &Db, policy: SessionPolicy) -> Result<usize, DbError> {
+    db.run(move |conn| {
+        let (now, idle_cutoff) = live_now(&policy);
+        // Ended sessions are kept a little while, so a late reuse of their
+        // refresh tokens is still recognised and audited.
+        let keep_ended_until = now - policy.reuse_grace - Duration::minutes(10);
+        Ok(diesel::delete(sessions::table)
+            .filter(
+                sessions::ended_at
+                    .lt(keep_ended_until)
+                    .or(sessions::expires_at.le(now))
+                    .or(sessions::last_seen_at.le(idle_cutoff)),
+            )
+            .execute(conn)?)
+    })
+    .await
+}
+
+/// Deletes expired sessions every `interval` until the process ends.
+pub fn spawn_cleanup(db: Db, policy: SessionPolicy, interval: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.tick().await; // the first tick is immediate
+        loop {
+            ticks.tick().await;
+            match delete_expired(&db, policy).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired sessions deleted"),
+                Err(e) => tracing::warn!(error = %e, "session clean-up failed; will retry"),
+            }
+        }
+    });
 }

@@ -24,7 +24,7 @@ pub enum Backend {
 /// tests (`<name>::sqlite`, `<name>::postgres`) that run in parallel.
 #[macro_export]
 macro_rules! both_backends {
-    ($(async fn $name:ident($app:ident: TestApp) $body:block)*) => {$(
+    ($(async fn $name:ident($app:ident: TestApp $(, settings = $tweak:expr)?) $body:block)*) => {$(
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -32,14 +32,22 @@ macro_rules! both_backends {
 
             async fn run(#[allow(unused_mut)] mut $app: TestApp) $body
 
+            /// The test's own settings, on top of the test defaults.
+            fn tweak() -> fn(&mut tessera::configuration::Settings) {
+                #[allow(unused_variables)]
+                let tweak: fn(&mut tessera::configuration::Settings) = |_| {};
+                $(let tweak: fn(&mut tessera::configuration::Settings) = $tweak;)?
+                tweak
+            }
+
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                run(TestApp::spawn(Backend::Sqlite).await.unwrap()).await
+                run(TestApp::spawn_with(Backend::Sqlite, tweak()).await.unwrap()).await
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                if let Some(app) = TestApp::spawn(Backend::Postgres).await {
+                if let Some(app) = TestApp::spawn_with(Backend::Postgres, tweak()).await {
                     run(app).await
                 }
             }
@@ -110,10 +118,6 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    pub async fn spawn(backend: Backend) -> Option<TestApp> {
-        Self::spawn_with(backend, |_| {}).await
-    }
-
     /// Spawns with settings adjusted by `tweak`; the key folder starts with
     /// the fixture key unless `tweak` points it elsewhere.
     pub async fn spawn_with(
@@ -242,13 +246,42 @@ impl TestApp {
     /// Registers and logs in; returns the access token.
     pub async fn access_token(&self, email: &str) -> String {
         self.register(email).await;
+        self.tokens(email).await.access
+    }
+
+    /// Logs in (the user exists); returns both tokens.
+    pub async fn tokens(&self, email: &str) -> Tokens {
         let response = self.login(email, PASSWORD).await;
         assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.expect("a token response");
-        body["access_token"]
-            .as_str()
-            .expect("an access token")
-            .to_owned()
+        Tokens::from_response(response).await
+    }
+
+    /// `POST /oauth2/token` with `grant_type=refresh_token`.
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_form(
+            "/oauth2/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+        )
+        .await
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// A database connection of the test's own, to look at what the
+    /// service stored.
+    pub fn db(&self) -> tessera::db::Db {
+        let timeout = std::time::Duration::from_secs(5);
+        tessera::db::Db::connect(&self.settings.database.url, 1, timeout).unwrap()
     }
 
     /// The PEM of the key that signs this app's tokens.
@@ -262,6 +295,48 @@ impl Drop for TestApp {
         // Stop accepting; the database is dropped after (field order).
         drop(self.server.stop(false));
     }
+}
+
+/// The tokens of a token response.
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+impl Tokens {
+    pub async fn from_response(response: Response) -> Tokens {
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let body: Value = response.json().await.expect("a token response");
+        Tokens {
+            access: body["access_token"]
+                .as_str()
+                .expect("access_token")
+                .to_owned(),
+            refresh: body["refresh_token"]
+                .as_str()
+                .expect("refresh_token")
+                .to_owned(),
+        }
+    }
+}
+
+/// Asserts an RFC 6749 §5.2 error; returns the body.
+pub async fn assert_oauth_error(response: Response, status: u16, error: &str) -> Value {
+    assert_eq!(
+        response.status(),
+        status,
+        "status for expected error {error}"
+    );
+    let body: Value = response.json().await.expect("an OAuth error document");
+    assert_eq!(body["error"], error, "{body}");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+    body
 }
 
 pub const FIXTURE_KEY_NAME: &str = "tessera-20260101T000000Z.pem";

@@ -9,5 +9,6 @@ mod cli;
 mod database;
 mod forgery;
 mod keys;
+mod sessions;
 mod sibling;
 mod tokens;
