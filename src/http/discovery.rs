@@ -12,6 +12,11 @@ pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
         .json(json!({
             "issuer": s.issuer,
             "jwks_uri": s.jwks_uri(),
+            "token_endpoint": format!("{}/oauth2/token", s.issuer),
+            "revocation_endpoint": format!("{}/oauth2/revoke", s.issuer),
+            "grant_types_supported": ["refresh_token"],
+            "token_endpoint_auth_methods_supported": ["none"],
+            "revocation_endpoint_auth_methods_supported": ["none"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_signing_alg_values_supported": ["RS256"],

@@ -11,6 +11,8 @@ both_backends! {
         // Everything a sibling service needs: discovery, then the JWKS.
         let discovery: Value = app.get("/.well-known/openid-configuration").await.json().await.unwrap();
         assert_eq!(discovery["issuer"], app.address);
+        assert_eq!(discovery["token_endpoint"], format!("{}/oauth2/token", app.address));
+        assert_eq!(discovery["revocation_endpoint"], format!("{}/oauth2/revoke", app.address));
         let jwks_uri = discovery["jwks_uri"].as_str().unwrap();
         assert_eq!(jwks_uri, format!("{}/.well-known/jwks.json", app.address));
         let jwks = app.client.get(jwks_uri).send().await.unwrap().bytes().await.unwrap();
