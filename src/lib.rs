@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod clients;
 pub mod configuration;
 pub mod db;
 pub mod http;

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use tessera::accounts::{self, ADMIN_ROLE, NewAccount, PasswordHasher};
+use tessera::clients::{self, ClientRegistration, NewClient};
 use tessera::configuration::Settings;
 use tessera::startup::{self, Application};
 use tessera::telemetry;
@@ -37,6 +38,41 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Manage OAuth clients.
+    Clients {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register a client; prints {"client_id", "client_secret"} (the secret
+    /// only here, only once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// An allowed grant type (repeat for several): client_credentials,
+        /// authorization_code, refresh_token.
+        #[arg(long = "grant", required = true)]
+        grants: Vec<String>,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        #[arg(long = "scope")]
+        scopes: Vec<String>,
+        #[arg(long = "audience")]
+        audiences: Vec<String>,
+        /// A public client: no secret (browser and native apps).
+        #[arg(long)]
+        public: bool,
+        /// Skips the consent page (your own applications).
+        #[arg(long)]
+        first_party: bool,
+    },
+    /// List the clients as JSON.
+    List,
+    /// Delete a client.
+    Delete { client_id: String },
 }
 
 #[derive(Subcommand)]
@@ -78,6 +114,7 @@ fn main() -> ExitCode {
                     admin,
                 },
         } => create_user(settings, &email, name, admin),
+        Command::Clients { command } => manage_clients(settings, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -124,5 +161,49 @@ fn create_user(
         "{}",
         serde_json::to_string(&user).expect("a user serialises")
     );
+    Ok(())
+}
+
+fn manage_clients(settings: Settings, command: ClientCommand) -> Result<(), String> {
+    let db = startup::connect_database(&settings).map_err(|e| format!("database: {e}"))?;
+    match command {
+        ClientCommand::Create {
+            name,
+            grants,
+            redirect_uris,
+            scopes,
+            audiences,
+            public,
+            first_party,
+        } => {
+            let new = NewClient::parse(ClientRegistration {
+                name,
+                grant_types: grants,
+                scopes,
+                audiences,
+                redirect_uris,
+                public,
+                first_party,
+            })
+            .map_err(|e| e.to_string())?;
+            let (client, secret) = clients::create_blocking(&db, new).map_err(|e| e.to_string())?;
+            let printed = serde_json::json!({
+                "client_id": client.client_id,
+                "client_secret": secret.as_ref().map(|s| s.expose()),
+            });
+            println!("{printed}");
+        }
+        ClientCommand::List => {
+            let list = clients::list_blocking(&db).map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&list).expect("clients serialise")
+            );
+        }
+        ClientCommand::Delete { client_id } => {
+            clients::delete_blocking(&db, &client_id).map_err(|e| e.to_string())?;
+            eprintln!("client {client_id} deleted");
+        }
+    }
     Ok(())
 }

@@ -127,6 +127,7 @@ impl Application {
                 .app_data(state.clone())
                 .app_data(http::json_config(json_limit))
                 .app_data(http::form_config(json_limit))
+                .app_data(http::query_config())
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))
                 .wrap_fn(|req, srv| {

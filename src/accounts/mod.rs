@@ -2,6 +2,7 @@
 //! Owns the user types, the password policy and hashing, and the queries on
 //! the `users` table.
 
+pub mod administration;
 mod email;
 mod hashing;
 mod password;
@@ -35,6 +36,12 @@ pub enum AccountError {
     Disabled,
     #[error("the current password is not correct")]
     WrongCurrentPassword,
+    #[error("{0}")]
+    InvalidRole(String),
+    #[error("the cursor is not one this service gave out")]
+    InvalidCursor,
+    #[error("this would leave no enabled administrator")]
+    LastAdmin,
     #[error("no such user")]
     NotFound,
     #[error(transparent)]
@@ -129,6 +136,7 @@ impl NewAccount {
         let password =
             NewPassword::parse(password, &email).map_err(AccountError::InvalidPassword)?;
         let name = parse_name(name)?;
+        let roles = administration::parse_roles(roles)?;
         Ok(NewAccount {
             email,
             password,

@@ -35,6 +35,10 @@ pub enum DbError {
     /// A unique constraint refused the write.
     #[error("unique constraint violated")]
     UniqueViolation,
+    /// A concurrent transaction changed what this one read; retrying may
+    /// succeed.
+    #[error("concurrent update; retry")]
+    Conflict,
     #[error("database error: {0}")]
     Query(DieselError),
 }
@@ -44,6 +48,9 @@ impl From<DieselError> for DbError {
         match e {
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                 DbError::UniqueViolation
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
+                DbError::Conflict
             }
             // A connection that died under us: the server went away.
             DieselError::DatabaseError(
@@ -233,6 +240,16 @@ impl Db {
     ) -> Result<T, DbError> {
         let mut conn = self.pool.get()?;
         f(&mut conn)
+    }
+
+    /// Makes the current transaction SERIALIZABLE on PostgreSQL, for
+    /// read-then-write rules that must hold under concurrency (SQLite
+    /// transactions are serializable already). Call first in a transaction.
+    pub fn serializable(conn: &mut AnyConnection) -> Result<(), DbError> {
+        if let AnyConnection::Postgresql(pg) = conn {
+            pg.batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")?;
+        }
+        Ok(())
     }
 
     /// A connection answers a trivial query.

@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::accounts::{AccountError, HashError};
+use crate::clients::ClientError;
 use crate::db::DbError;
 use crate::oauth::OAuthError;
 use crate::sessions::SessionError;
@@ -145,6 +146,11 @@ impl From<DbError> for ApiError {
                 "conflict",
                 "the resource already exists",
             ),
+            DbError::Conflict => ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "a concurrent change interfered; retry",
+            ),
             DbError::Query(e) => {
                 tracing::error!(error = %e, "database query failed");
                 ApiError::internal()
@@ -194,6 +200,11 @@ impl From<AccountError> for ApiError {
                 e.to_string(),
             ),
             AccountError::NotFound => ApiError::not_found(e.to_string()),
+            AccountError::InvalidRole(why) => ApiError::unprocessable("invalid_role", why),
+            AccountError::InvalidCursor => ApiError::bad_request("invalid_cursor", e.to_string()),
+            AccountError::LastAdmin => {
+                ApiError::new(StatusCode::CONFLICT, "last_admin", e.to_string())
+            }
             AccountError::Hashing(e) => e.into(),
             AccountError::Db(e) => e.into(),
         }
@@ -217,7 +228,7 @@ impl From<SessionError> for ApiError {
         match e {
             SessionError::Db(e) => e.into(),
             SessionError::NotFound => ApiError::not_found("no such session"),
-            SessionError::InvalidGrant | SessionError::Reused => {
+            SessionError::InvalidGrant | SessionError::Reused | SessionError::WrongClient => {
                 ApiError::invalid_token(e.to_string())
             }
         }
@@ -257,6 +268,10 @@ impl ResponseError for OAuthApiError {
     fn error_response(&self) -> HttpResponse {
         let mut response = HttpResponse::build(self.status);
         response.insert_header((header::CACHE_CONTROL, "no-store"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            // RFC 6749 §5.2: invalid_client answers with the scheme to use.
+            response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="tessera""#));
+        }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
         }
@@ -269,6 +284,9 @@ impl From<OAuthError> for OAuthApiError {
     fn from(e: OAuthError) -> Self {
         let (status, error) = match &e {
             OAuthError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            OAuthError::InvalidClient => (StatusCode::UNAUTHORIZED, "invalid_client"),
+            OAuthError::UnauthorizedClient(_) => (StatusCode::BAD_REQUEST, "unauthorized_client"),
+            OAuthError::InvalidTarget(_) => (StatusCode::BAD_REQUEST, "invalid_target"),
             OAuthError::InvalidGrant(_) => (StatusCode::BAD_REQUEST, "invalid_grant"),
             OAuthError::UnsupportedGrantType(_) => {
                 (StatusCode::BAD_REQUEST, "unsupported_grant_type")
@@ -303,5 +321,22 @@ impl From<OAuthError> for OAuthApiError {
 impl From<DbError> for OAuthApiError {
     fn from(e: DbError) -> Self {
         OAuthError::Db(e).into()
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Invalid(why) => ApiError::unprocessable("invalid_client_metadata", why),
+            ClientError::NotFound => ApiError::not_found(e.to_string()),
+            ClientError::IdTaken => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+            ClientError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl ApiError {
+    pub fn forbidden(detail: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
     }
 }

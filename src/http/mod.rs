@@ -3,6 +3,7 @@
 //! becomes a response in [`error`].
 
 mod accounts;
+mod admin;
 mod bearer;
 mod discovery;
 pub mod error;
@@ -42,6 +43,7 @@ impl AppState {
         Issuance {
             issuer: &self.issuer,
             audience: &self.settings.tokens.audience,
+            login_client_id: &self.settings.login.client_id,
         }
     }
 }
@@ -77,15 +79,34 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/me", web::get().to(accounts::me))
             .route("/me/password", web::put().to(accounts::change_password))
             .route("/me/sessions", web::get().to(accounts::list_sessions))
-            .route("/me/sessions/{id}", web::delete().to(accounts::end_session)),
+            .route("/me/sessions/{id}", web::delete().to(accounts::end_session))
+            .route("/admin/users", web::get().to(admin::list_users))
+            .route("/admin/users/{id}", web::get().to(admin::get_user))
+            .route("/admin/users/{id}", web::patch().to(admin::patch_user))
+            .route("/admin/users/{id}", web::delete().to(admin::delete_user))
+            .route("/admin/clients", web::get().to(admin::list_clients))
+            .route("/admin/clients", web::post().to(admin::create_client))
+            .route("/admin/clients/{id}", web::get().to(admin::get_client))
+            .route(
+                "/admin/clients/{id}",
+                web::delete().to(admin::delete_client),
+            ),
     )
     .service(
         web::scope("/oauth2")
             .route("/token", web::post().to(oauth::token))
-            .route("/revoke", web::post().to(oauth::revoke)),
+            .route("/revoke", web::post().to(oauth::revoke))
+            .route("/introspect", web::post().to(oauth::introspect)),
     )
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz));
+}
+
+/// Query strings that don't parse get a 400 problem.
+pub fn query_config() -> web::QueryConfig {
+    web::QueryConfig::default().error_handler(|err, _req| {
+        ApiError::bad_request("invalid_query", format!("invalid query string: {err}")).into()
+    })
 }
 
 /// JSON bodies: bounded in size, and every way they can be wrong gets a

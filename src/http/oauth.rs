@@ -1,47 +1,160 @@
-//! `/oauth2/*`: form-encoded requests as RFC 6749 and RFC 7009 say, errors as
-//! RFC 6749 §5.2 JSON.
+//! `/oauth2/*`: form-encoded requests as RFC 6749, 7009 and 7662 say, errors
+//! as RFC 6749 §5.2 JSON. Clients authenticate with `client_secret_basic` or
+//! `client_secret_post`.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 
 use super::error::OAuthApiError;
 use super::{AppState, client_info};
+use crate::clients::{self, Client};
 use crate::oauth::{self, OAuthError, RefreshRequest};
 use crate::sessions::{self, Ending, RefreshToken, end_reason};
 
-/// The token endpoint's parameters. Unknown ones are ignored (RFC 6749
-/// §3.2); a repeated one is refused by the form parser.
-#[derive(Deserialize)]
-pub struct TokenForm {
-    grant_type: Option<String>,
-    refresh_token: Option<String>,
-    client_id: Option<String>,
-    scope: Option<String>,
+/// Form parameters. RFC 6749 §3.1: a parameter must not repeat (but
+/// RFC 8707 `resource`, which may); unknown ones are ignored.
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn one(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+        let mut values = self
+            .0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(OAuthError::InvalidRequest(format!(
+                "parameter {name} is repeated"
+            )));
+        }
+        Ok(first.filter(|v| !v.is_empty()))
+    }
+
+    fn all(&self, name: &str) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(k, v)| k == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+}
+
+/// Credentials a client presented, by either method.
+struct Credentials {
+    id: String,
+    secret: String,
+}
+
+/// `client_secret_basic` (RFC 6749 §2.3.1: id and secret form-urlencoded
+/// inside the Basic value) or `client_secret_post`; both at once is an
+/// error. None when the client presented no secret.
+fn credentials(req: &HttpRequest, params: &Params) -> Result<Option<Credentials>, OAuthError> {
+    let basic = match req.headers().get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => {
+            let value = value.to_str().map_err(|_| OAuthError::InvalidClient)?;
+            match value.split_once(' ') {
+                Some((scheme, encoded)) if scheme.eq_ignore_ascii_case("basic") => {
+                    let decoded = STANDARD
+                        .decode(encoded.trim())
+                        .map_err(|_| OAuthError::InvalidClient)?;
+                    let decoded =
+                        String::from_utf8(decoded).map_err(|_| OAuthError::InvalidClient)?;
+                    let (id, secret) = decoded.split_once(':').ok_or(OAuthError::InvalidClient)?;
+                    let unescape = |s: &str| {
+                        url::form_urlencoded::parse(format!("v={s}").as_bytes())
+                            .next()
+                            .map(|(_, v)| v.into_owned())
+                            .unwrap_or_default()
+                    };
+                    Some(Credentials {
+                        id: unescape(id),
+                        secret: unescape(secret),
+                    })
+                }
+                _ => return Err(OAuthError::InvalidClient),
+            }
+        }
+    };
+    let post = match (params.one("client_id")?, params.one("client_secret")?) {
+        (Some(id), Some(secret)) => Some(Credentials {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+        }),
+        (None, Some(_)) => {
+            return Err(OAuthError::InvalidRequest(
+                "client_secret without client_id".into(),
+            ));
+        }
+        _ => None,
+    };
+    match (basic, post) {
+        (Some(_), Some(_)) => Err(OAuthError::InvalidRequest(
+            "use one client authentication method, not two".into(),
+        )),
+        (basic, post) => Ok(basic.or(post)),
+    }
+}
+
+/// The authenticated client, None when no secret was presented; wrong
+/// credentials are `invalid_client`.
+async fn authenticated_client(
+    state: &AppState,
+    req: &HttpRequest,
+    params: &Params,
+) -> Result<Option<Client>, OAuthError> {
+    let Some(credentials) = credentials(req, params)? else {
+        return Ok(None);
+    };
+    clients::authenticate(&state.db, credentials.id, credentials.secret)
+        .await?
+        .map(Some)
+        .ok_or(OAuthError::InvalidClient)
 }
 
 pub async fn token(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<TokenForm>,
+    form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, OAuthApiError> {
-    let form = form.into_inner();
-    let response = match form.grant_type.as_deref() {
-        Some("refresh_token") => {
-            let refresh_token = form
-                .refresh_token
-                .filter(|t| !t.is_empty())
+    let params = Params(form.into_inner());
+    let grant_type = params.one("grant_type")?.map(str::to_owned);
+    let client = authenticated_client(&state, &req, &params).await?;
+    let response = match grant_type.as_deref() {
+        Some(clients::REFRESH_TOKEN) => {
+            let refresh_token = params
+                .one("refresh_token")?
                 .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
             let request = RefreshRequest {
-                refresh_token,
-                client_id: form.client_id,
-                scope: form.scope,
+                refresh_token: refresh_token.to_owned(),
+                claimed_client_id: params.one("client_id")?.map(str::to_owned),
+                client,
+                scope: params.one("scope")?.map(str::to_owned),
             };
             oauth::refresh_grant(
                 &state.db,
                 state.sessions,
                 state.issuance(),
                 request,
+                client_info(&req),
+            )
+            .await?
+        }
+        Some(clients::CLIENT_CREDENTIALS) => {
+            let client = client.ok_or(OAuthError::InvalidClient)?;
+            // RFC 8707 `resource`, or the `audience` many clients send.
+            let mut resources = params.all("resource");
+            resources.extend(params.all("audience"));
+            let scope = params.one("scope")?;
+            oauth::client_credentials_grant(
+                &state.db,
+                state.issuance(),
+                client,
+                scope,
+                resources,
                 client_info(&req),
             )
             .await?
@@ -58,28 +171,22 @@ pub async fn token(
         .json(response))
 }
 
-#[derive(Deserialize)]
-pub struct RevokeForm {
-    token: Option<String>,
-    #[allow(dead_code)] // accepted per RFC 7009 §2.1; both kinds are tried
-    token_type_hint: Option<String>,
-}
-
 /// RFC 7009: a refresh token ends its session; so does one of our access
-/// tokens (the session behind it). Unknown tokens get 200 too.
+/// tokens (the session behind it). Unknown tokens get 200 too. A client
+/// that presents credentials must present good ones.
 pub async fn revoke(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<RevokeForm>,
+    form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, OAuthApiError> {
-    let token = form
-        .into_inner()
-        .token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| OAuthApiError::invalid_request("token is required"))?;
-    if let Some(refresh_token) = RefreshToken::parse(&token) {
+    let params = Params(form.into_inner());
+    authenticated_client(&state, &req, &params).await?;
+    let token = params
+        .one("token")?
+        .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
+    if let Some(refresh_token) = RefreshToken::parse(token) {
         sessions::revoke_refresh_token(&state.db, refresh_token, client_info(&req)).await?;
-    } else if let Ok(claims) = state.verifier.verify(&token)
+    } else if let Ok(claims) = state.verifier.verify(token)
         && let Some(sid) = claims.sid
     {
         sessions::end(
@@ -94,6 +201,25 @@ pub async fn revoke(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
+}
+
+/// RFC 7662, for authenticated clients only.
+pub async fn introspect(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, OAuthApiError> {
+    let params = Params(form.into_inner());
+    authenticated_client(&state, &req, &params)
+        .await?
+        .ok_or(OAuthError::InvalidClient)?;
+    let token = params
+        .one("token")?
+        .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
+    let answer = oauth::introspect(&state.db, state.sessions, &state.verifier, token).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(answer))
 }
 
 /// Form bodies: bounded, and any way they can be wrong is `invalid_request`.

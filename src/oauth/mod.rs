@@ -1,23 +1,34 @@
-//! OAuth 2.0 grants (RFC 6749): turning a login or a refresh token into a
-//! token response. Errors are RFC 6749 §5.2 error codes.
+//! OAuth 2.0 grants (RFC 6749) and token introspection (RFC 7662): turning a
+//! login, a refresh token or a client's credentials into a token response.
+//! Errors are RFC 6749 §5.2 error codes.
 
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::accounts::{self, AccountError};
+use crate::audit::{self, Event};
+use crate::clients::{self, CLIENT_CREDENTIALS, Client, REFRESH_TOKEN};
 use crate::db::{Db, DbError};
-use crate::sessions::{self, ClientInfo, RefreshToken, SessionError, SessionPolicy};
-use crate::tokens::{Grant, TokenError, TokenIssuer};
+use crate::sessions::{self, ClientCheck, ClientInfo, RefreshToken, SessionError, SessionPolicy};
+use crate::tokens::{Grant, TokenError, TokenIssuer, TokenVerifier};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
     #[error("{0}")]
     InvalidRequest(String),
+    #[error("client authentication failed")]
+    InvalidClient,
     #[error("{0}")]
     InvalidGrant(&'static str),
+    #[error("{0}")]
+    UnauthorizedClient(&'static str),
     #[error("grant_type {0:?} is not supported")]
     UnsupportedGrantType(String),
     #[error("{0}")]
-    InvalidScope(&'static str),
+    InvalidScope(String),
+    /// RFC 8707: a `resource` the client may not have tokens for.
+    #[error("{0}")]
+    InvalidTarget(String),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -31,6 +42,9 @@ impl From<SessionError> for OAuthError {
             SessionError::Reused => OAuthError::InvalidGrant(
                 "the refresh token was already used; the session has been revoked",
             ),
+            SessionError::WrongClient => {
+                OAuthError::InvalidGrant("the refresh token was issued to another client")
+            }
             SessionError::InvalidGrant | SessionError::NotFound => {
                 OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked")
             }
@@ -62,7 +76,10 @@ pub struct SessionGrant<'a> {
 /// What every grant needs to issue tokens.
 pub struct Issuance<'a> {
     pub issuer: &'a TokenIssuer,
+    /// The audience of user tokens (`tokens.audience`).
     pub audience: &'a [String],
+    /// The built-in first-party client (`login.client_id`): public.
+    pub login_client_id: &'a str,
 }
 
 impl Issuance<'_> {
@@ -86,15 +103,41 @@ impl Issuance<'_> {
     }
 }
 
+/// `scope` narrowed to what is `allowed`; all of `allowed` when none is
+/// asked for (RFC 6749 §3.3).
+fn granted_scope(asked: Option<&str>, allowed: &[String]) -> Result<String, OAuthError> {
+    match asked.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(allowed.join(" ")),
+        Some(asked) => {
+            let mut granted: Vec<&str> = Vec::new();
+            for scope in asked.split_ascii_whitespace() {
+                if !allowed.iter().any(|a| a == scope) {
+                    return Err(OAuthError::InvalidScope(format!(
+                        "scope {scope:?} is not allowed"
+                    )));
+                }
+                if !granted.contains(&scope) {
+                    granted.push(scope);
+                }
+            }
+            Ok(granted.join(" "))
+        }
+    }
+}
+
 /// A `grant_type=refresh_token` request (RFC 6749 §6).
 pub struct RefreshRequest {
     pub refresh_token: String,
-    pub client_id: Option<String>,
+    /// The client that authenticated, if any.
+    pub client: Option<Client>,
+    /// A `client_id` sent without authentication (public clients).
+    pub claimed_client_id: Option<String>,
     pub scope: Option<String>,
 }
 
 /// Rotates the refresh token and issues a new access token with the user's
 /// current roles; a narrower `scope` may be asked for, never a wider one.
+/// A confidential client's tokens are refreshed only with its credentials.
 pub async fn refresh_grant(
     db: &Db,
     policy: SessionPolicy,
@@ -105,44 +148,34 @@ pub async fn refresh_grant(
     let presented = RefreshToken::parse(&request.refresh_token).ok_or(OAuthError::InvalidGrant(
         "the refresh token is invalid, expired or revoked",
     ))?;
-    let refreshed = sessions::refresh(db, policy, presented, client).await?;
-    // A token is refreshed only by the client it was issued to.
-    if request
-        .client_id
-        .as_deref()
-        .is_some_and(|c| c != refreshed.client_id)
+    if let Some(c) = &request.client
+        && !c.allows_grant(REFRESH_TOKEN)
     {
-        return Err(OAuthError::InvalidGrant(
-            "the refresh token was issued to another client",
+        return Err(OAuthError::UnauthorizedClient(
+            "this client may not use refresh_token",
         ));
     }
-    let scope = match request
+    let refreshed = sessions::refresh(
+        db,
+        policy,
+        presented,
+        client_check(&issuance, &request),
+        client,
+    )
+    .await?;
+    let session_scope: Vec<String> = refreshed
         .scope
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    {
-        None => refreshed.scope.clone(),
-        Some(asked) => {
-            let granted: Vec<&str> = refreshed.scope.split_ascii_whitespace().collect();
-            if !asked.split_ascii_whitespace().all(|s| granted.contains(&s)) {
-                return Err(OAuthError::InvalidScope(
-                    "the requested scope exceeds the scope originally granted",
-                ));
-            }
-            asked.split_ascii_whitespace().collect::<Vec<_>>().join(" ")
-        }
-    };
+        .split_ascii_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let scope = granted_scope(request.scope.as_deref(), &session_scope)?;
     let user = match accounts::find_by_id(db, refreshed.user_id.clone()).await {
         Ok(user) if !user.disabled => user,
         Ok(_) | Err(AccountError::NotFound) => {
             return Err(OAuthError::InvalidGrant("the account is disabled or gone"));
         }
         Err(AccountError::Db(e)) => return Err(e.into()),
-        Err(e) => {
-            tracing::error!(error = %e, "loading the user for a refresh failed");
-            return Err(OAuthError::Db(DbError::Unavailable(e.to_string())));
-        }
+        Err(e) => return Err(OAuthError::Db(DbError::Unavailable(e.to_string()))),
     };
     Ok(issuance.for_session(SessionGrant {
         user_id: &user.id,
@@ -152,4 +185,142 @@ pub async fn refresh_grant(
         session_id: &refreshed.session_id,
         refresh_token: &refreshed.refresh_token,
     })?)
+}
+
+/// Who may refresh a session of a given client: that client, authenticated;
+/// or, for public clients (the built-in login client among them), anyone
+/// holding the token.
+fn client_check(issuance: &Issuance<'_>, request: &RefreshRequest) -> ClientCheck {
+    let authenticated = request.client.as_ref().map(|c| c.client_id.clone());
+    let claimed = request.claimed_client_id.clone();
+    let login_client = issuance.login_client_id.to_owned();
+    Box::new(move |conn, session_client| match &authenticated {
+        Some(id) => Ok(id == session_client),
+        None if claimed.as_deref().is_some_and(|c| c != session_client) => Ok(false),
+        None if session_client == login_client => Ok(true),
+        None => clients::is_public(conn, session_client),
+    })
+}
+
+/// `grant_type=client_credentials` (RFC 6749 §4.4): a token for the client
+/// itself, for the scopes and audiences it is allowed.
+pub async fn client_credentials_grant(
+    db: &Db,
+    issuance: Issuance<'_>,
+    client: Client,
+    scope: Option<&str>,
+    resources: Vec<String>,
+    info: ClientInfo,
+) -> Result<TokenResponse, OAuthError> {
+    match client_credentials_token(&issuance, &client, scope, resources) {
+        Ok(response) => Ok(response),
+        Err(e) => {
+            let detail = e.to_string();
+            let client_id = client.client_id.clone();
+            db.run(move |conn| {
+                audit::record(
+                    conn,
+                    Event {
+                        action: CLIENT_CREDENTIALS,
+                        outcome: "failure",
+                        client_id: Some(&client_id),
+                        ip: info.ip.as_deref(),
+                        detail: Some(&detail),
+                        ..Event::default()
+                    },
+                )
+            })
+            .await?;
+            Err(e)
+        }
+    }
+}
+
+fn client_credentials_token(
+    issuance: &Issuance<'_>,
+    client: &Client,
+    scope: Option<&str>,
+    resources: Vec<String>,
+) -> Result<TokenResponse, OAuthError> {
+    if client.public {
+        return Err(OAuthError::UnauthorizedClient(
+            "a public client cannot use client_credentials",
+        ));
+    }
+    if !client.allows_grant(CLIENT_CREDENTIALS) {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client may not use client_credentials",
+        ));
+    }
+    let scope = granted_scope(scope, &client.scopes)?;
+    let audience = if resources.is_empty() {
+        client.audiences.clone()
+    } else {
+        if let Some(bad) = resources.iter().find(|r| !client.audiences.contains(r)) {
+            return Err(OAuthError::InvalidTarget(format!(
+                "this client may not have tokens for {bad:?}"
+            )));
+        }
+        resources
+    };
+    if audience.is_empty() {
+        return Err(OAuthError::InvalidTarget(
+            "this client has no allowed audience".into(),
+        ));
+    }
+    let issued = issuance.issuer.issue(Grant {
+        subject: client.client_id.clone(),
+        client_id: client.client_id.clone(),
+        audience,
+        scope: scope.clone(),
+        roles: Vec::new(),
+        session_id: None,
+    })?;
+    Ok(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        refresh_token: None,
+        scope,
+    })
+}
+
+/// RFC 7662: what a token is, if it is active. Access tokens: signature,
+/// expiry and session; refresh tokens: unspent and their session live.
+/// Anything else — garbage included — is `{"active": false}`.
+pub async fn introspect(
+    db: &Db,
+    policy: SessionPolicy,
+    verifier: &TokenVerifier,
+    token: &str,
+) -> Result<Value, DbError> {
+    let inactive = json!({"active": false});
+    if let Some(refresh_token) = RefreshToken::parse(token) {
+        return Ok(
+            match sessions::find_by_refresh_token(db, policy, refresh_token).await? {
+                Some(session) => json!({
+                    "active": true,
+                    "token_type": "refresh_token",
+                    "client_id": session.client_id,
+                    "sub": session.user_id,
+                    "scope": session.scope,
+                    "sid": session.session_id,
+                    "exp": session.expires_at.and_utc().timestamp(),
+                }),
+                None => inactive,
+            },
+        );
+    }
+    let Ok(claims) = verifier.verify_any_audience(token) else {
+        return Ok(inactive);
+    };
+    if let Some(sid) = &claims.sid
+        && !sessions::is_live(db, policy, sid.clone()).await?
+    {
+        return Ok(inactive);
+    }
+    let mut response = serde_json::to_value(&claims).unwrap_or_default();
+    response["active"] = json!(true);
+    response["token_type"] = json!("Bearer");
+    Ok(response)
 }

@@ -24,6 +24,8 @@ pub enum SessionError {
     InvalidGrant,
     #[error("the refresh token was already used; the session has been revoked")]
     Reused,
+    #[error("the refresh token was issued to another client")]
+    WrongClient,
     #[error("no such session")]
     NotFound,
     #[error(transparent)]
@@ -159,7 +161,30 @@ enum Rotation {
     Rotated(Refreshed),
     Reused { session_id: String },
     Invalid,
+    WrongClient,
 }
+
+/// Ends a refresh transaction early, rolling it back: nothing is spent.
+enum Abort {
+    WrongClient,
+    Db(DbError),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Db(e.into())
+    }
+}
+
+impl From<DbError> for Abort {
+    fn from(e: DbError) -> Self {
+        Abort::Db(e)
+    }
+}
+
+/// Whether the caller may refresh a session of the given client; asked
+/// inside the refresh transaction, before anything is committed.
+pub type ClientCheck = Box<dyn Fn(&mut AnyConnection, &str) -> Result<bool, DbError> + Send>;
 
 /// Rotates `presented`: marks it spent and issues its successor, in one
 /// transaction whose first statement is an atomic compare-and-set on the
@@ -170,46 +195,43 @@ pub async fn refresh(
     db: &Db,
     policy: SessionPolicy,
     presented: RefreshToken,
+    client_allowed: ClientCheck,
     client: ClientInfo,
 ) -> Result<Refreshed, SessionError> {
     let rotation = db
         .run(move |conn| {
-            let rotation = conn.transaction(|conn| rotate(conn, &policy, &presented))?;
-            let (outcome, detail, user_id, session_id, client_id) = match &rotation {
-                Rotation::Rotated(r) => (
-                    "success",
-                    None,
-                    Some(r.user_id.as_str()),
-                    Some(r.session_id.as_str()),
-                    Some(r.client_id.as_str()),
-                ),
-                Rotation::Reused { session_id } => (
-                    "failure",
-                    Some("refresh token reuse; session revoked"),
-                    None,
-                    Some(session_id.as_str()),
-                    None,
-                ),
-                Rotation::Invalid => (
-                    "failure",
-                    Some("invalid, expired or revoked refresh token"),
-                    None,
-                    None,
-                    None,
-                ),
+            let rotation =
+                match conn.transaction(|conn| rotate(conn, &policy, &presented, &client_allowed)) {
+                    Ok(rotation) => rotation,
+                    Err(Abort::WrongClient) => Rotation::WrongClient,
+                    Err(Abort::Db(e)) => return Err(e),
+                };
+            let ip = client.ip.as_deref();
+            let failure = |detail| Event {
+                action: "refresh",
+                outcome: "failure",
+                ip,
+                detail: Some(detail),
+                ..Event::default()
             };
-            audit::record(
-                conn,
-                Event {
+            let event = match &rotation {
+                Rotation::Rotated(r) => Event {
                     action: "refresh",
-                    outcome,
-                    user_id,
-                    session_id,
-                    client_id,
-                    ip: client.ip.as_deref(),
-                    detail,
+                    outcome: "success",
+                    user_id: Some(&r.user_id),
+                    session_id: Some(&r.session_id),
+                    client_id: Some(&r.client_id),
+                    ip,
+                    detail: None,
                 },
-            )?;
+                Rotation::Reused { session_id } => Event {
+                    session_id: Some(session_id),
+                    ..failure("refresh token reuse; session revoked")
+                },
+                Rotation::Invalid => failure("invalid, expired or revoked refresh token"),
+                Rotation::WrongClient => failure("refresh token presented by another client"),
+            };
+            audit::record(conn, event)?;
             Ok(rotation)
         })
         .await?;
@@ -220,6 +242,7 @@ pub async fn refresh(
             Err(SessionError::Reused)
         }
         Rotation::Invalid => Err(SessionError::InvalidGrant),
+        Rotation::WrongClient => Err(SessionError::WrongClient),
     }
 }
 
@@ -227,7 +250,8 @@ fn rotate(
     conn: &mut AnyConnection,
     policy: &SessionPolicy,
     presented: &RefreshToken,
-) -> Result<Rotation, DbError> {
+    client_allowed: &ClientCheck,
+) -> Result<Rotation, Abort> {
     let (now, idle_cutoff) = live_now(policy);
     let hash = presented.hash();
     let successor = RefreshToken::generate();
@@ -245,6 +269,9 @@ fn rotate(
         let Some(session) = touch_live_session(conn, &session_id, now, idle_cutoff)? else {
             return Ok(Rotation::Invalid); // rolls nothing back: nothing to keep
         };
+        if !client_allowed(conn, &session.client_id)? {
+            return Err(Abort::WrongClient);
+        }
         insert_refresh_token(conn, &successor, &session_id, now)?;
         return Ok(Rotation::Rotated(session.with_token(session_id, successor)));
     }
@@ -272,6 +299,9 @@ fn rotate(
                 touch_live_session(conn, &session_id, now, idle_cutoff)?,
             ) {
                 (Some(successor), Some(session)) => {
+                    if !client_allowed(conn, &session.client_id)? {
+                        return Err(Abort::WrongClient);
+                    }
                     Rotation::Rotated(session.with_token(session_id, successor))
                 }
                 _ => Rotation::Invalid,
@@ -342,6 +372,50 @@ pub async fn is_live(db: &Db, policy: SessionPolicy, session_id: String) -> Resu
             .first(conn)
             .optional()?;
         Ok(found.is_some())
+    })
+    .await
+}
+
+/// The live session a refresh token (unspent) belongs to.
+pub struct TokenSession {
+    pub session_id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub scope: String,
+    pub expires_at: NaiveDateTime,
+}
+
+/// The live session of an unspent refresh token, for introspection.
+pub async fn find_by_refresh_token(
+    db: &Db,
+    policy: SessionPolicy,
+    token: RefreshToken,
+) -> Result<Option<TokenSession>, DbError> {
+    db.run(move |conn| {
+        let (now, idle_cutoff) = live_now(&policy);
+        let row: Option<(String, String, String, String, NaiveDateTime)> = refresh_tokens::table
+            .inner_join(sessions::table)
+            .filter(refresh_tokens::token_hash.eq(token.hash()))
+            .filter(refresh_tokens::spent_at.is_null())
+            .filter(live(now, idle_cutoff))
+            .select((
+                sessions::id,
+                sessions::user_id,
+                sessions::client_id,
+                sessions::scope,
+                sessions::expires_at,
+            ))
+            .first(conn)
+            .optional()?;
+        Ok(row.map(
+            |(session_id, user_id, client_id, scope, expires_at)| TokenSession {
+                session_id,
+                user_id,
+                client_id,
+                scope,
+                expires_at,
+            },
+        ))
     })
     .await
 }

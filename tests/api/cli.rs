@@ -87,6 +87,40 @@ both_backends! {
         assert_eq!(app.login("weak@example.com", "password").await.status(), 401);
     }
 
+    async fn clients_create_list_delete(app: TestApp) {
+        let output = tessera(
+            &["clients", "create", "--name", "billing", "--grant", "client_credentials", "--scope", "invoices:read", "--audience", "billing-api"],
+            &app_env(&app),
+            "",
+        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let created: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
+        let id = created["client_id"].as_str().unwrap().to_owned();
+        let secret = created["client_secret"].as_str().unwrap().to_owned();
+        assert_eq!(secret.len(), 43);
+
+        let token = app.post_form("/oauth2/token", &[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)]).await;
+        assert_eq!(token.status(), 200);
+        let body: Value = token.json().await.unwrap();
+        assert_eq!(body["scope"], "invoices:read");
+
+        let output = tessera(&["clients", "list"], &app_env(&app), "");
+        assert!(output.status.success());
+        let listed = String::from_utf8_lossy(&output.stdout);
+        assert!(listed.contains(&id) && !listed.contains(&secret), "{listed}");
+
+        let output = tessera(&["clients", "delete", &id], &app_env(&app), "");
+        assert!(output.status.success());
+        let token = app.post_form("/oauth2/token", &[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)]).await;
+        assert_eq!(token.status(), 401);
+        let output = tessera(&["clients", "delete", &id], &app_env(&app), "");
+        assert!(!output.status.success(), "deleting twice says so");
+
+        let output = tessera(&["clients", "create", "--name", "bad", "--grant", "password"], &app_env(&app), "");
+        assert!(!output.status.success());
+        assert!(String::from_utf8_lossy(&output.stderr).contains("unknown grant type"));
+    }
+
     async fn migrate_is_idempotent(app: TestApp) {
         let output = tessera(&["migrate"], &app_env(&app), "");
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

@@ -5,7 +5,9 @@
 mod helpers;
 
 mod accounts;
+mod admin;
 mod cli;
+mod clients;
 mod database;
 mod forgery;
 mod keys;

@@ -100,6 +100,17 @@ impl Rules {
         validation.leeway = leeway_seconds;
         Rules { validation }
     }
+
+    /// The same checks but for the audience: for an authorization server
+    /// introspecting tokens it issued for any audience (RFC 7662).
+    pub fn any_audience(issuer: &str, leeway_seconds: u64) -> Rules {
+        let mut rules = Rules::new(issuer, &[""], leeway_seconds);
+        rules.validation.validate_aud = false;
+        rules
+            .validation
+            .set_required_spec_claims(&["exp", "iss", "sub"]);
+        rules
+    }
 }
 
 /// The JOSE header fields verification looks at, parsed by hand so that

@@ -1,0 +1,235 @@
+//! What administrators do to accounts: list them page by page, change roles,
+//! disable, delete — never leaving the system without an enabled admin.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use diesel::prelude::*;
+
+use super::{ADMIN_ROLE, AccountError, User, UserRow, now};
+use crate::audit::{self, Event};
+use crate::db::schema::{sessions, users};
+use crate::db::{AnyConnection, Db, DbError};
+
+pub const MAX_PAGE: i64 = 200;
+
+/// A role name: 1–64 of letters, digits and `_ . : -`. Unknown names are
+/// allowed (they're the application's), malformed ones are not.
+pub fn parse_roles(roles: Vec<String>) -> Result<Vec<String>, AccountError> {
+    if roles.len() > 50 {
+        return Err(AccountError::InvalidRole("at most 50 roles".into()));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(roles.len());
+    for role in roles {
+        let ok = !role.is_empty()
+            && role.len() <= 64
+            && role
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.:-".contains(c));
+        if !ok {
+            return Err(AccountError::InvalidRole(format!(
+                "{role:?} is not a role name (1-64 of letters, digits, _ . : -)"
+            )));
+        }
+        if !out.contains(&role) {
+            out.push(role);
+        }
+    }
+    Ok(out)
+}
+
+/// A page of users and the cursor of the next one.
+pub struct Page {
+    pub users: Vec<User>,
+    pub next_cursor: Option<String>,
+}
+
+/// Users in id order (UUIDv7: creation order), after `cursor`, whose email
+/// starts with `email_prefix`. New users sort after every existing cursor,
+/// so a walk sees each user exactly once even while users are added.
+pub async fn list_page(
+    db: &Db,
+    limit: i64,
+    cursor: Option<&str>,
+    email_prefix: Option<String>,
+) -> Result<Page, AccountError> {
+    let after = match cursor {
+        None => None,
+        Some(c) => Some(
+            URL_SAFE_NO_PAD
+                .decode(c)
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok())
+                .ok_or(AccountError::InvalidCursor)?,
+        ),
+    };
+    let limit = limit.clamp(1, MAX_PAGE);
+    let rows: Vec<UserRow> = db
+        .run(move |conn| {
+            let mut query = users::table
+                .select(UserRow::as_select())
+                .order(users::id.asc())
+                .limit(limit + 1)
+                .into_boxed();
+            if let Some(after) = after {
+                query = query.filter(users::id.gt(after));
+            }
+            if let Some(prefix) = email_prefix
+                .map(|p| p.trim().to_lowercase())
+                .filter(|p| !p.is_empty())
+            {
+                let escaped = prefix
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_");
+                query = query.filter(users::email.like(format!("{escaped}%")).escape('\\'));
+            }
+            Ok(query.load(conn)?)
+        })
+        .await?;
+    let mut users: Vec<User> = rows.into_iter().map(UserRow::into_user).collect();
+    let next_cursor = if users.len() as i64 > limit {
+        users.truncate(limit as usize);
+        users.last().map(|u| URL_SAFE_NO_PAD.encode(&u.id))
+    } else {
+        None
+    };
+    Ok(Page { users, next_cursor })
+}
+
+/// A change an administrator makes to a user.
+#[derive(Debug, Default)]
+pub struct UserChange {
+    pub roles: Option<Vec<String>>,
+    pub disabled: Option<bool>,
+}
+
+/// Applies `change`; disabling ends every session of the user at once.
+/// Refused (409) when it would leave no enabled administrator.
+pub async fn update(
+    db: &Db,
+    id: String,
+    change: UserChange,
+    actor: String,
+) -> Result<User, AccountError> {
+    let roles = change.roles.map(parse_roles).transpose()?;
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            Db::serializable(conn)?;
+            let Some(row) = find_row(conn, &id)? else {
+                return Ok(Err(AccountError::NotFound));
+            };
+            let mut user = row.into_user();
+            let was_admin = is_enabled_admin(&user);
+            if let Some(roles) = roles {
+                user.roles = roles;
+            }
+            let newly_disabled = change.disabled == Some(true) && !user.disabled;
+            if let Some(disabled) = change.disabled {
+                user.disabled = disabled;
+            }
+            if was_admin && !is_enabled_admin(&user) && other_enabled_admins(conn, &id)? == 0 {
+                return Ok(Err(AccountError::LastAdmin));
+            }
+            let now = now();
+            diesel::update(users::table.find(&id))
+                .set((
+                    users::roles.eq(serde_json::to_string(&user.roles).expect("strings serialise")),
+                    users::disabled.eq(user.disabled),
+                    users::updated_at.eq(now),
+                ))
+                .execute(conn)?;
+            if newly_disabled {
+                diesel::update(sessions::table)
+                    .filter(sessions::user_id.eq(&id))
+                    .filter(sessions::ended_at.is_null())
+                    .set((
+                        sessions::ended_at.eq(now),
+                        sessions::end_reason.eq("account_disabled"),
+                    ))
+                    .execute(conn)?;
+            }
+            let detail = format!("roles={:?} disabled={}", user.roles, user.disabled);
+            audit::record(
+                conn,
+                Event {
+                    action: "user_updated",
+                    outcome: "success",
+                    user_id: Some(&id),
+                    client_id: None,
+                    detail: Some(&detail),
+                    session_id: None,
+                    ip: None,
+                },
+            )?;
+            record_actor(conn, "user_updated", &actor)?;
+            Ok(Ok(user))
+        })
+    })
+    .await?
+}
+
+/// Deletes a user with their sessions; refused for the last enabled admin.
+pub async fn delete(db: &Db, id: String, actor: String) -> Result<(), AccountError> {
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            Db::serializable(conn)?;
+            let Some(row) = find_row(conn, &id)? else {
+                return Ok(Err(AccountError::NotFound));
+            };
+            if is_enabled_admin(&row.into_user()) && other_enabled_admins(conn, &id)? == 0 {
+                return Ok(Err(AccountError::LastAdmin));
+            }
+            // Sessions and refresh tokens go with the user (ON DELETE CASCADE).
+            diesel::delete(users::table.find(&id)).execute(conn)?;
+            audit::record(
+                conn,
+                Event {
+                    action: "user_deleted",
+                    outcome: "success",
+                    user_id: Some(&id),
+                    ..Event::default()
+                },
+            )?;
+            record_actor(conn, "user_deleted", &actor)?;
+            Ok(Ok(()))
+        })
+    })
+    .await?
+}
+
+/// The administrator who acted, as an event of their own.
+fn record_actor(conn: &mut AnyConnection, action: &str, actor: &str) -> Result<(), DbError> {
+    audit::record(
+        conn,
+        Event {
+            action: "admin_action",
+            outcome: "success",
+            user_id: Some(actor),
+            detail: Some(action),
+            ..Event::default()
+        },
+    )
+}
+
+fn find_row(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRow>, DbError> {
+    Ok(users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+fn is_enabled_admin(user: &User) -> bool {
+    !user.disabled && user.roles.iter().any(|r| r == ADMIN_ROLE)
+}
+
+/// Enabled administrators other than `id`. Roles are a JSON array of
+/// validated names, so `"admin"` with its quotes matches that role only.
+fn other_enabled_admins(conn: &mut AnyConnection, id: &str) -> Result<i64, DbError> {
+    Ok(users::table
+        .filter(users::id.ne(id))
+        .filter(users::disabled.eq(false))
+        .filter(users::roles.like(format!("%\"{ADMIN_ROLE}\"%")))
+        .count()
+        .get_result(conn)?)
+}

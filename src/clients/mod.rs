@@ -1,0 +1,444 @@
+//! OAuth clients: the applications and services that ask Tessera for
+//! tokens. Confidential clients hold a secret Tessera generated (256 bits,
+//! shown once, stored as SHA-256: a fast hash is right for a high-entropy
+//! secret); public clients hold none.
+
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use rand::RngCore;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::accounts::{now, rfc3339};
+use crate::audit::{self, Event};
+use crate::db::schema::clients;
+use crate::db::{AnyConnection, Db, DbError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no such client")]
+    NotFound,
+    #[error("a client with this id already exists")]
+    IdTaken,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+pub const AUTHORIZATION_CODE: &str = "authorization_code";
+pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const REFRESH_TOKEN: &str = "refresh_token";
+const GRANT_TYPES: [&str; 3] = [AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN];
+
+/// A client as the API shows it: never its secret or the secret's hash.
+#[derive(Debug, Clone, Serialize)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    pub public: bool,
+    pub first_party: bool,
+    pub grant_types: Vec<String>,
+    pub scopes: Vec<String>,
+    pub audiences: Vec<String>,
+    pub redirect_uris: Vec<String>,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: NaiveDateTime,
+}
+
+impl Client {
+    pub fn allows_grant(&self, grant_type: &str) -> bool {
+        self.grant_types.iter().any(|g| g == grant_type)
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = clients)]
+struct ClientRow {
+    id: String,
+    name: String,
+    secret_hash: Option<String>,
+    grant_types: String,
+    scopes: String,
+    audiences: String,
+    redirect_uris: String,
+    first_party: bool,
+    created_at: NaiveDateTime,
+}
+
+impl ClientRow {
+    fn into_client(self) -> Client {
+        // Written only by this module, always as JSON arrays.
+        let list = |json: &str| serde_json::from_str(json).unwrap_or_default();
+        Client {
+            public: self.secret_hash.is_none(),
+            client_id: self.id,
+            name: self.name,
+            first_party: self.first_party,
+            grant_types: list(&self.grant_types),
+            scopes: list(&self.scopes),
+            audiences: list(&self.audiences),
+            redirect_uris: list(&self.redirect_uris),
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// A client secret as generated: shown once, then only its hash exists.
+/// No Debug: it is a secret.
+pub struct ClientSecret(String);
+
+impl ClientSecret {
+    fn generate() -> ClientSecret {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        ClientSecret(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+fn secret_hash(secret: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// What a new client is, validated on construction.
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    name: String,
+    public: bool,
+    first_party: bool,
+    grant_types: Vec<String>,
+    scopes: Vec<String>,
+    audiences: Vec<String>,
+    redirect_uris: Vec<String>,
+}
+
+/// The fields of a client registration, before validation.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientRegistration {
+    pub name: String,
+    #[serde(default)]
+    pub grant_types: Vec<String>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub first_party: bool,
+}
+
+/// A scope token per RFC 6749 §3.3: printable ASCII but space, `"` and `\`.
+pub fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    v.retain(|x| seen.insert(x.clone()));
+    v
+}
+
+impl NewClient {
+    pub fn parse(r: ClientRegistration) -> Result<NewClient, ClientError> {
+        let invalid = |m: String| Err(ClientError::Invalid(m));
+        let name = r.name.trim().to_owned();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return invalid("name must be 1 to 100 printable characters".into());
+        }
+        if r.grant_types.is_empty() {
+            return invalid(format!(
+                "at least one grant type is required ({})",
+                GRANT_TYPES.join(", ")
+            ));
+        }
+        if let Some(unknown) = r
+            .grant_types
+            .iter()
+            .find(|g| !GRANT_TYPES.contains(&g.as_str()))
+        {
+            return invalid(format!(
+                "unknown grant type {unknown:?}; known: {}",
+                GRANT_TYPES.join(", ")
+            ));
+        }
+        if r.public && r.grant_types.iter().any(|g| g == CLIENT_CREDENTIALS) {
+            return invalid(
+                "a public client cannot use client_credentials: it has no secret".into(),
+            );
+        }
+        if let Some(bad) = r.scopes.iter().find(|s| !is_scope_token(s)) {
+            return invalid(format!("{bad:?} is not a valid scope"));
+        }
+        if let Some(bad) = r
+            .audiences
+            .iter()
+            .find(|a| a.trim().is_empty() || a.len() > 200 || a.chars().any(char::is_control))
+        {
+            return invalid(format!("{bad:?} is not a valid audience"));
+        }
+        for uri in &r.redirect_uris {
+            let parsed = url::Url::parse(uri)
+                .map_err(|e| ClientError::Invalid(format!("redirect URI {uri:?}: {e}")))?;
+            if parsed.fragment().is_some() {
+                return invalid(format!("redirect URI {uri:?} must not have a fragment"));
+            }
+        }
+        if r.grant_types.iter().any(|g| g == AUTHORIZATION_CODE) && r.redirect_uris.is_empty() {
+            return invalid("authorization_code needs at least one redirect URI".into());
+        }
+        if r.grant_types.len() > 3
+            || r.scopes.len() > 100
+            || r.audiences.len() > 100
+            || r.redirect_uris.len() > 100
+        {
+            return invalid("too many values".into());
+        }
+        Ok(NewClient {
+            name,
+            public: r.public,
+            first_party: r.first_party,
+            grant_types: dedup(r.grant_types),
+            scopes: dedup(r.scopes),
+            audiences: dedup(r.audiences),
+            redirect_uris: dedup(r.redirect_uris),
+        })
+    }
+}
+
+fn json(list: &[String]) -> String {
+    serde_json::to_string(list).expect("strings serialise")
+}
+
+/// Registers a client; returns it with its secret (confidential clients),
+/// which exists nowhere else from then on.
+pub async fn create(
+    db: &Db,
+    new: NewClient,
+    actor: Option<String>,
+) -> Result<(Client, Option<ClientSecret>), ClientError> {
+    db.run(move |conn| create_with(conn, new, actor.as_deref()))
+        .await
+        .map_err(|e| match e {
+            DbError::UniqueViolation => ClientError::IdTaken,
+            other => other.into(),
+        })
+}
+
+pub fn create_blocking(
+    db: &Db,
+    new: NewClient,
+) -> Result<(Client, Option<ClientSecret>), ClientError> {
+    Ok(db.run_blocking(|conn| create_with(conn, new, Some("cli")))?)
+}
+
+fn create_with(
+    conn: &mut AnyConnection,
+    new: NewClient,
+    actor: Option<&str>,
+) -> Result<(Client, Option<ClientSecret>), DbError> {
+    let mut id_bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut id_bytes);
+    let id = URL_SAFE_NO_PAD.encode(id_bytes);
+    let secret = (!new.public).then(ClientSecret::generate);
+    let now = now();
+    diesel::insert_into(clients::table)
+        .values((
+            clients::id.eq(&id),
+            clients::name.eq(&new.name),
+            clients::secret_hash.eq(secret.as_ref().map(|s| secret_hash(s.expose()))),
+            clients::grant_types.eq(json(&new.grant_types)),
+            clients::scopes.eq(json(&new.scopes)),
+            clients::audiences.eq(json(&new.audiences)),
+            clients::redirect_uris.eq(json(&new.redirect_uris)),
+            clients::first_party.eq(new.first_party),
+            clients::created_at.eq(now),
+        ))
+        .execute(conn)?;
+    audit::record(
+        conn,
+        Event {
+            action: "client_created",
+            outcome: "success",
+            user_id: actor,
+            client_id: Some(&id),
+            ..Event::default()
+        },
+    )?;
+    let client = Client {
+        client_id: id,
+        name: new.name,
+        public: new.public,
+        first_party: new.first_party,
+        grant_types: new.grant_types,
+        scopes: new.scopes,
+        audiences: new.audiences,
+        redirect_uris: new.redirect_uris,
+        created_at: now,
+    };
+    Ok((client, secret))
+}
+
+pub async fn list(db: &Db) -> Result<Vec<Client>, DbError> {
+    db.run(list_with).await
+}
+
+pub fn list_blocking(db: &Db) -> Result<Vec<Client>, DbError> {
+    db.run_blocking(list_with)
+}
+
+fn list_with(conn: &mut AnyConnection) -> Result<Vec<Client>, DbError> {
+    let rows: Vec<ClientRow> = clients::table
+        .order(clients::created_at.asc())
+        .select(ClientRow::as_select())
+        .load(conn)?;
+    Ok(rows.into_iter().map(ClientRow::into_client).collect())
+}
+
+pub async fn find(db: &Db, id: String) -> Result<Client, ClientError> {
+    let row = db.run(move |conn| find_row(conn, &id)).await?;
+    row.map(ClientRow::into_client).ok_or(ClientError::NotFound)
+}
+
+fn find_row(conn: &mut AnyConnection, id: &str) -> Result<Option<ClientRow>, DbError> {
+    Ok(clients::table
+        .find(id)
+        .select(ClientRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub async fn delete(db: &Db, id: String, actor: Option<String>) -> Result<(), ClientError> {
+    let deleted = db
+        .run(move |conn| delete_with(conn, &id, actor.as_deref()))
+        .await?;
+    if deleted {
+        Ok(())
+    } else {
+        Err(ClientError::NotFound)
+    }
+}
+
+pub fn delete_blocking(db: &Db, id: &str) -> Result<(), ClientError> {
+    let deleted = db.run_blocking(|conn| delete_with(conn, id, Some("cli")))?;
+    if deleted {
+        Ok(())
+    } else {
+        Err(ClientError::NotFound)
+    }
+}
+
+fn delete_with(conn: &mut AnyConnection, id: &str, actor: Option<&str>) -> Result<bool, DbError> {
+    let deleted = diesel::delete(clients::table.find(id)).execute(conn)? > 0;
+    if deleted {
+        audit::record(
+            conn,
+            Event {
+                action: "client_deleted",
+                outcome: "success",
+                user_id: actor,
+                client_id: Some(id),
+                ..Event::default()
+            },
+        )?;
+    }
+    Ok(deleted)
+}
+
+/// Whether `id` is a registered public client (one without a secret).
+pub fn is_public(conn: &mut AnyConnection, id: &str) -> Result<bool, DbError> {
+    Ok(find_row(conn, id)?.is_some_and(|row| row.secret_hash.is_none()))
+}
+
+/// The client these credentials belong to, or None: unknown id, wrong
+/// secret, or a public client presenting a secret. The secret's hash is
+/// compared in constant time.
+pub async fn authenticate(db: &Db, id: String, secret: String) -> Result<Option<Client>, DbError> {
+    let row = db.run(move |conn| find_row(conn, &id)).await?;
+    let presented = secret_hash(&secret);
+    Ok(row
+        .filter(|row| {
+            row.secret_hash.as_deref().is_some_and(|stored| {
+                verify_slices_are_equal(stored.as_bytes(), presented.as_bytes()).is_ok()
+            })
+        })
+        .map(ClientRow::into_client))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registration() -> ClientRegistration {
+        ClientRegistration {
+            name: "orders".into(),
+            grant_types: vec![CLIENT_CREDENTIALS.into()],
+            scopes: vec!["orders:read".into()],
+            audiences: vec!["orders-api".into()],
+            ..ClientRegistration::default()
+        }
+    }
+
+    #[test]
+    fn validates_registrations() {
+        assert!(NewClient::parse(registration()).is_ok());
+        let bad = [
+            ClientRegistration {
+                name: " ".into(),
+                ..registration()
+            },
+            ClientRegistration {
+                grant_types: vec![],
+                ..registration()
+            },
+            ClientRegistration {
+                grant_types: vec!["password".into()],
+                ..registration()
+            },
+            ClientRegistration {
+                public: true,
+                ..registration()
+            },
+            ClientRegistration {
+                scopes: vec!["two words".into()],
+                ..registration()
+            },
+            ClientRegistration {
+                grant_types: vec![AUTHORIZATION_CODE.into()],
+                ..registration()
+            },
+            ClientRegistration {
+                redirect_uris: vec!["https://app.example/cb#frag".into()],
+                ..registration()
+            },
+            ClientRegistration {
+                redirect_uris: vec!["not a url".into()],
+                ..registration()
+            },
+        ];
+        for r in bad {
+            assert!(NewClient::parse(r.clone()).is_err(), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn scope_tokens() {
+        assert!(is_scope_token("orders:read"));
+        assert!(!is_scope_token(""));
+        assert!(!is_scope_token("a b"));
+        assert!(!is_scope_token("quote\""));
+    }
+}

@@ -1,0 +1,171 @@
+//! Administration: roles, disabling, deleting, pagination, the last admin.
+
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::forgery::segment;
+use crate::helpers::{PASSWORD, TestApp, Tokens, assert_oauth_error, assert_problem, unique_email};
+
+async fn admin_request(
+    app: &TestApp,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> reqwest::Response {
+    let mut request = app.client.request(method, app.url(path)).bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.unwrap()
+}
+
+async fn user_id(app: &TestApp, email: &str) -> String {
+    let tokens = app.tokens(email).await;
+    segment(&tokens.access, 1)["sub"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+both_backends! {
+    async fn only_admins_administer(app: TestApp) {
+        let user = app.access_token("plain@example.com").await;
+        for path in ["/v1/admin/users", "/v1/admin/clients"] {
+            assert_problem(app.get(path).await, 401, "missing_token").await;
+            assert_problem(app.get_with_token(path, &user).await, 403, "forbidden").await;
+        }
+        let id = segment(&user, 1)["sub"].as_str().unwrap().to_owned();
+        let response = admin_request(&app, reqwest::Method::PATCH, &format!("/v1/admin/users/{id}"), &user, Some(json!({"roles": ["admin"]}))).await;
+        assert_problem(response, 403, "forbidden").await;
+    }
+
+    async fn roles_take_effect_at_the_next_token(app: TestApp) {
+        let admin = app.admin_token("root@example.com").await;
+        app.register("editor@example.com").await;
+        let before = app.tokens("editor@example.com").await;
+        assert_eq!(segment(&before.access, 1)["roles"], json!([]));
+        let id = segment(&before.access, 1)["sub"].as_str().unwrap().to_owned();
+
+        let response = admin_request(&app, reqwest::Method::PATCH, &format!("/v1/admin/users/{id}"), &admin, Some(json!({"roles": ["editor", "billing:read"]}))).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["roles"], json!(["editor", "billing:read"]));
+        assert_eq!(body["disabled"], false);
+
+        let after = Tokens::from_response(app.refresh(&before.refresh).await).await;
+        assert_eq!(segment(&after.access, 1)["roles"], json!(["editor", "billing:read"]));
+        let me: Value = app.get_with_token("/v1/me", &after.access).await.json().await.unwrap();
+        assert_eq!(me["roles"], json!(["editor", "billing:read"]));
+
+        for bad in [json!({"roles": ["two words"]}), json!({"roles": [""]}), json!({"roles": "admin"}), json!({"rolez": []})] {
+            let response = admin_request(&app, reqwest::Method::PATCH, &format!("/v1/admin/users/{id}"), &admin, Some(bad.clone())).await;
+            assert!(response.status() == 422 || response.status() == 400, "{bad}: {}", response.status());
+        }
+    }
+
+    async fn the_last_admin_cannot_be_removed(app: TestApp) {
+        let admin = app.admin_token("only-admin@example.com").await;
+        let id = segment(&admin, 1)["sub"].as_str().unwrap().to_owned();
+        let path = format!("/v1/admin/users/{id}");
+        for change in [json!({"roles": []}), json!({"disabled": true}), json!({"roles": ["editor"], "disabled": false})] {
+            let response = admin_request(&app, reqwest::Method::PATCH, &path, &admin, Some(change)).await;
+            assert_problem(response, 409, "last_admin").await;
+        }
+        assert_problem(admin_request(&app, reqwest::Method::DELETE, &path, &admin, None).await, 409, "last_admin").await;
+
+        // With a second admin, the first may step down.
+        let second = app.admin_token("second-admin@example.com").await;
+        let response = admin_request(&app, reqwest::Method::PATCH, &path, &second, Some(json!({"roles": []}))).await;
+        assert_eq!(response.status(), 200);
+        let second_id = segment(&second, 1)["sub"].as_str().unwrap().to_owned();
+        let response = admin_request(&app, reqwest::Method::DELETE, &format!("/v1/admin/users/{second_id}"), &second, None).await;
+        assert_problem(response, 409, "last_admin").await;
+    }
+
+    async fn disabling_ends_sessions_and_blocks_login(app: TestApp) {
+        let admin = app.admin_token("boss@example.com").await;
+        app.register("worker@example.com").await;
+        let desk = app.tokens("worker@example.com").await;
+        let phone = app.tokens("worker@example.com").await;
+        let id = segment(&desk.access, 1)["sub"].as_str().unwrap().to_owned();
+        let path = format!("/v1/admin/users/{id}");
+
+        let response = admin_request(&app, reqwest::Method::PATCH, &path, &admin, Some(json!({"disabled": true}))).await;
+        assert_eq!(response.status(), 200);
+        for device in [&desk, &phone] {
+            assert_eq!(app.get_with_token("/v1/me", &device.access).await.status(), 401);
+            assert_oauth_error(app.refresh(&device.refresh).await, 400, "invalid_grant").await;
+        }
+        assert_problem(app.login("worker@example.com", PASSWORD).await, 403, "account_disabled").await;
+        // Wrong password on a disabled account: still the generic 401.
+        assert_problem(app.login("worker@example.com", "wrong password!").await, 401, "invalid_credentials").await;
+
+        let response = admin_request(&app, reqwest::Method::PATCH, &path, &admin, Some(json!({"disabled": false}))).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(app.login("worker@example.com", PASSWORD).await.status(), 200);
+    }
+
+    async fn deleting_a_user_ends_everything(app: TestApp) {
+        let admin = app.admin_token("deleter@example.com").await;
+        app.register("leaver@example.com").await;
+        let tokens = app.tokens("leaver@example.com").await;
+        let id = user_id(&app, "leaver@example.com").await;
+        let path = format!("/v1/admin/users/{id}");
+        assert_eq!(admin_request(&app, reqwest::Method::GET, &path, &admin, None).await.status(), 200);
+        assert_eq!(admin_request(&app, reqwest::Method::DELETE, &path, &admin, None).await.status(), 204);
+        assert_eq!(app.get_with_token("/v1/me", &tokens.access).await.status(), 401);
+        assert_oauth_error(app.refresh(&tokens.refresh).await, 400, "invalid_grant").await;
+        assert_eq!(app.login("leaver@example.com", PASSWORD).await.status(), 401);
+        for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+            assert_problem(admin_request(&app, method, &path, &admin, None).await, 404, "not_found").await;
+        }
+        let response = admin_request(&app, reqwest::Method::PATCH, &path, &admin, Some(json!({"disabled": true}))).await;
+        assert_problem(response, 404, "not_found").await;
+    }
+
+    async fn pagination_sees_every_user_once_while_users_are_added(app: TestApp) {
+        let admin = app.admin_token("pager@example.com").await;
+        for i in 0..12 {
+            app.register(&format!("page-{i:02}@example.com")).await;
+        }
+        let mut seen: Vec<String> = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut added = 0;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/v1/admin/users?limit=5&cursor={c}"),
+                None => "/v1/admin/users?limit=5".to_owned(),
+            };
+            let page: Value = admin_request(&app, reqwest::Method::GET, &path, &admin, None).await.json().await.unwrap();
+            let users = page["users"].as_array().unwrap();
+            assert!(users.len() <= 5);
+            seen.extend(users.iter().map(|u| u["email"].as_str().unwrap().to_owned()));
+            // Users keep arriving while the walk goes on.
+            if added < 3 {
+                app.register(&unique_email()).await;
+                added += 1;
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        let mut unique = seen.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), seen.len(), "no user twice: {seen:?}");
+        for i in 0..12 {
+            assert!(seen.contains(&format!("page-{i:02}@example.com")));
+        }
+        assert!(seen.contains(&"pager@example.com".to_owned()));
+
+        let filtered: Value = admin_request(&app, reqwest::Method::GET, "/v1/admin/users?email=PAGE-0&limit=200", &admin, None).await.json().await.unwrap();
+        assert_eq!(filtered["users"].as_array().unwrap().len(), 10);
+        let wildcard: Value = admin_request(&app, reqwest::Method::GET, "/v1/admin/users?email=%25", &admin, None).await.json().await.unwrap();
+        assert_eq!(wildcard["users"].as_array().unwrap().len(), 0, "% is a character, not a wildcard");
+
+        assert_problem(admin_request(&app, reqwest::Method::GET, "/v1/admin/users?cursor=!!!", &admin, None).await, 400, "invalid_cursor").await;
+        assert_problem(admin_request(&app, reqwest::Method::GET, "/v1/admin/users?limit=lots", &admin, None).await, 400, "invalid_query").await;
+    }
+}
