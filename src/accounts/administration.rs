@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use diesel::prelude::*;
 
-use super::{ADMIN_ROLE, AccountError, User, UserRow, now};
+use super::{ADMIN_ROLE, AccountError, User, UserRow, find_row, now};
 use crate::audit::{self, Event};
 use crate::db::schema::{sessions, users};
 use crate::db::{AnyConnection, Db, DbError};
@@ -209,14 +209,6 @@ fn record_actor(conn: &mut AnyConnection, action: &str, actor: &str) -> Result<(
             ..Event::default()
         },
     )
-}
-
-fn find_row(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRow>, DbError> {
-    Ok(users::table
-        .find(id)
-        .select(UserRow::as_select())
-        .first(conn)
-        .optional()?)
 }
 
 fn is_enabled_admin(user: &User) -> bool {

@@ -249,17 +249,17 @@ fn find_row_by_email(conn: &mut AnyConnection, email: &Email) -> Result<Option<U
         .optional()?)
 }
 
+fn find_row(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRow>, DbError> {
+    Ok(users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// The user with this id.
 pub async fn find_by_id(db: &Db, id: String) -> Result<User, AccountError> {
-    let row = db
-        .run(move |conn| {
-            Ok(users::table
-                .find(&id)
-                .select(UserRow::as_select())
-                .first(conn)
-                .optional()?)
-        })
-        .await?;
+    let row = db.run(move |conn| find_row(conn, &id)).await?;
     row.map(UserRow::into_user).ok_or(AccountError::NotFound)
 }
 
@@ -275,13 +275,7 @@ pub async fn change_password(
 ) -> Result<(), AccountError> {
     let id = user_id.clone();
     let row = db
-        .run(move |conn| {
-            Ok(users::table
-                .find(&id)
-                .select(UserRow::as_select())
-                .first(conn)
-                .optional()?)
-        })
+        .run(move |conn| find_row(conn, &id))
         .await?
         .ok_or(AccountError::NotFound)?;
     let email = Email::parse(&row.email).map_err(AccountError::InvalidEmail)?;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, Header};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 pub use tessera_verifier::Claims;
 use tessera_verifier::KeySet;
 use tessera_verifier::validate::Rules;
@@ -26,11 +26,11 @@ pub enum TokenError {
 }
 
 /// The claims of an access token (RFC 9068 and DESIGN.md): no personal data.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AccessClaims {
     pub iss: String,
     pub sub: String,
-    #[serde(with = "audience")]
+    #[serde(serialize_with = "audience")]
     pub aud: Vec<String>,
     pub exp: i64,
     pub iat: i64,
@@ -43,28 +43,12 @@ pub struct AccessClaims {
     pub sid: Option<String>,
 }
 
-/// `aud` is a string when there is one audience, an array otherwise.
-mod audience {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<S: Serializer>(aud: &[String], s: S) -> Result<S::Ok, S::Error> {
-        match aud {
-            [one] => one.serialize(s),
-            many => many.serialize(s),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum OneOrMany {
-            One(String),
-            Many(Vec<String>),
-        }
-        Ok(match OneOrMany::deserialize(d)? {
-            OneOrMany::One(one) => vec![one],
-            OneOrMany::Many(many) => many,
-        })
+/// `aud` is a string when there is one audience, an array otherwise
+/// (RFC 7519 §4.1.3); verifiers read both.
+fn audience<S: serde::Serializer>(aud: &[String], s: S) -> Result<S::Ok, S::Error> {
+    match aud {
+        [one] => one.serialize(s),
+        many => many.serialize(s),
     }
 }
 

@@ -105,12 +105,12 @@ both_backends! {
         assert_eq!(body["scope"], "invoices:read");
 
         let output = tessera(&["clients", "list"], &app_env(&app), "");
-        assert!(output.status.success());
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let listed = String::from_utf8_lossy(&output.stdout);
         assert!(listed.contains(&id) && !listed.contains(&secret), "{listed}");
 
         let output = tessera(&["clients", "delete", &id], &app_env(&app), "");
-        assert!(output.status.success());
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let token = app.post_form("/oauth2/token", &[("grant_type", "client_credentials"), ("client_id", &id), ("client_secret", &secret)]).await;
         assert_eq!(token.status(), 401);
         let output = tessera(&["clients", "delete", &id], &app_env(&app), "");
