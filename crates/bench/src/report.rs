@@ -1,0 +1,193 @@
+//! Figures from a run, and how they are printed.
+
+use crate::load::LoadOutcome;
+
+/// Latency percentiles of successful requests, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LatencySummary {
+    pub p50_us: u32,
+    pub p90_us: u32,
+    pub p99_us: u32,
+    pub max_us: u32,
+}
+
+impl LatencySummary {
+    pub fn from_micros(mut latencies_us: Vec<u32>) -> Option<LatencySummary> {
+        latencies_us.sort_unstable();
+        Some(LatencySummary {
+            p50_us: percentile(&latencies_us, 50.0)?,
+            p90_us: percentile(&latencies_us, 90.0)?,
+            p99_us: percentile(&latencies_us, 99.0)?,
+            max_us: *latencies_us.last()?,
+        })
+    }
+}
+
+/// Nearest-rank percentile of sorted values: the smallest value that at
+/// least `p` percent of the values are less than or equal to.
+pub fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+}
+
+/// The server's resources over a measured run.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerUsage {
+    pub cpu_seconds: f64,
+    /// The kernel's share of `cpu_seconds` (page faults, system calls).
+    pub system_seconds: f64,
+    pub rss_before_kib: u64,
+    /// VmHWM after the run: the peak since the server started, so it covers
+    /// every earlier scenario too.
+    pub peak_rss_kib: u64,
+}
+
+/// One HTTP scenario's measured run.
+#[derive(Debug)]
+pub struct HttpResult {
+    pub scenario: &'static str,
+    pub request: String,
+    pub concurrency: u32,
+    pub outcome: LoadOutcome,
+    pub server: Option<ServerUsage>,
+    /// CPU the load generator itself used: on a shared machine it competes
+    /// with the server.
+    pub bench_cpu_seconds: f64,
+}
+
+impl HttpResult {
+    pub fn ok_count(&self) -> u64 {
+        self.outcome.ok_latencies_us.len() as u64
+    }
+
+    pub fn ok_per_second(&self) -> f64 {
+        self.ok_count() as f64 / self.outcome.elapsed.as_secs_f64()
+    }
+
+    /// Successful requests per second of server CPU time.
+    pub fn ok_per_server_cpu_second(&self) -> Option<f64> {
+        let cpu = self.server?.cpu_seconds;
+        (cpu > 0.0).then(|| self.ok_count() as f64 / cpu)
+    }
+
+    pub fn print(&self) {
+        let outcome = &self.outcome;
+        println!(
+            "== {}: {} — {} concurrent, {:.1} s measured",
+            self.scenario,
+            self.request,
+            self.concurrency,
+            outcome.elapsed.as_secs_f64()
+        );
+        row(
+            "requests",
+            format!(
+                "{} ({} ok, {} errors)",
+                outcome.request_count(),
+                self.ok_count(),
+                outcome.error_count()
+            ),
+        );
+        row(
+            "throughput",
+            format!("{:.1} req/s (2xx)", self.ok_per_second()),
+        );
+        match LatencySummary::from_micros(outcome.ok_latencies_us.clone()) {
+            Some(l) => row(
+                "latency (2xx)",
+                format!(
+                    "p50 {}  p90 {}  p99 {}  max {}",
+                    millis(l.p50_us),
+                    millis(l.p90_us),
+                    millis(l.p99_us),
+                    millis(l.max_us)
+                ),
+            ),
+            None => row("latency (2xx)", "no successful request".to_owned()),
+        }
+        if let Some(server) = self.server {
+            let per_cpu = self
+                .ok_per_server_cpu_second()
+                .map_or("n/a".to_owned(), |r| format!("{r:.1}"));
+            row(
+                "server CPU",
+                format!(
+                    "{:.2} s ({:.2} s of it system) → {per_cpu} req per server CPU-second",
+                    server.cpu_seconds, server.system_seconds
+                ),
+            );
+            row(
+                "server RSS",
+                format!(
+                    "{} before, {} peak (VmHWM since start)",
+                    mebibytes(server.rss_before_kib),
+                    mebibytes(server.peak_rss_kib)
+                ),
+            );
+        }
+        row("bench CPU", format!("{:.2} s", self.bench_cpu_seconds));
+        if !outcome.errors.is_empty() {
+            let kinds: Vec<String> = outcome
+                .errors
+                .iter()
+                .map(|(kind, count)| format!("{kind}: {count}"))
+                .collect();
+            row("errors by kind", kinds.join(", "));
+        }
+        if let Some(first) = &outcome.first_error {
+            row("first error", first.clone());
+        }
+    }
+}
+
+/// One `label  value` line, aligned.
+pub fn row(label: &str, value: String) {
+    println!("  {label:<16} {value}");
+}
+
+pub fn millis(us: u32) -> String {
+    format!("{:.2} ms", f64::from(us) / 1000.0)
+}
+
+pub fn mebibytes(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let values: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&values, 50.0), Some(50));
+        assert_eq!(percentile(&values, 90.0), Some(90));
+        assert_eq!(percentile(&values, 99.0), Some(99));
+        assert_eq!(percentile(&values, 100.0), Some(100));
+        assert_eq!(percentile(&values, 0.0), Some(1));
+        assert_eq!(percentile(&[7], 99.0), Some(7));
+        assert_eq!(percentile(&[], 50.0), None);
+        // 10 values: p99 is the largest, p50 the 5th.
+        let ten = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+        assert_eq!(percentile(&ten, 99.0), Some(10));
+        assert_eq!(percentile(&ten, 50.0), Some(5));
+    }
+
+    #[test]
+    fn summary_sorts_its_input() {
+        let summary = LatencySummary::from_micros(vec![30, 10, 20, 40]).unwrap();
+        assert_eq!(
+            summary,
+            LatencySummary {
+                p50_us: 20,
+                p90_us: 40,
+                p99_us: 40,
+                max_us: 40
+            }
+        );
+        assert_eq!(LatencySummary::from_micros(Vec::new()), None);
+    }
+}

@@ -1,0 +1,158 @@
+//! The scenarios, and what the HTTP ones share: the target server and how a
+//! load run is measured.
+
+mod account;
+pub mod jwks;
+pub mod login;
+pub mod me;
+pub mod sign;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use reqwest::{Client, Url};
+
+use crate::cli::Args;
+use crate::load::{self, RequestSpec};
+use crate::proc_stats::{self, Process, ProcessSample};
+use crate::report::{HttpResult, ServerUsage};
+
+/// The server under test and the shape of every load run against it.
+pub struct Target {
+    client: Client,
+    base_url: Url,
+    concurrency: u32,
+    duration: Duration,
+    warmup: Duration,
+    server_pid: Option<u32>,
+}
+
+impl Target {
+    pub fn new(args: &Args) -> Result<Target> {
+        let client = Client::builder()
+            // Every task keeps its connection between requests.
+            .pool_max_idle_per_host(args.concurrency as usize)
+            // Bounds a request in flight at the deadline.
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Target {
+            client,
+            base_url: args.url.clone(),
+            concurrency: args.concurrency,
+            duration: Duration::from_secs(args.duration),
+            warmup: Duration::from_secs(args.warmup),
+            server_pid: args.server_pid,
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn url(&self, path: &str) -> Result<Url> {
+        self.base_url
+            .join(path)
+            .with_context(|| format!("cannot join {path} to {}", self.base_url))
+    }
+
+    pub fn server_pid(&self) -> Option<u32> {
+        self.server_pid
+    }
+
+    /// Fails early, with the reason, when nothing answers at the URL.
+    pub async fn check_server_is_up(&self) -> Result<()> {
+        let url = self.url("/healthz")?;
+        let response = self
+            .client
+            .get(url.clone())
+            .send()
+            .await
+            .map_err(|e| anyhow::anyhow!("{url}: {}", load::error_chain(&e)))?;
+        if !response.status().is_success() {
+            bail!("{url} answered {}", response.status());
+        }
+        Ok(())
+    }
+
+    /// Warms up, then runs `spec` for the measured duration, reading the
+    /// server's and the bench's counters just around the measured run.
+    pub async fn measure(&self, scenario: &'static str, spec: &RequestSpec) -> Result<HttpResult> {
+        if !self.warmup.is_zero() {
+            load::run(&self.client, spec, self.concurrency, self.warmup).await;
+        }
+        let server_before = self.sample_server()?;
+        let bench_before = proc_stats::sample(Process::Myself)?;
+        let outcome = load::run(&self.client, spec, self.concurrency, self.duration).await;
+        let bench_after = proc_stats::sample(Process::Myself)?;
+        let server_after = self.sample_server()?;
+        let server = server_before
+            .zip(server_after)
+            .map(|(before, after)| ServerUsage {
+                cpu_seconds: after.cpu_seconds() - before.cpu_seconds(),
+                system_seconds: after.system_seconds - before.system_seconds,
+                rss_before_kib: before.rss_kib,
+                peak_rss_kib: after.peak_rss_kib,
+            });
+        Ok(HttpResult {
+            scenario,
+            request: format!("{} {}", spec.method, spec.url.path()),
+            concurrency: self.concurrency,
+            outcome,
+            server,
+            bench_cpu_seconds: bench_after.cpu_seconds() - bench_before.cpu_seconds(),
+        })
+    }
+
+    pub fn sample_server(&self) -> Result<Option<ProcessSample>> {
+        self.server_pid
+            .map(|pid| proc_stats::sample(Process::Pid(pid)))
+            .transpose()
+    }
+}
+
+/// Refuses any target but this machine: load is only ever sent to loopback.
+pub fn ensure_loopback(url: &Url) -> Result<()> {
+    if url.scheme() != "http" {
+        bail!("--url must be plain http:// (the bench has no TLS): {url}");
+    }
+    let host = url.host_str().unwrap_or_default();
+    // IPv6 hosts come bracketed: "[::1]".
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => host.eq_ignore_ascii_case("localhost"),
+    };
+    if !loopback {
+        bail!("--url must be a loopback address (127.0.0.0/8, [::1] or localhost): {url}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets() {
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3/",
+            "http://localhost:1",
+            "http://[::1]:80",
+        ] {
+            assert!(ensure_loopback(&ok.parse().unwrap()).is_ok(), "{ok}");
+        }
+        for refused in [
+            "http://10.0.0.1",
+            "http://example.com",
+            "https://127.0.0.1",
+            "http://[::2]",
+        ] {
+            assert!(
+                ensure_loopback(&refused.parse().unwrap()).is_err(),
+                "{refused}"
+            );
+        }
+    }
+}
