@@ -57,14 +57,17 @@ pub async fn login(
         client_info(&req),
     )
     .await?;
-    let response = state.issuance().for_session(SessionGrant {
-        user_id: &user.id,
-        roles: user.roles,
-        client_id: &login.client_id,
-        scope: &login.scope,
-        session_id: &started.session_id,
-        refresh_token: &started.refresh_token,
-    })?;
+    let response = state
+        .issuance()
+        .for_session(SessionGrant {
+            user_id: &user.id,
+            roles: user.roles,
+            client_id: &login.client_id,
+            scope: &login.scope,
+            session_id: &started.session_id,
+            refresh_token: &started.refresh_token,
+        })
+        .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

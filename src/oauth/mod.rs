@@ -84,15 +84,18 @@ pub struct Issuance<'a> {
 
 impl Issuance<'_> {
     /// An access token for a user's session, with its refresh token.
-    pub fn for_session(&self, grant: SessionGrant<'_>) -> Result<TokenResponse, TokenError> {
-        let issued = self.issuer.issue(Grant {
-            subject: grant.user_id.to_owned(),
-            client_id: grant.client_id.to_owned(),
-            audience: self.audience.to_vec(),
-            scope: grant.scope.to_owned(),
-            roles: grant.roles,
-            session_id: Some(grant.session_id.to_owned()),
-        })?;
+    pub async fn for_session(&self, grant: SessionGrant<'_>) -> Result<TokenResponse, TokenError> {
+        let issued = self
+            .issuer
+            .issue(Grant {
+                subject: grant.user_id.to_owned(),
+                client_id: grant.client_id.to_owned(),
+                audience: self.audience.to_vec(),
+                scope: grant.scope.to_owned(),
+                roles: grant.roles,
+                session_id: Some(grant.session_id.to_owned()),
+            })
+            .await?;
         Ok(TokenResponse {
             access_token: issued.token,
             token_type: "Bearer",
@@ -177,14 +180,16 @@ pub async fn refresh_grant(
         Err(AccountError::Db(e)) => return Err(e.into()),
         Err(e) => return Err(OAuthError::Db(DbError::Unavailable(e.to_string()))),
     };
-    Ok(issuance.for_session(SessionGrant {
-        user_id: &user.id,
-        roles: user.roles,
-        client_id: &refreshed.client_id,
-        scope: &scope,
-        session_id: &refreshed.session_id,
-        refresh_token: &refreshed.refresh_token,
-    })?)
+    Ok(issuance
+        .for_session(SessionGrant {
+            user_id: &user.id,
+            roles: user.roles,
+            client_id: &refreshed.client_id,
+            scope: &scope,
+            session_id: &refreshed.session_id,
+            refresh_token: &refreshed.refresh_token,
+        })
+        .await?)
 }
 
 /// Who may refresh a session of a given client: that client, authenticated;
@@ -212,7 +217,7 @@ pub async fn client_credentials_grant(
     resources: Vec<String>,
     info: ClientInfo,
 ) -> Result<TokenResponse, OAuthError> {
-    match client_credentials_token(&issuance, &client, scope, resources) {
+    match client_credentials_token(&issuance, &client, scope, resources).await {
         Ok(response) => Ok(response),
         Err(e) => {
             let detail = e.to_string();
@@ -236,7 +241,7 @@ pub async fn client_credentials_grant(
     }
 }
 
-fn client_credentials_token(
+async fn client_credentials_token(
     issuance: &Issuance<'_>,
     client: &Client,
     scope: Option<&str>,
@@ -268,14 +273,17 @@ fn client_credentials_token(
             "this client has no allowed audience".into(),
         ));
     }
-    let issued = issuance.issuer.issue(Grant {
-        subject: client.client_id.clone(),
-        client_id: client.client_id.clone(),
-        audience,
-        scope: scope.clone(),
-        roles: Vec::new(),
-        session_id: None,
-    })?;
+    let issued = issuance
+        .issuer
+        .issue(Grant {
+            subject: client.client_id.clone(),
+            client_id: client.client_id.clone(),
+            audience,
+            scope: scope.clone(),
+            roles: Vec::new(),
+            session_id: None,
+        })
+        .await?;
     Ok(TokenResponse {
         access_token: issued.token,
         token_type: "Bearer",
