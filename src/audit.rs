@@ -7,11 +7,23 @@ use crate::accounts::now;
 use crate::db::schema::audit_events;
 use crate::db::{AnyConnection, DbError};
 
-/// One event. `detail` is a short reason, never secret material.
+// Actions. Sessions that end are recorded under their end reason
+// (`sessions::end_reason`): logout, logout_all, revoked, ...
+pub const REFRESH: &str = "refresh";
+pub const USER_UPDATED: &str = "user_updated";
+pub const USER_DELETED: &str = "user_deleted";
+pub const CLIENT_CREATED: &str = "client_created";
+pub const CLIENT_DELETED: &str = "client_deleted";
+pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+
+/// One event: `actor_id` did `action` to `user_id`'s account or session (or
+/// to `client_id`). `detail` is a short reason, never secret material.
 #[derive(Debug, Clone, Default)]
 pub struct Event<'a> {
     pub action: &'a str,
     pub outcome: &'a str,
+    /// Who acted, when not the user themselves (an administrator, `cli`).
+    pub actor_id: Option<&'a str>,
     pub user_id: Option<&'a str>,
     pub session_id: Option<&'a str>,
     pub client_id: Option<&'a str>,
@@ -26,6 +38,7 @@ pub fn record(conn: &mut AnyConnection, event: Event<'_>) -> Result<(), DbError>
             audit_events::occurred_at.eq(now()),
             audit_events::action.eq(event.action),
             audit_events::outcome.eq(event.outcome),
+            audit_events::actor_id.eq(event.actor_id),
             audit_events::user_id.eq(event.user_id),
             audit_events::session_id.eq(event.session_id),
             audit_events::client_id.eq(event.client_id),

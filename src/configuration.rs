@@ -186,11 +186,23 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if self.keys.jwks_max_age_seconds > 86_400 {
+            return Err(invalid(
+                "keys.jwks_max_age_seconds",
+                "must be at most 86400",
+            ));
+        }
         if !(2048..=8192).contains(&self.keys.bits) {
             return Err(invalid("keys.bits", "must be between 2048 and 8192"));
         }
-        if self.tokens.access_ttl_seconds < 10 {
-            return Err(invalid("tokens.access_ttl_seconds", "must be at least 10"));
+        if !(10..=86_400).contains(&self.tokens.access_ttl_seconds) {
+            return Err(invalid(
+                "tokens.access_ttl_seconds",
+                "must be between 10 and 86400 (a day)",
+            ));
+        }
+        if self.tokens.leeway_seconds > 300 {
+            return Err(invalid("tokens.leeway_seconds", "must be at most 300"));
         }
         self.tokens.audience.retain(|a| !a.is_empty());
         if self.tokens.audience.is_empty() {

@@ -102,7 +102,7 @@ fn main() -> ExitCode {
     telemetry::init(&settings.log.filter);
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
-        Command::Migrate => startup::connect_database(&settings)
+        Command::Migrate => startup::connect_database_oneshot(&settings)
             .map(|_| eprintln!("migrations are up to date"))
             .map_err(|e| format!("database: {e}")),
         Command::Users {
@@ -154,7 +154,7 @@ fn create_user(
         Vec::new()
     };
     let account = NewAccount::parse(email, password, name, roles).map_err(|e| e.to_string())?;
-    let db = startup::connect_database(&settings).map_err(|e| format!("database: {e}"))?;
+    let db = startup::connect_database_oneshot(&settings).map_err(|e| format!("database: {e}"))?;
     let hasher = PasswordHasher::new(&settings.passwords).map_err(|e| e.to_string())?;
     let user = accounts::register_blocking(&db, &hasher, account).map_err(|e| e.to_string())?;
     println!(
@@ -165,7 +165,7 @@ fn create_user(
 }
 
 fn manage_clients(settings: Settings, command: ClientCommand) -> Result<(), String> {
-    let db = startup::connect_database(&settings).map_err(|e| format!("database: {e}"))?;
+    let db = startup::connect_database_oneshot(&settings).map_err(|e| format!("database: {e}"))?;
     match command {
         ClientCommand::Create {
             name,

@@ -43,6 +43,18 @@ pub fn connect_database(settings: &Settings) -> Result<Db, DbError> {
         settings.database.pool_size,
         settings.pool_checkout_timeout(),
     )?;
+    migrate(db)
+}
+
+/// [`connect_database`] for one-off commands (the CLI).
+pub fn connect_database_oneshot(settings: &Settings) -> Result<Db, DbError> {
+    migrate(Db::connect_oneshot(
+        &settings.database.url,
+        settings.pool_checkout_timeout(),
+    )?)
+}
+
+fn migrate(db: Db) -> Result<Db, DbError> {
     let applied = db.migrate()?;
     if applied > 0 {
         tracing::info!(applied, "database migrations applied");

@@ -9,6 +9,7 @@ use super::{ADMIN_ROLE, AccountError, User, UserRow, find_row, now};
 use crate::audit::{self, Event};
 use crate::db::schema::{sessions, users};
 use crate::db::{AnyConnection, Db, DbError};
+use crate::sessions::end_reason;
 
 pub const MAX_PAGE: i64 = 200;
 
@@ -97,10 +98,41 @@ pub async fn list_page(
 }
 
 /// A change an administrator makes to a user.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct UserChange {
     pub roles: Option<Vec<String>>,
     pub disabled: Option<bool>,
+}
+
+/// How often a write that lost a race with a concurrent one is retried.
+const CONFLICT_RETRIES: usize = 3;
+
+/// Runs `write` in a write-locked, serializable transaction, retrying when
+/// a concurrent transaction interfered.
+async fn locked_write<T: Send + 'static>(
+    db: &Db,
+    write: impl Fn(&mut AnyConnection) -> Result<Result<T, AccountError>, DbError>
+    + Send
+    + Sync
+    + 'static,
+) -> Result<T, AccountError> {
+    let write = std::sync::Arc::new(write);
+    for attempt in 1.. {
+        let write = write.clone();
+        let result = db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    Db::lock_for_write(conn)?;
+                    write(conn)
+                })
+            })
+            .await;
+        match result {
+            Err(DbError::Conflict) if attempt < CONFLICT_RETRIES => continue,
+            other => return other?,
+        }
+    }
+    unreachable!("the loop returns")
 }
 
 /// Applies `change`; disabling ends every session of the user at once.
@@ -111,117 +143,96 @@ pub async fn update(
     change: UserChange,
     actor: String,
 ) -> Result<User, AccountError> {
-    let roles = change.roles.map(parse_roles).transpose()?;
-    db.run(move |conn| {
-        conn.transaction(|conn| {
-            Db::serializable(conn)?;
-            let Some(row) = find_row(conn, &id)? else {
-                return Ok(Err(AccountError::NotFound));
-            };
-            let mut user = row.into_user();
-            let was_admin = is_enabled_admin(&user);
-            if let Some(roles) = roles {
-                user.roles = roles;
-            }
-            let newly_disabled = change.disabled == Some(true) && !user.disabled;
-            if let Some(disabled) = change.disabled {
-                user.disabled = disabled;
-            }
-            if was_admin && !is_enabled_admin(&user) && other_enabled_admins(conn, &id)? == 0 {
-                return Ok(Err(AccountError::LastAdmin));
-            }
-            let now = now();
-            diesel::update(users::table.find(&id))
+    let roles = change.roles.clone().map(parse_roles).transpose()?;
+    locked_write(db, move |conn| {
+        let Some(row) = find_row(conn, &id)? else {
+            return Ok(Err(AccountError::NotFound));
+        };
+        let mut user = row.into_user();
+        let was_admin = is_enabled_admin(&user);
+        if let Some(roles) = &roles {
+            user.roles = roles.clone();
+        }
+        let newly_disabled = change.disabled == Some(true) && !user.disabled;
+        if let Some(disabled) = change.disabled {
+            user.disabled = disabled;
+        }
+        if was_admin && !is_enabled_admin(&user) && other_enabled_admins(conn, &id)? == 0 {
+            return Ok(Err(AccountError::LastAdmin));
+        }
+        let now = now();
+        diesel::update(users::table.find(&id))
+            .set((
+                users::roles.eq(serde_json::to_string(&user.roles).expect("strings serialise")),
+                users::disabled.eq(user.disabled),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        if newly_disabled {
+            diesel::update(sessions::table)
+                .filter(sessions::user_id.eq(&id))
+                .filter(sessions::ended_at.is_null())
                 .set((
-                    users::roles.eq(serde_json::to_string(&user.roles).expect("strings serialise")),
-                    users::disabled.eq(user.disabled),
-                    users::updated_at.eq(now),
+                    sessions::ended_at.eq(now),
+                    sessions::end_reason.eq(end_reason::ACCOUNT_DISABLED),
                 ))
                 .execute(conn)?;
-            if newly_disabled {
-                diesel::update(sessions::table)
-                    .filter(sessions::user_id.eq(&id))
-                    .filter(sessions::ended_at.is_null())
-                    .set((
-                        sessions::ended_at.eq(now),
-                        sessions::end_reason.eq("account_disabled"),
-                    ))
-                    .execute(conn)?;
-            }
-            let detail = format!("roles={:?} disabled={}", user.roles, user.disabled);
-            audit::record(
-                conn,
-                Event {
-                    action: "user_updated",
-                    outcome: "success",
-                    user_id: Some(&id),
-                    client_id: None,
-                    detail: Some(&detail),
-                    session_id: None,
-                    ip: None,
-                },
-            )?;
-            record_actor(conn, "user_updated", &actor)?;
-            Ok(Ok(user))
-        })
+        }
+        let detail = format!("roles={:?} disabled={}", user.roles, user.disabled);
+        let event = Event {
+            action: audit::USER_UPDATED,
+            outcome: "success",
+            actor_id: Some(&actor),
+            user_id: Some(&id),
+            detail: Some(&detail),
+            ..Event::default()
+        };
+        audit::record(conn, event)?;
+        Ok(Ok(user))
     })
-    .await?
+    .await
 }
 
 /// Deletes a user with their sessions; refused for the last enabled admin.
 pub async fn delete(db: &Db, id: String, actor: String) -> Result<(), AccountError> {
-    db.run(move |conn| {
-        conn.transaction(|conn| {
-            Db::serializable(conn)?;
-            let Some(row) = find_row(conn, &id)? else {
-                return Ok(Err(AccountError::NotFound));
-            };
-            if is_enabled_admin(&row.into_user()) && other_enabled_admins(conn, &id)? == 0 {
-                return Ok(Err(AccountError::LastAdmin));
-            }
-            // Sessions and refresh tokens go with the user (ON DELETE CASCADE).
-            diesel::delete(users::table.find(&id)).execute(conn)?;
-            audit::record(
-                conn,
-                Event {
-                    action: "user_deleted",
-                    outcome: "success",
-                    user_id: Some(&id),
-                    ..Event::default()
-                },
-            )?;
-            record_actor(conn, "user_deleted", &actor)?;
-            Ok(Ok(()))
-        })
-    })
-    .await?
-}
-
-/// The administrator who acted, as an event of their own.
-fn record_actor(conn: &mut AnyConnection, action: &str, actor: &str) -> Result<(), DbError> {
-    audit::record(
-        conn,
-        Event {
-            action: "admin_action",
+    locked_write(db, move |conn| {
+        let Some(row) = find_row(conn, &id)? else {
+            return Ok(Err(AccountError::NotFound));
+        };
+        if is_enabled_admin(&row.into_user()) && other_enabled_admins(conn, &id)? == 0 {
+            return Ok(Err(AccountError::LastAdmin));
+        }
+        // Sessions and refresh tokens go with the user (ON DELETE CASCADE).
+        diesel::delete(users::table.find(&id)).execute(conn)?;
+        let event = Event {
+            action: audit::USER_DELETED,
             outcome: "success",
-            user_id: Some(actor),
-            detail: Some(action),
+            actor_id: Some(&actor),
+            user_id: Some(&id),
             ..Event::default()
-        },
-    )
+        };
+        audit::record(conn, event)?;
+        Ok(Ok(()))
+    })
+    .await
 }
 
 fn is_enabled_admin(user: &User) -> bool {
     !user.disabled && user.roles.iter().any(|r| r == ADMIN_ROLE)
 }
 
-/// Enabled administrators other than `id`. Roles are a JSON array of
-/// validated names, so `"admin"` with its quotes matches that role only.
-fn other_enabled_admins(conn: &mut AnyConnection, id: &str) -> Result<i64, DbError> {
-    Ok(users::table
+/// Enabled administrators other than `id`. The LIKE only narrows the rows
+/// (it ignores case on SQLite); the exact role match is made here.
+fn other_enabled_admins(conn: &mut AnyConnection, id: &str) -> Result<usize, DbError> {
+    let candidates: Vec<UserRow> = users::table
         .filter(users::id.ne(id))
         .filter(users::disabled.eq(false))
         .filter(users::roles.like(format!("%\"{ADMIN_ROLE}\"%")))
-        .count()
-        .get_result(conn)?)
+        .select(UserRow::as_select())
+        .load(conn)?;
+    Ok(candidates
+        .into_iter()
+        .map(UserRow::into_user)
+        .filter(is_enabled_admin)
+        .count())
 }

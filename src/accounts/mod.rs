@@ -263,36 +263,74 @@ pub async fn find_by_id(db: &Db, id: String) -> Result<User, AccountError> {
     row.map(UserRow::into_user).ok_or(AccountError::NotFound)
 }
 
+/// A password change asked for by the user of `keep_session`.
+pub struct PasswordChange {
+    pub user_id: String,
+    pub current: String,
+    pub new: String,
+    /// The session to keep; every other session of the user ends.
+    pub keep_session: Option<String>,
+}
+
 /// Changes a user's password: the current one must be right and the new one
-/// must meet the policy. Ending the user's other sessions is the caller's
-/// part (see `sessions::end`).
+/// must meet the policy. The new hash and the end of the user's other
+/// sessions are written in one transaction, so a failure can't leave the
+/// password changed and a thief's session alive.
 pub async fn change_password(
     db: &Db,
     hasher: &PasswordHasher,
-    user_id: String,
-    current: String,
-    new: String,
+    change: PasswordChange,
+    client: crate::sessions::ClientInfo,
 ) -> Result<(), AccountError> {
-    let id = user_id.clone();
+    let id = change.user_id.clone();
     let row = db
         .run(move |conn| find_row(conn, &id))
         .await?
         .ok_or(AccountError::NotFound)?;
     let email = Email::parse(&row.email).map_err(AccountError::InvalidEmail)?;
-    let new = NewPassword::parse(new, &email).map_err(AccountError::InvalidPassword)?;
-    if !hasher.verify(current, Some(row.password_hash)).await? {
+    let new = NewPassword::parse(change.new, &email).map_err(AccountError::InvalidPassword)?;
+    let checked_hash = row.password_hash.clone();
+    if !hasher
+        .verify(change.current, Some(row.password_hash))
+        .await?
+    {
         return Err(AccountError::WrongCurrentPassword);
     }
     let password_hash = hasher.hash(new.expose().to_owned()).await?;
-    db.run(move |conn| {
-        diesel::update(users::table.find(&user_id))
-            .set((
-                users::password_hash.eq(password_hash),
-                users::updated_at.eq(now()),
-            ))
-            .execute(conn)?;
+    let (user_id, keep) = (change.user_id, change.keep_session);
+    let changed = db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                // Only if the hash is still the one just checked: a
+                // concurrent change wins, and this one is refused.
+                let updated = diesel::update(users::table.find(&user_id))
+                    .filter(users::password_hash.eq(&checked_hash))
+                    .set((
+                        users::password_hash.eq(password_hash),
+                        users::updated_at.eq(now()),
+                    ))
+                    .execute(conn)?;
+                if updated == 0 {
+                    return Ok(false);
+                }
+                let ending = match keep {
+                    Some(sid) => crate::sessions::Ending::AllBut(sid),
+                    None => crate::sessions::Ending::All,
+                };
+                crate::sessions::end_with(
+                    conn,
+                    &user_id,
+                    &ending,
+                    crate::sessions::end_reason::PASSWORD_CHANGED,
+                    &client,
+                )?;
+                Ok(true)
+            })
+        })
+        .await?;
+    if changed {
         Ok(())
-    })
-    .await?;
-    Ok(())
+    } else {
+        Err(AccountError::WrongCurrentPassword)
+    }
 }

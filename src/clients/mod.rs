@@ -146,6 +146,17 @@ pub fn is_scope_token(s: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
+/// RFC 9700 §2.1 / RFC 8252: https; plain http only to the user's own
+/// machine; or a native app's reverse-domain scheme. Never `javascript:`,
+/// `data:` and the like.
+fn redirect_scheme_allowed(uri: &url::Url) -> bool {
+    match uri.scheme() {
+        "https" => uri.host_str().is_some(),
+        "http" => matches!(uri.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
+        scheme => scheme.contains('.'),
+    }
+}
+
 fn dedup(mut v: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     v.retain(|x| seen.insert(x.clone()));
@@ -196,6 +207,11 @@ impl NewClient {
             if parsed.fragment().is_some() {
                 return invalid(format!("redirect URI {uri:?} must not have a fragment"));
             }
+            if !redirect_scheme_allowed(&parsed) {
+                return invalid(format!(
+                    "redirect URI {uri:?} must be https, http on a loopback host, or a private-use scheme like com.example.app"
+                ));
+            }
         }
         if r.grant_types.iter().any(|g| g == AUTHORIZATION_CODE) && r.redirect_uris.is_empty() {
             return invalid("authorization_code needs at least one redirect URI".into());
@@ -242,7 +258,7 @@ pub fn create_blocking(
     db: &Db,
     new: NewClient,
 ) -> Result<(Client, Option<ClientSecret>), ClientError> {
-    Ok(db.run_blocking(|conn| create_with(conn, new, Some("cli")))?)
+    Ok(db.run_blocking(|conn| conn.transaction(|conn| create_with(conn, new, Some("cli"))))?)
 }
 
 fn create_with(
@@ -271,9 +287,9 @@ fn create_with(
     audit::record(
         conn,
         Event {
-            action: "client_created",
+            action: audit::CLIENT_CREATED,
             outcome: "success",
-            user_id: actor,
+            actor_id: actor,
             client_id: Some(&id),
             ..Event::default()
         },
@@ -333,7 +349,8 @@ pub async fn delete(db: &Db, id: String, actor: Option<String>) -> Result<(), Cl
 }
 
 pub fn delete_blocking(db: &Db, id: &str) -> Result<(), ClientError> {
-    let deleted = db.run_blocking(|conn| delete_with(conn, id, Some("cli")))?;
+    let deleted =
+        db.run_blocking(|conn| conn.transaction(|conn| delete_with(conn, id, Some("cli"))))?;
     if deleted {
         Ok(())
     } else {
@@ -347,9 +364,9 @@ fn delete_with(conn: &mut AnyConnection, id: &str, actor: Option<&str>) -> Resul
         audit::record(
             conn,
             Event {
-                action: "client_deleted",
+                action: audit::CLIENT_DELETED,
                 outcome: "success",
-                user_id: actor,
+                actor_id: actor,
                 client_id: Some(id),
                 ..Event::default()
             },
@@ -395,6 +412,18 @@ mod tests {
     #[test]
     fn validates_registrations() {
         assert!(NewClient::parse(registration()).is_ok());
+        for ok in [
+            "https://app.example.com/cb",
+            "http://127.0.0.1:8765/cb",
+            "http://localhost/cb",
+            "com.example.app:/oauth",
+        ] {
+            let r = ClientRegistration {
+                redirect_uris: vec![ok.into()],
+                ..registration()
+            };
+            assert!(NewClient::parse(r).is_ok(), "{ok}");
+        }
         let bad = [
             ClientRegistration {
                 name: " ".into(),

@@ -57,6 +57,13 @@ impl From<DieselError> for DbError {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 info,
             ) => DbError::Unavailable(info.message().to_owned()),
+            // SQLite's "database is locked" after the busy timeout: too much
+            // write contention to wait out.
+            DieselError::DatabaseError(_, info)
+                if info.message().contains("database is locked") =>
+            {
+                DbError::Unavailable(info.message().to_owned())
+            }
             other => DbError::Query(other),
         }
     }
@@ -105,15 +112,30 @@ impl Backend {
     }
 }
 
-/// The URL with any password replaced, fit for logs.
+/// The URL with any password (userinfo or `?password=`) replaced, fit for
+/// logs.
 pub fn redacted_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_owned();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
     }
+    if parsed.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "***".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    parsed.to_string()
 }
 
 /// r2d2 manager that establishes the concrete connection for the backend,
@@ -178,6 +200,23 @@ impl Db {
     /// Connects once directly (so an unreachable database is reported with
     /// its real error), then builds the pool.
     pub fn connect(url: &str, pool_size: u32, checkout_timeout: Duration) -> Result<Db, DbError> {
+        Self::connect_with(url, pool_size, Some(1), checkout_timeout)
+    }
+
+    /// For short-lived processes (the CLI): one connection, opened on
+    /// demand, none opened in the background — a process exiting while a
+    /// pool thread is half-way through a TLS handshake can crash in
+    /// OpenSSL's exit handlers.
+    pub fn connect_oneshot(url: &str, checkout_timeout: Duration) -> Result<Db, DbError> {
+        Self::connect_with(url, 1, Some(0), checkout_timeout)
+    }
+
+    fn connect_with(
+        url: &str,
+        pool_size: u32,
+        min_idle: Option<u32>,
+        checkout_timeout: Duration,
+    ) -> Result<Db, DbError> {
         let backend = Backend::from_url(url)?;
         if let Backend::Sqlite(path) = &backend
             && let Some(dir) = std::path::Path::new(path).parent()
@@ -193,7 +232,7 @@ impl Db {
             .map_err(|e| DbError::Unavailable(connection_error_text(&e)))?;
         let pool = r2d2::Pool::builder()
             .max_size(pool_size)
-            .min_idle(Some(1))
+            .min_idle(min_idle)
             .connection_timeout(checkout_timeout)
             .error_handler(Box::new(LogPoolErrors))
             .build(manager)?;
@@ -242,12 +281,20 @@ impl Db {
         f(&mut conn)
     }
 
-    /// Makes the current transaction SERIALIZABLE on PostgreSQL, for
-    /// read-then-write rules that must hold under concurrency (SQLite
-    /// transactions are serializable already). Call first in a transaction.
-    pub fn serializable(conn: &mut AnyConnection) -> Result<(), DbError> {
-        if let AnyConnection::Postgresql(pg) = conn {
-            pg.batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")?;
+    /// For read-then-write rules that must hold under concurrency; call
+    /// first in a transaction. PostgreSQL: SERIALIZABLE (a lost race is a
+    /// `Conflict` to retry). SQLite: takes the write lock now, waiting on
+    /// the busy timeout, instead of failing at the first write after a read.
+    pub fn lock_for_write(conn: &mut AnyConnection) -> Result<(), DbError> {
+        match conn {
+            AnyConnection::Postgresql(pg) => {
+                pg.batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE")?
+            }
+            // A write statement takes the RESERVED lock even when it changes
+            // no row.
+            AnyConnection::Sqlite(lite) => {
+                lite.batch_execute("UPDATE users SET disabled = disabled WHERE 0")?
+            }
         }
         Ok(())
     }
@@ -313,5 +360,10 @@ mod tests {
             "postgres://u:***@h:5432/db"
         );
         assert_eq!(redacted_url("sqlite://data/t.db"), "sqlite://data/t.db");
+        let redacted = redacted_url("postgres://u@h/db?sslmode=require&password=secret");
+        assert!(
+            !redacted.contains("secret") && redacted.contains("sslmode=require"),
+            "{redacted}"
+        );
     }
 }

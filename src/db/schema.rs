@@ -46,6 +46,7 @@ diesel::table! {
         occurred_at -> Timestamp,
         action -> Text,
         outcome -> Text,
+        actor_id -> Nullable<Text>,
         user_id -> Nullable<Text>,
         session_id -> Nullable<Text>,
         client_id -> Nullable<Text>,

@@ -81,14 +81,22 @@ pub struct LogoutRequest {
     all: bool,
 }
 
-/// Ends the token's session, or with `{"all": true}` all the user's.
+/// Ends the token's session, or with `{"all": true}` all the user's. The
+/// body is optional, but a body that is there must be right: a mistyped
+/// "log out everywhere" must not quietly log out here only.
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
     auth: Authenticated,
-    body: Option<web::Json<LogoutRequest>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let all = body.is_some_and(|b| b.all);
+    let all = if body.iter().all(u8::is_ascii_whitespace) {
+        false
+    } else {
+        serde_json::from_slice::<LogoutRequest>(&body)
+            .map_err(|e| ApiError::unprocessable("invalid_body", e.to_string()))?
+            .all
+    };
     let claims = auth.0;
     let (ending, reason) = match (&claims.sid, all) {
         (_, true) => (Ending::All, end_reason::LOGOUT_ALL),
@@ -136,26 +144,13 @@ pub async fn change_password(
         new_password,
     } = body.into_inner();
     let claims = auth.0;
-    accounts::change_password(
-        &state.db,
-        &state.hasher,
-        claims.sub.clone(),
-        current_password,
-        new_password,
-    )
-    .await?;
-    let ending = match claims.sid {
-        Some(sid) => Ending::AllBut(sid),
-        None => Ending::All,
+    let change = accounts::PasswordChange {
+        user_id: claims.sub,
+        current: current_password,
+        new: new_password,
+        keep_session: claims.sid,
     };
-    sessions::end(
-        &state.db,
-        claims.sub,
-        ending,
-        end_reason::PASSWORD_CHANGED,
-        client_info(&req),
-    )
-    .await?;
+    accounts::change_password(&state.db, &state.hasher, change, client_info(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

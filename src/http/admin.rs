@@ -13,8 +13,10 @@ use crate::accounts::{self, ADMIN_ROLE, User};
 use crate::clients::{self, ClientRegistration, NewClient};
 use crate::tokens::Claims;
 
-/// A request from an administrator: a valid token (401 otherwise) with the
-/// `admin` role (403 otherwise).
+/// A request from an administrator: a valid token (401 otherwise) of a user
+/// who has the `admin` role now, in the database (403 otherwise). The
+/// token's `roles` claim isn't enough: it would let a demoted admin act,
+/// even promote themselves back, until the token expires.
 pub struct Admin(pub Claims);
 
 impl FromRequest for Admin {
@@ -23,9 +25,16 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let authenticated = Authenticated::from_request(req, payload);
+        let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let Authenticated(claims) = authenticated.await?;
-            if !claims.has_role(ADMIN_ROLE) {
+            let state = state.expect("AppState is registered at start");
+            let is_admin = match accounts::find_by_id(&state.db, claims.sub.clone()).await {
+                Ok(user) => !user.disabled && user.roles.iter().any(|r| r == ADMIN_ROLE),
+                Err(accounts::AccountError::NotFound) => false,
+                Err(e) => return Err(e.into()),
+            };
+            if !is_admin {
                 return Err(ApiError::forbidden("the admin role is required"));
             }
             Ok(Admin(claims))

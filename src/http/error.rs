@@ -10,7 +10,6 @@ use crate::accounts::{AccountError, HashError};
 use crate::clients::ClientError;
 use crate::db::DbError;
 use crate::oauth::OAuthError;
-use crate::sessions::SessionError;
 use crate::tokens::TokenError;
 
 /// Seconds a client should wait before retrying a 503.
@@ -223,18 +222,6 @@ impl From<TokenError> for ApiError {
     }
 }
 
-impl From<SessionError> for ApiError {
-    fn from(e: SessionError) -> Self {
-        match e {
-            SessionError::Db(e) => e.into(),
-            SessionError::NotFound => ApiError::not_found("no such session"),
-            SessionError::InvalidGrant | SessionError::Reused | SessionError::WrongClient => {
-                ApiError::invalid_token(e.to_string())
-            }
-        }
-    }
-}
-
 /// An RFC 6749 §5.2 error, as `/oauth2/*` endpoints answer:
 /// `{"error": "...", "error_description": "..."}`.
 #[derive(Debug)]
@@ -296,7 +283,11 @@ impl From<OAuthError> for OAuthApiError {
                 tracing::warn!(%reason, "database unavailable");
                 (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
             }
-            OAuthError::Db(_) | OAuthError::Token(_) => {
+            OAuthError::Token(_) => {
+                tracing::error!(error = %e, "token signing failed");
+                (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+            }
+            OAuthError::Db(_) | OAuthError::Internal(_) => {
                 tracing::error!(error = %e, "token endpoint failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "server_error")
             }

@@ -11,7 +11,6 @@ use super::error::OAuthApiError;
 use super::{AppState, client_info};
 use crate::clients::{self, Client};
 use crate::oauth::{self, OAuthError, RefreshRequest};
-use crate::sessions::{self, Ending, RefreshToken, end_reason};
 
 /// Form parameters. RFC 6749 §3.1: a parameter must not repeat (but
 /// RFC 8707 `resource`, which may); unknown ones are ignored.
@@ -159,11 +158,8 @@ pub async fn token(
             )
             .await?
         }
-        other => {
-            return Err(
-                OAuthError::UnsupportedGrantType(other.unwrap_or_default().to_owned()).into(),
-            );
-        }
+        Some(other) => return Err(OAuthError::UnsupportedGrantType(other.to_owned()).into()),
+        None => return Err(OAuthError::InvalidRequest("grant_type is required".into()).into()),
     };
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -171,33 +167,27 @@ pub async fn token(
         .json(response))
 }
 
-/// RFC 7009: a refresh token ends its session; so does one of our access
-/// tokens (the session behind it). Unknown tokens get 200 too. A client
-/// that presents credentials must present good ones.
+/// RFC 7009. A client that presents credentials must present good ones.
 pub async fn revoke(
     state: web::Data<AppState>,
     req: HttpRequest,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, OAuthApiError> {
     let params = Params(form.into_inner());
-    authenticated_client(&state, &req, &params).await?;
+    let caller = authenticated_client(&state, &req, &params).await?;
     let token = params
         .one("token")?
         .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
-    if let Some(refresh_token) = RefreshToken::parse(token) {
-        sessions::revoke_refresh_token(&state.db, refresh_token, client_info(&req)).await?;
-    } else if let Ok(claims) = state.verifier.verify(token)
-        && let Some(sid) = claims.sid
-    {
-        sessions::end(
-            &state.db,
-            claims.sub,
-            Ending::One(sid),
-            end_reason::REVOKED,
-            client_info(&req),
-        )
-        .await?;
-    }
+    let builtin = &state.settings.login.client_id;
+    oauth::revoke(
+        &state.db,
+        &state.verifier,
+        token,
+        caller,
+        builtin,
+        client_info(&req),
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())

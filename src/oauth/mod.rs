@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 
 use crate::accounts::{self, AccountError};
 use crate::audit::{self, Event};
-use crate::clients::{self, CLIENT_CREDENTIALS, Client, REFRESH_TOKEN};
+use crate::clients::{CLIENT_CREDENTIALS, Client, REFRESH_TOKEN};
 use crate::db::{Db, DbError};
-use crate::sessions::{self, ClientCheck, ClientInfo, RefreshToken, SessionError, SessionPolicy};
+use crate::sessions::{self, Caller, ClientInfo, RefreshToken, SessionError, SessionPolicy};
 use crate::tokens::{Grant, TokenError, TokenIssuer, TokenVerifier};
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +33,8 @@ pub enum OAuthError {
     Db(#[from] DbError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<SessionError> for OAuthError {
@@ -45,7 +47,11 @@ impl From<SessionError> for OAuthError {
             SessionError::WrongClient => {
                 OAuthError::InvalidGrant("the refresh token was issued to another client")
             }
-            SessionError::InvalidGrant | SessionError::NotFound => {
+            SessionError::ClientAuthRequired => OAuthError::InvalidClient,
+            SessionError::ScopeExceeded => OAuthError::InvalidScope(
+                "the requested scope exceeds the scope originally granted".into(),
+            ),
+            SessionError::InvalidGrant => {
                 OAuthError::InvalidGrant("the refresh token is invalid, expired or revoked")
             }
         }
@@ -148,63 +154,51 @@ pub async fn refresh_grant(
     request: RefreshRequest,
     client: ClientInfo,
 ) -> Result<TokenResponse, OAuthError> {
-    let presented = RefreshToken::parse(&request.refresh_token).ok_or(OAuthError::InvalidGrant(
+    let token = RefreshToken::parse(&request.refresh_token).ok_or(OAuthError::InvalidGrant(
         "the refresh token is invalid, expired or revoked",
     ))?;
-    if let Some(c) = &request.client
-        && !c.allows_grant(REFRESH_TOKEN)
-    {
-        return Err(OAuthError::UnauthorizedClient(
-            "this client may not use refresh_token",
-        ));
-    }
-    let refreshed = sessions::refresh(
-        db,
-        policy,
-        presented,
-        client_check(&issuance, &request),
-        client,
-    )
-    .await?;
-    let session_scope: Vec<String> = refreshed
+    let caller = match &request.client {
+        Some(c) if !c.allows_grant(REFRESH_TOKEN) => {
+            return Err(OAuthError::UnauthorizedClient(
+                "this client may not use refresh_token",
+            ));
+        }
+        Some(c) => Caller::Client(c.client_id.clone()),
+        None => Caller::Anonymous {
+            claimed_client_id: request.claimed_client_id.clone(),
+        },
+    };
+    let scope = request
         .scope
-        .split_ascii_whitespace()
-        .map(str::to_owned)
-        .collect();
-    let scope = granted_scope(request.scope.as_deref(), &session_scope)?;
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|asked| asked.split_ascii_whitespace().map(str::to_owned).collect());
+    let refresh = sessions::RefreshRequest {
+        token,
+        caller,
+        scope,
+        builtin_public_client: issuance.login_client_id.to_owned(),
+    };
+    let refreshed = sessions::refresh(db, policy, refresh, client).await?;
     let user = match accounts::find_by_id(db, refreshed.user_id.clone()).await {
         Ok(user) if !user.disabled => user,
         Ok(_) | Err(AccountError::NotFound) => {
             return Err(OAuthError::InvalidGrant("the account is disabled or gone"));
         }
         Err(AccountError::Db(e)) => return Err(e.into()),
-        Err(e) => return Err(OAuthError::Db(DbError::Unavailable(e.to_string()))),
+        Err(e) => return Err(OAuthError::Internal(e.to_string())),
     };
     Ok(issuance
         .for_session(SessionGrant {
             user_id: &user.id,
             roles: user.roles,
             client_id: &refreshed.client_id,
-            scope: &scope,
+            scope: &refreshed.scope,
             session_id: &refreshed.session_id,
             refresh_token: &refreshed.refresh_token,
         })
         .await?)
-}
-
-/// Who may refresh a session of a given client: that client, authenticated;
-/// or, for public clients (the built-in login client among them), anyone
-/// holding the token.
-fn client_check(issuance: &Issuance<'_>, request: &RefreshRequest) -> ClientCheck {
-    let authenticated = request.client.as_ref().map(|c| c.client_id.clone());
-    let claimed = request.claimed_client_id.clone();
-    let login_client = issuance.login_client_id.to_owned();
-    Box::new(move |conn, session_client| match &authenticated {
-        Some(id) => Ok(id == session_client),
-        None if claimed.as_deref().is_some_and(|c| c != session_client) => Ok(false),
-        None if session_client == login_client => Ok(true),
-        None => clients::is_public(conn, session_client),
-    })
 }
 
 /// `grant_type=client_credentials` (RFC 6749 §4.4): a token for the client
@@ -331,4 +325,49 @@ pub async fn introspect(
     response["active"] = json!(true);
     response["token_type"] = json!("Bearer");
     Ok(response)
+}
+
+/// RFC 7009: a refresh token ends its session; so does an access token of a
+/// session. Only the token's own client may revoke a confidential client's
+/// tokens; anything else is ignored, and the endpoint answers 200 anyway.
+pub async fn revoke(
+    db: &Db,
+    verifier: &TokenVerifier,
+    token: &str,
+    caller: Option<Client>,
+    builtin_public_client: &str,
+    info: ClientInfo,
+) -> Result<(), DbError> {
+    let caller = caller.map(|c| c.client_id);
+    if let Some(refresh_token) = RefreshToken::parse(token) {
+        return sessions::revoke_refresh_token(
+            db,
+            refresh_token,
+            caller,
+            builtin_public_client.to_owned(),
+            info,
+        )
+        .await;
+    }
+    let Ok(claims) = verifier.verify_any_audience(token) else {
+        return Ok(());
+    };
+    let (Some(sid), Some(token_client)) = (claims.sid, claims.client_id) else {
+        return Ok(());
+    };
+    let builtin = builtin_public_client.to_owned();
+    let allowed = db
+        .run(move |conn| sessions::caller_may_act(conn, caller.as_deref(), &token_client, &builtin))
+        .await?;
+    if allowed {
+        sessions::end(
+            db,
+            claims.sub,
+            sessions::Ending::One(sid),
+            sessions::end_reason::REVOKED,
+            info,
+        )
+        .await?;
+    }
+    Ok(())
 }

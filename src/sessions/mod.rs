@@ -26,8 +26,10 @@ pub enum SessionError {
     Reused,
     #[error("the refresh token was issued to another client")]
     WrongClient,
-    #[error("no such session")]
-    NotFound,
+    #[error("the refresh token's client must authenticate")]
+    ClientAuthRequired,
+    #[error("the requested scope exceeds the scope originally granted")]
+    ScopeExceeded,
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -40,6 +42,7 @@ pub mod end_reason {
     pub const PASSWORD_CHANGED: &str = "password_changed";
     pub const REFRESH_TOKEN_REUSE: &str = "refresh_token_reuse";
     pub const REVOKED: &str = "revoked";
+    pub const ACCOUNT_DISABLED: &str = "account_disabled";
 }
 
 /// How long sessions live and how refresh-token reuse is judged.
@@ -68,7 +71,8 @@ pub struct ClientInfo {
     pub ip: Option<String>,
 }
 
-/// Sessions that are live at `now` under `policy`.
+/// Sessions that are live at `now`: not ended, used since `idle_cutoff`,
+/// not past their absolute end.
 #[diesel::dsl::auto_type]
 fn live(now: NaiveDateTime, idle_cutoff: NaiveDateTime) -> _ {
     sessions::ended_at
@@ -145,8 +149,8 @@ fn insert_refresh_token(
     Ok(())
 }
 
-/// The outcome of a successful refresh: the session, and the refresh token
-/// that now continues its chain.
+/// The outcome of a successful refresh: the session, the scope granted, and
+/// the refresh token that now continues its chain.
 pub struct Refreshed {
     pub session_id: String,
     pub user_id: String,
@@ -155,104 +159,131 @@ pub struct Refreshed {
     pub refresh_token: RefreshToken,
 }
 
+/// Who is refreshing, as the token endpoint established it.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A client that authenticated with its secret.
+    Client(String),
+    /// No client authentication: fine for public clients' sessions, which
+    /// may name their client.
+    Anonymous { claimed_client_id: Option<String> },
+}
+
+/// A refresh, as asked for.
+pub struct RefreshRequest {
+    pub token: RefreshToken,
+    pub caller: Caller,
+    /// A narrower scope than the session's, if asked for.
+    pub scope: Option<Vec<String>>,
+    /// The built-in first-party client (`login.client_id`), which is public.
+    pub builtin_public_client: String,
+}
+
 /// What the refresh transaction found; a reuse must commit its revocation,
 /// so it is an outcome, not an error that would roll it back.
 enum Rotation {
     Rotated(Refreshed),
     Reused { session_id: String },
     Invalid,
-    WrongClient,
 }
 
 /// Ends a refresh transaction early, rolling it back: nothing is spent.
-enum Abort {
+enum Refusal {
     WrongClient,
+    ClientAuthRequired,
+    ScopeExceeded,
     Db(DbError),
 }
 
-impl From<diesel::result::Error> for Abort {
+impl From<diesel::result::Error> for Refusal {
     fn from(e: diesel::result::Error) -> Self {
-        Abort::Db(e.into())
+        Refusal::Db(e.into())
     }
 }
 
-impl From<DbError> for Abort {
+impl From<DbError> for Refusal {
     fn from(e: DbError) -> Self {
-        Abort::Db(e)
+        Refusal::Db(e)
     }
 }
 
-/// Whether the caller may refresh a session of the given client; asked
-/// inside the refresh transaction, before anything is committed.
-pub type ClientCheck = Box<dyn Fn(&mut AnyConnection, &str) -> Result<bool, DbError> + Send>;
-
-/// Rotates `presented`: marks it spent and issues its successor, in one
-/// transaction whose first statement is an atomic compare-and-set on the
+/// Rotates the presented token: marks it spent and issues its successor, in
+/// one transaction whose first statement is an atomic compare-and-set on the
 /// token (`spent_at IS NULL`), so two concurrent refreshes can't both win.
 /// The loser, within the grace window, gets the same successor; outside it,
-/// the session is revoked.
+/// the session is revoked. Whether the caller may refresh this session, and
+/// with the scope asked, is decided inside the transaction: a refusal spends
+/// nothing.
 pub async fn refresh(
     db: &Db,
     policy: SessionPolicy,
-    presented: RefreshToken,
-    client_allowed: ClientCheck,
+    request: RefreshRequest,
     client: ClientInfo,
 ) -> Result<Refreshed, SessionError> {
-    let rotation = db
-        .run(move |conn| {
-            let rotation =
-                match conn.transaction(|conn| rotate(conn, &policy, &presented, &client_allowed)) {
-                    Ok(rotation) => rotation,
-                    Err(Abort::WrongClient) => Rotation::WrongClient,
-                    Err(Abort::Db(e)) => return Err(e),
-                };
-            let ip = client.ip.as_deref();
-            let failure = |detail| Event {
-                action: "refresh",
-                outcome: "failure",
-                ip,
-                detail: Some(detail),
-                ..Event::default()
-            };
-            let event = match &rotation {
-                Rotation::Rotated(r) => Event {
-                    action: "refresh",
+    db.run(move |conn| {
+        let outcome = conn.transaction(|conn| rotate(conn, &policy, &request));
+        let ip = client.ip.as_deref();
+        let failure = |detail| Event {
+            action: audit::REFRESH,
+            outcome: "failure",
+            ip,
+            detail: Some(detail),
+            ..Event::default()
+        };
+        let (event, result) = match outcome {
+            Ok(Rotation::Rotated(r)) => {
+                let event = Event {
+                    action: audit::REFRESH,
                     outcome: "success",
                     user_id: Some(&r.user_id),
                     session_id: Some(&r.session_id),
                     client_id: Some(&r.client_id),
                     ip,
-                    detail: None,
-                },
-                Rotation::Reused { session_id } => Event {
-                    session_id: Some(session_id),
+                    ..Event::default()
+                };
+                audit::record(conn, event)?;
+                return Ok(Ok(r));
+            }
+            Ok(Rotation::Reused { session_id }) => {
+                tracing::warn!(%session_id, "refresh token reuse: session revoked");
+                let event = Event {
+                    session_id: Some(&session_id),
                     ..failure("refresh token reuse; session revoked")
-                },
-                Rotation::Invalid => failure("invalid, expired or revoked refresh token"),
-                Rotation::WrongClient => failure("refresh token presented by another client"),
-            };
-            audit::record(conn, event)?;
-            Ok(rotation)
-        })
-        .await?;
-    match rotation {
-        Rotation::Rotated(refreshed) => Ok(refreshed),
-        Rotation::Reused { session_id } => {
-            tracing::warn!(%session_id, "refresh token reuse: session revoked");
-            Err(SessionError::Reused)
-        }
-        Rotation::Invalid => Err(SessionError::InvalidGrant),
-        Rotation::WrongClient => Err(SessionError::WrongClient),
-    }
+                };
+                audit::record(conn, event)?;
+                return Ok(Err(SessionError::Reused));
+            }
+            Ok(Rotation::Invalid) => (
+                failure("invalid, expired or revoked refresh token"),
+                SessionError::InvalidGrant,
+            ),
+            Err(Refusal::WrongClient) => (
+                failure("refresh token presented by another client"),
+                SessionError::WrongClient,
+            ),
+            Err(Refusal::ClientAuthRequired) => (
+                failure("confidential client did not authenticate"),
+                SessionError::ClientAuthRequired,
+            ),
+            Err(Refusal::ScopeExceeded) => (
+                failure("scope exceeds the session's"),
+                SessionError::ScopeExceeded,
+            ),
+            Err(Refusal::Db(e)) => return Err(e),
+        };
+        audit::record(conn, event)?;
+        Ok(Err(result))
+    })
+    .await?
 }
 
 fn rotate(
     conn: &mut AnyConnection,
     policy: &SessionPolicy,
-    presented: &RefreshToken,
-    client_allowed: &ClientCheck,
-) -> Result<Rotation, Abort> {
+    request: &RefreshRequest,
+) -> Result<Rotation, Refusal> {
     let (now, idle_cutoff) = live_now(policy);
+    let presented = &request.token;
     let hash = presented.hash();
     let successor = RefreshToken::generate();
     let spent: Option<String> = diesel::update(refresh_tokens::table)
@@ -267,13 +298,13 @@ fn rotate(
         .optional()?;
     if let Some(session_id) = spent {
         let Some(session) = touch_live_session(conn, &session_id, now, idle_cutoff)? else {
-            return Ok(Rotation::Invalid); // rolls nothing back: nothing to keep
+            return Ok(Rotation::Invalid); // the session is over: nothing to keep
         };
-        if !client_allowed(conn, &session.client_id)? {
-            return Err(Abort::WrongClient);
-        }
+        let scope = admit(conn, request, &session)?;
         insert_refresh_token(conn, &successor, &session_id, now)?;
-        return Ok(Rotation::Rotated(session.with_token(session_id, successor)));
+        return Ok(Rotation::Rotated(
+            session.refreshed(session_id, scope, successor),
+        ));
     }
 
     // Not a live token: a spent one (a concurrent refresh, or theft), or none.
@@ -289,24 +320,24 @@ fn rotate(
     else {
         return Ok(Rotation::Invalid);
     };
-    let within_grace = spent_at.is_some_and(|t| now - t <= policy.reuse_grace)
-        && policy.reuse_grace > Duration::zero();
+    let within_grace = policy.reuse_grace > Duration::zero()
+        && spent_at.is_some_and(|t| now - t <= policy.reuse_grace);
     if within_grace {
-        let successor = sealed.and_then(|s| presented.open(&s));
-        return Ok(
-            match (
-                successor,
-                touch_live_session(conn, &session_id, now, idle_cutoff)?,
-            ) {
-                (Some(successor), Some(session)) => {
-                    if !client_allowed(conn, &session.client_id)? {
-                        return Err(Abort::WrongClient);
-                    }
-                    Rotation::Rotated(session.with_token(session_id, successor))
-                }
-                _ => Rotation::Invalid,
-            },
-        );
+        // The same successor again — unless it has been spent in turn, when
+        // handing it out would only make its holder look like a thief.
+        let Some(successor) = sealed.and_then(|s| presented.open(&s)) else {
+            return Ok(Rotation::Invalid);
+        };
+        if is_spent(conn, &successor)? {
+            return Ok(Rotation::Invalid);
+        }
+        let Some(session) = touch_live_session(conn, &session_id, now, idle_cutoff)? else {
+            return Ok(Rotation::Invalid);
+        };
+        let scope = admit(conn, request, &session)?;
+        return Ok(Rotation::Rotated(
+            session.refreshed(session_id, scope, successor),
+        ));
     }
     let revoked = diesel::update(sessions::table.find(&session_id))
         .filter(sessions::ended_at.is_null())
@@ -322,6 +353,52 @@ fn rotate(
     })
 }
 
+fn is_spent(conn: &mut AnyConnection, token: &RefreshToken) -> Result<bool, DbError> {
+    let spent: Option<Option<NaiveDateTime>> = refresh_tokens::table
+        .find(token.hash())
+        .select(refresh_tokens::spent_at)
+        .first(conn)
+        .optional()?;
+    Ok(!matches!(spent, Some(None)))
+}
+
+/// Whether the caller may refresh this session, and the scope granted: the
+/// session's, or the narrower one asked for.
+fn admit(
+    conn: &mut AnyConnection,
+    request: &RefreshRequest,
+    session: &LiveSession,
+) -> Result<String, Refusal> {
+    match &request.caller {
+        Caller::Client(id) if *id != session.client_id => return Err(Refusal::WrongClient),
+        Caller::Client(_) => {}
+        Caller::Anonymous { claimed_client_id } => {
+            if claimed_client_id
+                .as_ref()
+                .is_some_and(|c| *c != session.client_id)
+            {
+                return Err(Refusal::WrongClient);
+            }
+            if !caller_may_act(
+                conn,
+                None,
+                &session.client_id,
+                &request.builtin_public_client,
+            )? {
+                return Err(Refusal::ClientAuthRequired);
+            }
+        }
+    }
+    let Some(asked) = &request.scope else {
+        return Ok(session.scope.clone());
+    };
+    let granted: Vec<&str> = session.scope.split_ascii_whitespace().collect();
+    if !asked.iter().all(|s| granted.contains(&s.as_str())) {
+        return Err(Refusal::ScopeExceeded);
+    }
+    Ok(asked.join(" "))
+}
+
 struct LiveSession {
     user_id: String,
     client_id: String,
@@ -329,12 +406,17 @@ struct LiveSession {
 }
 
 impl LiveSession {
-    fn with_token(self, session_id: String, refresh_token: RefreshToken) -> Refreshed {
+    fn refreshed(
+        self,
+        session_id: String,
+        scope: String,
+        refresh_token: RefreshToken,
+    ) -> Refreshed {
         Refreshed {
             session_id,
             user_id: self.user_id,
             client_id: self.client_id,
-            scope: self.scope,
+            scope,
             refresh_token,
         }
     }
@@ -490,7 +572,7 @@ pub enum Ending {
 }
 
 /// Ends the user's sessions as `ending` says (only the user's own); returns
-/// how many were live. Recorded as `action` in the audit trail.
+/// how many were live. Recorded under `reason` in the audit trail.
 pub async fn end(
     db: &Db,
     user_id: String,
@@ -498,54 +580,89 @@ pub async fn end(
     reason: &'static str,
     client: ClientInfo,
 ) -> Result<usize, DbError> {
-    db.run(move |conn| {
-        let now = now();
-        let base = diesel::update(sessions::table)
-            .filter(sessions::user_id.eq(&user_id))
-            .filter(sessions::ended_at.is_null());
-        let set = (sessions::ended_at.eq(now), sessions::end_reason.eq(reason));
-        let ended = match &ending {
-            Ending::One(id) => base.filter(sessions::id.eq(id)).set(set).execute(conn)?,
-            Ending::All => base.set(set).execute(conn)?,
-            Ending::AllBut(id) => base.filter(sessions::id.ne(id)).set(set).execute(conn)?,
-        };
-        let session_id = match &ending {
-            Ending::One(id) | Ending::AllBut(id) => Some(id.as_str()),
-            Ending::All => None,
-        };
-        audit::record(
-            conn,
-            Event {
-                action: reason,
-                outcome: if ended > 0 { "success" } else { "no_session" },
-                user_id: Some(&user_id),
-                session_id,
-                ip: client.ip.as_deref(),
-                ..Event::default()
-            },
-        )?;
-        Ok(ended)
-    })
-    .await
+    db.run(move |conn| end_with(conn, &user_id, &ending, reason, &client))
+        .await
 }
 
-/// RFC 7009 revocation of a refresh token: ends its session. Unknown or
-/// already revoked tokens are fine (the caller answers 200 either way).
+/// [`end`] inside a caller's transaction.
+pub fn end_with(
+    conn: &mut AnyConnection,
+    user_id: &str,
+    ending: &Ending,
+    reason: &'static str,
+    client: &ClientInfo,
+) -> Result<usize, DbError> {
+    let now = now();
+    let base = diesel::update(sessions::table)
+        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::ended_at.is_null());
+    let set = (sessions::ended_at.eq(now), sessions::end_reason.eq(reason));
+    let ended = match ending {
+        Ending::One(id) => base.filter(sessions::id.eq(id)).set(set).execute(conn)?,
+        Ending::All => base.set(set).execute(conn)?,
+        Ending::AllBut(id) => base.filter(sessions::id.ne(id)).set(set).execute(conn)?,
+    };
+    let session_id = match ending {
+        Ending::One(id) | Ending::AllBut(id) => Some(id.as_str()),
+        Ending::All => None,
+    };
+    audit::record(
+        conn,
+        Event {
+            action: reason,
+            outcome: if ended > 0 { "success" } else { "no_session" },
+            user_id: Some(user_id),
+            session_id,
+            ip: client.ip.as_deref(),
+            ..Event::default()
+        },
+    )?;
+    Ok(ended)
+}
+
+/// Whether `caller` (an authenticated client id, or none) may act on a
+/// session of `session_client`: its own client may; anyone holding the token
+/// may for a public client's session (the built-in login client's among
+/// them), as RFC 7009 §2.1 and RFC 6749 §6 have it.
+pub fn caller_may_act(
+    conn: &mut AnyConnection,
+    caller: Option<&str>,
+    session_client: &str,
+    builtin_public_client: &str,
+) -> Result<bool, DbError> {
+    Ok(caller == Some(session_client)
+        || session_client == builtin_public_client
+        || crate::clients::is_public(conn, session_client)?)
+}
+
+/// RFC 7009 revocation of a refresh token: ends its session, if `caller`
+/// may. Unknown, already revoked or someone else's tokens are left alone
+/// (the caller answers 200 either way).
 pub async fn revoke_refresh_token(
     db: &Db,
     token: RefreshToken,
+    caller: Option<String>,
+    builtin_public_client: String,
     client: ClientInfo,
 ) -> Result<(), DbError> {
     db.run(move |conn| {
-        let session: Option<(String, String)> = refresh_tokens::table
+        let session: Option<(String, String, String)> = refresh_tokens::table
             .inner_join(sessions::table)
             .filter(refresh_tokens::token_hash.eq(token.hash()))
-            .select((sessions::id, sessions::user_id))
+            .select((sessions::id, sessions::user_id, sessions::client_id))
             .first(conn)
             .optional()?;
-        let Some((session_id, user_id)) = session else {
+        let Some((session_id, user_id, session_client)) = session else {
             return Ok(());
         };
+        if !caller_may_act(
+            conn,
+            caller.as_deref(),
+            &session_client,
+            &builtin_public_client,
+        )? {
+            return Ok(());
+        }
         let ended = diesel::update(sessions::table.find(&session_id))
             .filter(sessions::ended_at.is_null())
             .set((
@@ -556,10 +673,11 @@ pub async fn revoke_refresh_token(
         audit::record(
             conn,
             Event {
-                action: "revoke",
+                action: end_reason::REVOKED,
                 outcome: if ended > 0 { "success" } else { "no_session" },
                 user_id: Some(&user_id),
                 session_id: Some(&session_id),
+                client_id: Some(&session_client),
                 ip: client.ip.as_deref(),
                 ..Event::default()
             },

@@ -64,10 +64,18 @@ pub struct Grant {
 }
 
 /// A signed access token and its lifetime.
-#[derive(Debug)]
 pub struct IssuedToken {
     pub token: String,
     pub expires_in: u64,
+}
+
+// A bearer token is a credential: never in debug output.
+impl std::fmt::Debug for IssuedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedToken")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Signs access tokens with the active key. Cheap to clone.

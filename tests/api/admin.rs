@@ -53,6 +53,16 @@ both_backends! {
         assert_eq!(body["roles"], json!(["editor", "billing:read"]));
         assert_eq!(body["disabled"], false);
 
+        // A demoted admin's token, still carrying the admin role, is refused
+        // at once: admin rights are checked against the database.
+        let second_admin = app.admin_token("deputy@example.com").await;
+        let deputy_id = segment(&second_admin, 1)["sub"].as_str().unwrap().to_owned();
+        let response = admin_request(&app, reqwest::Method::PATCH, &format!("/v1/admin/users/{deputy_id}"), &admin, Some(json!({"roles": []}))).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(segment(&second_admin, 1)["roles"], json!(["admin"]));
+        let response = admin_request(&app, reqwest::Method::PATCH, &format!("/v1/admin/users/{deputy_id}"), &second_admin, Some(json!({"roles": ["admin"]}))).await;
+        assert_problem(response, 403, "forbidden").await;
+
         let after = Tokens::from_response(app.refresh(&before.refresh).await).await;
         assert_eq!(segment(&after.access, 1)["roles"], json!(["editor", "billing:read"]));
         let me: Value = app.get_with_token("/v1/me", &after.access).await.json().await.unwrap();
@@ -73,6 +83,14 @@ both_backends! {
             assert_problem(response, 409, "last_admin").await;
         }
         assert_problem(admin_request(&app, reqwest::Method::DELETE, &path, &admin, None).await, 409, "last_admin").await;
+
+        // A look-alike role is not the admin role (SQLite's LIKE ignores case).
+        let lookalike = app.admin_token("lookalike@example.com").await;
+        let lookalike_id = segment(&lookalike, 1)["sub"].as_str().unwrap().to_owned();
+        let response = admin_request(&app, reqwest::Method::PATCH, &format!("/v1/admin/users/{lookalike_id}"), &admin, Some(json!({"roles": ["Admin"]}))).await;
+        assert_eq!(response.status(), 200);
+        let response = admin_request(&app, reqwest::Method::PATCH, &path, &admin, Some(json!({"roles": []}))).await;
+        assert_problem(response, 409, "last_admin").await;
 
         // With a second admin, the first may step down.
         let second = app.admin_token("second-admin@example.com").await;

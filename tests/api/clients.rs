@@ -226,6 +226,15 @@ both_backends! {
         }
 
         assert_oauth_error(introspect(String::new()).await.unwrap(), 400, "invalid_request").await;
+        // Introspection checks everything but the audience: every forgery
+        // is still inactive.
+        for (name, forged) in crate::forgery::forged_tokens(&user.access, &app.signing_key_pem()) {
+            if forged.is_empty() || name == "wrong audience" {
+                continue;
+            }
+            let body: Value = introspect(forged).await.unwrap().json().await.unwrap();
+            assert_eq!(body, json!({"active": false}), "{name}");
+        }
 
         // Only authenticated clients may ask.
         let response = app.post_form("/oauth2/introspect", &[("token", &user.access)]).await;

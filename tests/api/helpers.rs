@@ -173,12 +173,8 @@ impl TestApp {
         let address = email.to_owned();
         tokio::task::spawn_blocking(move || {
             use tessera::accounts::{self, NewAccount, PasswordHasher};
-            let db = tessera::db::Db::connect(
-                &settings.database.url,
-                1,
-                std::time::Duration::from_secs(5),
-            )
-            .unwrap();
+            let timeout = std::time::Duration::from_secs(5);
+            let db = tessera::db::Db::connect_oneshot(&settings.database.url, timeout).unwrap();
             let hasher = PasswordHasher::new(&settings.passwords).unwrap();
             let account =
                 NewAccount::parse(&address, PASSWORD.into(), None, vec!["admin".into()]).unwrap();
@@ -281,7 +277,7 @@ impl TestApp {
     /// service stored.
     pub fn db(&self) -> tessera::db::Db {
         let timeout = std::time::Duration::from_secs(5);
-        tessera::db::Db::connect(&self.settings.database.url, 1, timeout).unwrap()
+        tessera::db::Db::connect_oneshot(&self.settings.database.url, timeout).unwrap()
     }
 
     /// The PEM of the key that signs this app's tokens.

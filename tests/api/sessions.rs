@@ -92,6 +92,13 @@ both_backends! {
         let laptop = app.tokens("two-devices@example.com").await;
         let tablet = app.tokens("two-devices@example.com").await;
 
+        // A body that is there must be right: no silent "just this one".
+        for bad in ["{\"all\": \"yes\"}", "{\"everything\": true}", "{not json"] {
+            let response = app.client.post(app.url("/v1/auth/logout")).bearer_auth(&phone.access).body(bad).send().await.unwrap();
+            assert_problem(response, 422, "invalid_body").await;
+        }
+        assert_eq!(me_status(&app, &phone.access).await, 200, "a refused logout ends nothing");
+
         let response = app.client.post(app.url("/v1/auth/logout")).bearer_auth(&phone.access).send().await.unwrap();
         assert_eq!(response.status(), 204);
         assert_eq!(me_status(&app, &phone.access).await, 401);
@@ -221,12 +228,12 @@ both_backends! {
         assert_oauth_error(app.refresh(&other.refresh).await, 400, "invalid_grant").await;
         // No token at all is a malformed request.
         assert_oauth_error(app.post_form("/oauth2/revoke", &[]).await, 400, "invalid_request").await;
-        assert_eq!(audited(&app, "revoke", "success").await, 1);
+        assert_eq!(audited(&app, "revoked", "success").await, 2, "the refresh token and the access token");
     }
 
-    async fn token_endpoint_refuses_bad_input_with_rfc6749_errors(app: TestApp) {
+    async fn token_endpoint_refuses_bad_input_with_rfc6749_errors(app: TestApp, settings = |s| s.sessions.refresh_reuse_grace_seconds = 0) {
         let tokens = logged_in(&app, "fuzzy@example.com").await;
-        assert_oauth_error(app.post_form("/oauth2/token", &[("refresh_token", &tokens.refresh)]).await, 400, "unsupported_grant_type").await;
+        assert_oauth_error(app.post_form("/oauth2/token", &[("refresh_token", &tokens.refresh)]).await, 400, "invalid_request").await;
         assert_oauth_error(app.post_form("/oauth2/token", &[("grant_type", "password"), ("username", "x")]).await, 400, "unsupported_grant_type").await;
         assert_oauth_error(app.post_form("/oauth2/token", &[("grant_type", "refresh_token")]).await, 400, "invalid_request").await;
         let truncated = &tokens.refresh[..20];

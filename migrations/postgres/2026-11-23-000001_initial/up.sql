@@ -43,12 +43,14 @@ CREATE TABLE refresh_tokens (
 );
 CREATE INDEX refresh_tokens_session_id ON refresh_tokens (session_id);
 
--- Who did what to which session, from where, and how it went.
+-- Who did what to which account, session or client, from where, and how
+-- it went.
 CREATE TABLE audit_events (
     id          TEXT PRIMARY KEY,
     occurred_at TIMESTAMP NOT NULL,
     action      TEXT NOT NULL,
     outcome     TEXT NOT NULL,
+    actor_id    TEXT,                   -- who acted, when not the user
     user_id     TEXT,
     session_id  TEXT,
     client_id   TEXT,
