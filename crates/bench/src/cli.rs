@@ -30,6 +30,22 @@ pub struct Args {
     #[arg(long, value_name = "PID")]
     pub server_pid: Option<u32>,
 
+    /// The PostgreSQL server's PID (the postmaster, e.g. from
+    /// `postmaster.pid`): adds the CPU time of it and its backends, which do
+    /// the database's share of each request outside the server's process.
+    #[arg(long, value_name = "PID")]
+    pub database_pid: Option<u32>,
+
+    /// A confidential client allowed `client_credentials`, for the
+    /// `client_credentials` and `introspect` scenarios (create it with
+    /// `tessera clients create`).
+    #[arg(long, env = "TESSERA_BENCH_CLIENT_ID")]
+    pub client_id: Option<String>,
+
+    /// That client's secret.
+    #[arg(long, env = "TESSERA_BENCH_CLIENT_SECRET", hide_env_values = true)]
+    pub client_secret: Option<String>,
+
     /// Scenarios to run, in order, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "login,me,jwks,sign")]
     pub scenario: Vec<Scenario>,
@@ -47,7 +63,9 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub argon2_p: u32,
 
-    /// Signatures timed per signer in the `sign` scenario.
+    /// Signatures timed per signer in the `sign` scenario; for the signing
+    /// bound of `client_credentials`, signatures timed before the load and
+    /// again after it.
     #[arg(long, default_value_t = 300)]
     pub sign_iterations: u32,
 }
@@ -60,6 +78,16 @@ pub enum Scenario {
     Me,
     /// GET /.well-known/jwks.json.
     Jwks,
+    /// POST /oauth2/token grant_type=refresh_token: one rotating refresh
+    /// chain per concurrent task.
+    Refresh,
+    /// POST /oauth2/token grant_type=client_credentials, against the RS256
+    /// signing bound; needs --client-id and --client-secret.
+    #[value(name = "client_credentials", alias = "client-credentials")]
+    ClientCredentials,
+    /// POST /oauth2/introspect of a user's access token; needs --client-id
+    /// and --client-secret.
+    Introspect,
     /// In-process: Tessera's parse-once signer vs jsonwebtoken::encode.
     Sign,
 }
@@ -67,6 +95,38 @@ pub enum Scenario {
 impl Scenario {
     pub fn needs_server(self) -> bool {
         self != Scenario::Sign
+    }
+
+    pub fn needs_client(self) -> bool {
+        matches!(self, Scenario::ClientCredentials | Scenario::Introspect)
+    }
+}
+
+/// A confidential client's id and secret.
+#[derive(Debug, Clone)]
+pub struct ClientCredentials {
+    pub id: String,
+    pub secret: String,
+}
+
+impl Args {
+    /// The client credentials, if any scenario to run needs them.
+    pub fn client_credentials(&self) -> Result<Option<ClientCredentials>, String> {
+        if !self.scenario.iter().any(|s| s.needs_client()) {
+            return Ok(None);
+        }
+        match (&self.client_id, &self.client_secret) {
+            (Some(id), Some(secret)) => Ok(Some(ClientCredentials {
+                id: id.clone(),
+                secret: secret.clone(),
+            })),
+            _ => Err(
+                "the client_credentials and introspect scenarios need --client-id and \
+                 --client-secret of a confidential client allowed client_credentials \
+                 (tessera clients create --name bench --grant client_credentials ...)"
+                    .to_owned(),
+            ),
+        }
     }
 }
 
@@ -80,5 +140,47 @@ mod tests {
         assert_eq!(args.scenario, [Scenario::Jwks, Scenario::Sign]);
         let all = Args::parse_from(["tessera-bench"]);
         assert_eq!(all.scenario.len(), 4);
+        let oauth = Args::parse_from([
+            "tessera-bench",
+            "--scenario",
+            "refresh,client_credentials,client-credentials,introspect",
+        ]);
+        assert_eq!(
+            oauth.scenario,
+            [
+                Scenario::Refresh,
+                Scenario::ClientCredentials,
+                Scenario::ClientCredentials,
+                Scenario::Introspect
+            ]
+        );
+    }
+
+    #[test]
+    fn client_scenarios_need_both_credentials() {
+        let no_secret = Args::parse_from([
+            "tessera-bench",
+            "--scenario",
+            "introspect",
+            "--client-id",
+            "x",
+        ]);
+        assert!(no_secret.client_credentials().is_err());
+        let both = Args::parse_from([
+            "tessera-bench",
+            "--scenario",
+            "client_credentials",
+            "--client-id",
+            "x",
+            "--client-secret",
+            "y",
+        ]);
+        let credentials = both.client_credentials().unwrap().unwrap();
+        assert_eq!(
+            (credentials.id.as_str(), credentials.secret.as_str()),
+            ("x", "y")
+        );
+        let not_needed = Args::parse_from(["tessera-bench", "--scenario", "jwks"]);
+        assert!(not_needed.client_credentials().unwrap().is_none());
     }
 }

@@ -1,20 +1,24 @@
-//! The load driver: N client tasks send one request over and over, each
-//! waiting for its response before the next (closed loop), until a deadline.
+//! The load driver: N client tasks, each sending its request over and over
+//! and waiting for the response before the next (closed loop), until a
+//! deadline.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::{Client, Method, Url};
 
-/// The request every task repeats.
+/// One HTTP request, ready to send again and again.
 #[derive(Debug, Clone)]
 pub struct RequestSpec {
     pub method: Method,
     pub url: Url,
-    pub bearer_token: Option<String>,
-    pub json_body: Option<Vec<u8>>,
+    /// The whole `Authorization` value, built once.
+    authorization: Option<String>,
+    /// Content type and bytes.
+    body: Option<(&'static str, Vec<u8>)>,
 }
 
 impl RequestSpec {
@@ -22,8 +26,8 @@ impl RequestSpec {
         RequestSpec {
             method: Method::GET,
             url,
-            bearer_token: None,
-            json_body: None,
+            authorization: None,
+            body: None,
         }
     }
 
@@ -31,28 +35,99 @@ impl RequestSpec {
         RequestSpec {
             method: Method::POST,
             url,
-            bearer_token: None,
-            json_body: Some(body.to_string().into_bytes()),
+            authorization: None,
+            body: Some(("application/json", body.to_string().into_bytes())),
+        }
+    }
+
+    /// A POST of `application/x-www-form-urlencoded` fields, as `/oauth2/*`
+    /// takes them.
+    pub fn post_form(url: Url, fields: &[(&str, &str)]) -> RequestSpec {
+        RequestSpec {
+            method: Method::POST,
+            url,
+            authorization: None,
+            body: Some((
+                "application/x-www-form-urlencoded",
+                form_body(fields).into_bytes(),
+            )),
         }
     }
 
     pub fn with_bearer(mut self, token: String) -> RequestSpec {
-        self.bearer_token = Some(token);
+        self.authorization = Some(format!("Bearer {token}"));
         self
     }
 
-    fn build(&self, client: &Client) -> reqwest::RequestBuilder {
+    /// `client_secret_basic` (RFC 6749 §2.3.1): id and secret are
+    /// form-urlencoded before they go into the Basic value.
+    pub fn with_client_basic(mut self, client_id: &str, client_secret: &str) -> RequestSpec {
+        self.authorization = Some(client_basic_authorization(client_id, client_secret));
+        self
+    }
+
+    pub fn build(&self, client: &Client) -> reqwest::RequestBuilder {
         let mut request = client.request(self.method.clone(), self.url.clone());
-        if let Some(token) = &self.bearer_token {
-            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        if let Some(authorization) = &self.authorization {
+            request = request.header(AUTHORIZATION, authorization);
         }
-        if let Some(body) = &self.json_body {
+        if let Some((content_type, body)) = &self.body {
             request = request
-                .header(CONTENT_TYPE, "application/json")
+                .header(CONTENT_TYPE, *content_type)
                 .body(body.clone());
         }
         request
     }
+}
+
+fn form_body(fields: &[(&str, &str)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(fields)
+        .finish()
+}
+
+fn client_basic_authorization(client_id: &str, client_secret: &str) -> String {
+    let escape = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let pair = format!("{}:{}", escape(client_id), escape(client_secret));
+    format!("Basic {}", STANDARD.encode(pair))
+}
+
+/// What one client task sends, and what it makes of each answer. A plain
+/// [`RequestSpec`] repeats itself and takes any 2xx; a refresh chain
+/// sends a different token every time, and an introspection is only a
+/// success if the token is still active.
+pub trait Exchange: Send + 'static {
+    /// The request to send next.
+    fn next_request(&self) -> &RequestSpec;
+
+    /// Checks the body of a 2xx answer and takes from it what the next
+    /// request needs; `Err` counts the request as failed.
+    fn check(&mut self, _body: &[u8]) -> Result<(), Mismatch> {
+        Ok(())
+    }
+
+    /// The server answered with an error status.
+    fn rejected(&mut self) {}
+
+    /// True once nothing this task could send would succeed: the task
+    /// stops, rather than fail thousands of times.
+    fn is_spent(&self) -> bool {
+        false
+    }
+}
+
+impl Exchange for RequestSpec {
+    fn next_request(&self) -> &RequestSpec {
+        self
+    }
+}
+
+/// A 2xx answer that is not what the scenario expects.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    /// Counted by kind, like "HTTP 401".
+    pub kind: &'static str,
+    pub detail: String,
 }
 
 /// What a load run saw.
@@ -88,34 +163,41 @@ impl LoadOutcome {
     }
 }
 
-/// Runs `concurrency` tasks repeating `spec` for `duration`. Tasks start no
-/// request after the deadline, and the client's own timeout bounds the
-/// ones in flight, so this returns shortly after `duration`.
-pub async fn run(
+/// Runs one task per exchange for `duration`, and hands the exchanges back
+/// (a refresh chain goes on from where it stopped). Tasks start no request
+/// after the deadline, and the client's own timeout bounds the ones in
+/// flight, so this returns shortly after `duration`.
+pub async fn run<E: Exchange>(
     client: &Client,
-    spec: &RequestSpec,
-    concurrency: u32,
+    exchanges: Vec<E>,
     duration: Duration,
-) -> LoadOutcome {
-    let spec = Arc::new(spec.clone());
+) -> (LoadOutcome, Vec<E>) {
     let started = Instant::now();
     let deadline = started + duration;
-    let tasks: Vec<_> = (0..concurrency)
-        .map(|_| tokio::spawn(client_loop(client.clone(), spec.clone(), deadline)))
+    let tasks: Vec<_> = exchanges
+        .into_iter()
+        .map(|exchange| tokio::spawn(client_loop(client.clone(), exchange, deadline)))
         .collect();
     let mut outcome = LoadOutcome::default();
+    let mut exchanges = Vec::with_capacity(tasks.len());
     for task in tasks {
-        outcome.merge(task.await.expect("load tasks do not panic"));
+        let (task_outcome, exchange) = task.await.expect("load tasks do not panic");
+        outcome.merge(task_outcome);
+        exchanges.push(exchange);
     }
     outcome.elapsed = started.elapsed();
-    outcome
+    (outcome, exchanges)
 }
 
-async fn client_loop(client: Client, spec: Arc<RequestSpec>, deadline: Instant) -> LoadOutcome {
+async fn client_loop<E: Exchange>(
+    client: Client,
+    mut exchange: E,
+    deadline: Instant,
+) -> (LoadOutcome, E) {
     let mut outcome = LoadOutcome::default();
-    while Instant::now() < deadline {
+    while Instant::now() < deadline && !exchange.is_spent() {
         let sent = Instant::now();
-        match send_once(&client, &spec).await {
+        match send_once(&client, &mut exchange).await {
             Ok(()) => {
                 let micros = sent.elapsed().as_micros();
                 outcome
@@ -133,7 +215,7 @@ async fn client_loop(client: Client, spec: Arc<RequestSpec>, deadline: Instant) 
             }
         }
     }
-    outcome
+    (outcome, exchange)
 }
 
 struct Failure {
@@ -152,8 +234,9 @@ impl Failure {
     }
 }
 
-async fn send_once(client: &Client, spec: &RequestSpec) -> Result<(), Failure> {
-    let response = spec
+async fn send_once<E: Exchange>(client: &Client, exchange: &mut E) -> Result<(), Failure> {
+    let response = exchange
+        .next_request()
         .build(client)
         .send()
         .await
@@ -163,8 +246,13 @@ async fn send_once(client: &Client, spec: &RequestSpec) -> Result<(), Failure> {
     // back to the pool only once its response has been consumed.
     let body = response.bytes().await.map_err(|e| Failure::transport(&e))?;
     if status.is_success() {
-        return Ok(());
+        return exchange.check(&body).map_err(|m| Failure {
+            kind: m.kind.to_owned(),
+            detail: m.detail,
+            is_transport: false,
+        });
     }
+    exchange.rejected();
     let text = String::from_utf8_lossy(&body);
     Err(Failure {
         kind: format!("HTTP {}", status.as_u16()),
@@ -186,4 +274,31 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_fields_are_urlencoded() {
+        assert_eq!(
+            form_body(&[("grant_type", "refresh_token"), ("refresh_token", "a+b/c=")]),
+            "grant_type=refresh_token&refresh_token=a%2Bb%2Fc%3D"
+        );
+    }
+
+    #[test]
+    fn client_basic_urlencodes_id_and_secret() {
+        // base64("id:s3cret")
+        assert_eq!(
+            client_basic_authorization("id", "s3cret"),
+            "Basic aWQ6czNjcmV0"
+        );
+        // "a:b" and "c d" become "a%3Ab" and "c+d": base64("a%3Ab:c+d")
+        assert_eq!(
+            client_basic_authorization("a:b", "c d"),
+            "Basic YSUzQWI6Yytk"
+        );
+    }
 }

@@ -8,10 +8,11 @@ mod load;
 mod proc_stats;
 mod report;
 mod scenarios;
+mod signing_bound;
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 
 use crate::argon2_bound::Argon2Params;
@@ -33,6 +34,7 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<()> {
     let target = Target::new(&args)?;
+    let client = args.client_credentials().map_err(anyhow::Error::msg)?;
     if args.scenario.iter().any(|s| s.needs_server()) {
         scenarios::ensure_loopback(&args.url)?;
         target.check_server_is_up().await?;
@@ -50,6 +52,15 @@ async fn run(args: Args) -> Result<()> {
             }
             Scenario::Me => scenarios::me::run(&target).await?,
             Scenario::Jwks => scenarios::jwks::run(&target).await?,
+            Scenario::Refresh => scenarios::refresh::run(&target).await?,
+            Scenario::ClientCredentials => {
+                let client = client.as_ref().context("no client credentials")?;
+                scenarios::client_credentials::run(&target, client, args.sign_iterations).await?;
+            }
+            Scenario::Introspect => {
+                let client = client.as_ref().context("no client credentials")?;
+                scenarios::introspect::run(&target, client).await?;
+            }
             Scenario::Sign => {
                 let iterations = args.sign_iterations;
                 // CPU-bound: off the async workers.

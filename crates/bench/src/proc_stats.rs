@@ -4,9 +4,10 @@
 //! requests per second alone says little; CPU time spent by the server per
 //! request is the figure that compares across machines.
 
+use std::collections::BTreeMap;
 use std::fs;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 
 /// Which process to read: a PID, or the bench itself.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +61,56 @@ impl ProcessSample {
     pub fn cpu_seconds(&self) -> f64 {
         self.user_seconds + self.system_seconds
     }
+}
+
+/// CPU seconds so far of a process and of its children, by PID.
+pub type TreeCpu = BTreeMap<u32, f64>;
+
+/// The CPU time of `pid` and of its direct children: for PostgreSQL, the
+/// postmaster's backends, WAL writer and checkpointer, which do the
+/// database's share of each request in processes of their own.
+pub fn tree_cpu(pid: u32) -> Result<TreeCpu> {
+    let per_second = clock_ticks_per_second();
+    let mut cpu = TreeCpu::new();
+    let entries = fs::read_dir("/proc").context("cannot list /proc")?;
+    for entry in entries.flatten() {
+        let Some(candidate) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process may exit between listing and reading: skip it.
+        let Ok(stat) = fs::read_to_string(format!("/proc/{candidate}/stat")) else {
+            continue;
+        };
+        if (candidate == pid || parent_pid(&stat) == Some(pid))
+            && let Some(ticks) = cpu_ticks(&stat)
+        {
+            cpu.insert(candidate, (ticks.user + ticks.system) as f64 / per_second);
+        }
+    }
+    if !cpu.contains_key(&pid) {
+        bail!("cannot read /proc/{pid}/stat (is the database server running?)");
+    }
+    Ok(cpu)
+}
+
+/// CPU seconds the processes used between two readings. A process that
+/// started in between counts from zero; one that exited is lost (the
+/// database keeps its backends for as long as the pool holds them).
+pub fn cpu_seconds_between(before: &TreeCpu, after: &TreeCpu) -> f64 {
+    after
+        .iter()
+        .map(|(pid, seconds)| seconds - before.get(pid).copied().unwrap_or(0.0))
+        .sum()
+}
+
+/// The parent PID, field 4 of /proc/PID/stat.
+fn parent_pid(stat: &str) -> Option<u32> {
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(1)?.parse().ok()
 }
 
 /// utime and stime, in clock ticks.
@@ -117,6 +168,27 @@ mod tests {
         );
         assert_eq!(cpu_ticks("4242 (x) S 1 2"), None);
         assert_eq!(cpu_ticks("no parenthesis at all"), None);
+    }
+
+    #[test]
+    fn parent_pid_is_the_field_after_the_state() {
+        let stat = "4242 ((a) b (c)) S 17 4242 4242 0 -1 4194560 1523 0 0 0 250 31";
+        assert_eq!(parent_pid(stat), Some(17));
+        assert_eq!(parent_pid("4242 (x) S"), None);
+    }
+
+    #[test]
+    fn cpu_between_counts_new_processes_from_zero() {
+        let before = TreeCpu::from([(1, 10.0), (2, 5.0)]);
+        let after = TreeCpu::from([(1, 10.5), (2, 6.0), (3, 0.25)]);
+        assert_eq!(cpu_seconds_between(&before, &after), 1.75);
+    }
+
+    #[test]
+    fn this_process_tree_can_be_sampled() {
+        let me = std::process::id();
+        let cpu = tree_cpu(me).unwrap();
+        assert!(cpu.contains_key(&me));
     }
 
     #[test]

@@ -43,6 +43,9 @@ pub struct ServerUsage {
     /// VmHWM after the run: the peak since the server started, so it covers
     /// every earlier scenario too.
     pub peak_rss_kib: u64,
+    /// CPU of the database server's processes over the same run, when its
+    /// PID was given (PostgreSQL; SQLite runs inside the server).
+    pub database_cpu_seconds: Option<f64>,
 }
 
 /// One HTTP scenario's measured run.
@@ -70,6 +73,14 @@ impl HttpResult {
     /// Successful requests per second of server CPU time.
     pub fn ok_per_server_cpu_second(&self) -> Option<f64> {
         let cpu = self.server?.cpu_seconds;
+        (cpu > 0.0).then(|| self.ok_count() as f64 / cpu)
+    }
+
+    /// Successful requests per CPU-second of the server and its database
+    /// together.
+    pub fn ok_per_server_and_database_cpu_second(&self) -> Option<f64> {
+        let server = self.server?;
+        let cpu = server.cpu_seconds + server.database_cpu_seconds?;
         (cpu > 0.0).then(|| self.ok_count() as f64 / cpu)
     }
 
@@ -119,6 +130,15 @@ impl HttpResult {
                     server.cpu_seconds, server.system_seconds
                 ),
             );
+            if let (Some(database), Some(rate)) = (
+                server.database_cpu_seconds,
+                self.ok_per_server_and_database_cpu_second(),
+            ) {
+                row(
+                    "database CPU",
+                    format!("{database:.2} s → {rate:.1} req per (server + database) CPU-second"),
+                );
+            }
             row(
                 "server RSS",
                 format!(

@@ -51,9 +51,15 @@ pub async fn register_fresh(target: &Target) -> Result<Account> {
     Ok(account)
 }
 
-/// Logs in once and returns the access token, checking that the response
-/// has the contract's fields.
-pub async fn log_in(target: &Target, account: &Account) -> Result<String> {
+/// The tokens a login answers with.
+pub struct LoginTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// Logs in once and returns the tokens, checking that the response has the
+/// contract's fields.
+pub async fn log_in(target: &Target, account: &Account) -> Result<LoginTokens> {
     let url = target.url("/v1/auth/login")?;
     let response = target
         .client()
@@ -72,8 +78,12 @@ pub async fn log_in(target: &Target, account: &Account) -> Result<String> {
             bail!("set-up: the login response has no `{field}`: {body}");
         }
     }
-    match token_response["access_token"].as_str() {
+    let text = |field: &str| match token_response[field].as_str() {
         Some(token) => Ok(token.to_owned()),
-        None => bail!("set-up: access_token is not a string: {body}"),
-    }
+        None => bail!("set-up: {field} is not a string: {body}"),
+    };
+    Ok(LoginTokens {
+        access_token: text("access_token")?,
+        refresh_token: text("refresh_token")?,
+    })
 }

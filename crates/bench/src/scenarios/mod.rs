@@ -2,9 +2,12 @@
 //! load run is measured.
 
 mod account;
+pub mod client_credentials;
+pub mod introspect;
 pub mod jwks;
 pub mod login;
 pub mod me;
+pub mod refresh;
 pub mod sign;
 
 use std::time::Duration;
@@ -13,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use reqwest::{Client, Url};
 
 use crate::cli::Args;
-use crate::load::{self, RequestSpec};
+use crate::load::{self, Exchange, RequestSpec};
 use crate::proc_stats::{self, Process, ProcessSample};
 use crate::report::{HttpResult, ServerUsage};
 
@@ -25,6 +28,7 @@ pub struct Target {
     duration: Duration,
     warmup: Duration,
     server_pid: Option<u32>,
+    database_pid: Option<u32>,
 }
 
 impl Target {
@@ -43,6 +47,7 @@ impl Target {
             duration: Duration::from_secs(args.duration),
             warmup: Duration::from_secs(args.warmup),
             server_pid: args.server_pid,
+            database_pid: args.database_pid,
         })
     }
 
@@ -60,6 +65,10 @@ impl Target {
         self.server_pid
     }
 
+    pub fn concurrency(&self) -> u32 {
+        self.concurrency
+    }
+
     /// Fails early, with the reason, when nothing answers at the URL.
     pub async fn check_server_is_up(&self) -> Result<()> {
         let url = self.url("/healthz")?;
@@ -75,17 +84,59 @@ impl Target {
         Ok(())
     }
 
-    /// Warms up, then runs `spec` for the measured duration, reading the
-    /// server's and the bench's counters just around the measured run.
+    /// Sends `spec` once and returns its JSON answer; anything but 200 fails
+    /// set-up with the status and body, rather than as thousands of errors.
+    pub async fn expect_ok_json(&self, spec: &RequestSpec) -> Result<serde_json::Value> {
+        let response = spec.build(&self.client).send().await?;
+        let status = response.status();
+        let body = response.text().await?;
+        if status != reqwest::StatusCode::OK {
+            bail!(
+                "set-up: {} {} answered {status}: {body}",
+                spec.method,
+                spec.url.path()
+            );
+        }
+        serde_json::from_str(&body)
+            .with_context(|| format!("set-up: {} answered with no JSON: {body}", spec.url.path()))
+    }
+
+    /// Warms up, then runs `spec` on every task for the measured duration.
     pub async fn measure(&self, scenario: &'static str, spec: &RequestSpec) -> Result<HttpResult> {
+        let exchanges = vec![spec.clone(); self.concurrency as usize];
+        Ok(self.measure_exchanges(scenario, exchanges).await?.0)
+    }
+
+    /// Warms up, then runs one task per exchange for the measured duration,
+    /// reading the server's and the bench's counters just around the
+    /// measured run. The exchanges come back as the run left them.
+    pub async fn measure_exchanges<E: Exchange>(
+        &self,
+        scenario: &'static str,
+        exchanges: Vec<E>,
+    ) -> Result<(HttpResult, Vec<E>)> {
+        let request = match exchanges.first() {
+            Some(first) => {
+                let spec = first.next_request();
+                format!("{} {}", spec.method, spec.url.path())
+            }
+            None => bail!("{scenario}: no client task to run"),
+        };
+        let concurrency = exchanges.len() as u32;
+        let mut exchanges = exchanges;
         if !self.warmup.is_zero() {
-            load::run(&self.client, spec, self.concurrency, self.warmup).await;
+            exchanges = load::run(&self.client, exchanges, self.warmup).await.1;
         }
         let server_before = self.sample_server()?;
+        let database_before = self.sample_database()?;
         let bench_before = proc_stats::sample(Process::Myself)?;
-        let outcome = load::run(&self.client, spec, self.concurrency, self.duration).await;
+        let (outcome, exchanges) = load::run(&self.client, exchanges, self.duration).await;
         let bench_after = proc_stats::sample(Process::Myself)?;
+        let database_after = self.sample_database()?;
         let server_after = self.sample_server()?;
+        let database_cpu_seconds = database_before
+            .zip(database_after)
+            .map(|(before, after)| proc_stats::cpu_seconds_between(&before, &after));
         let server = server_before
             .zip(server_after)
             .map(|(before, after)| ServerUsage {
@@ -93,15 +144,22 @@ impl Target {
                 system_seconds: after.system_seconds - before.system_seconds,
                 rss_before_kib: before.rss_kib,
                 peak_rss_kib: after.peak_rss_kib,
+                database_cpu_seconds,
             });
-        Ok(HttpResult {
+        let result = HttpResult {
             scenario,
-            request: format!("{} {}", spec.method, spec.url.path()),
-            concurrency: self.concurrency,
+            request,
+            concurrency,
             outcome,
             server,
             bench_cpu_seconds: bench_after.cpu_seconds() - bench_before.cpu_seconds(),
-        })
+        };
+        Ok((result, exchanges))
+    }
+
+    /// CPU seconds so far of the database server's processes, by PID.
+    fn sample_database(&self) -> Result<Option<proc_stats::TreeCpu>> {
+        self.database_pid.map(proc_stats::tree_cpu).transpose()
     }
 
     pub fn sample_server(&self) -> Result<Option<ProcessSample>> {
