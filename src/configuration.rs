@@ -37,6 +37,7 @@ pub struct Settings {
     pub tokens: TokenSettings,
     pub login: LoginSettings,
     pub sessions: SessionSettings,
+    pub sso: SsoSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
 }
@@ -100,6 +101,16 @@ pub struct SessionSettings {
     pub absolute_lifetime_seconds: u64,
     pub refresh_reuse_grace_seconds: u64,
     pub cleanup_interval_seconds: u64,
+}
+
+/// Browser sign-in for OpenID Connect (`/oauth2/authorize`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsoSettings {
+    pub idle_timeout_seconds: u64,
+    pub absolute_lifetime_seconds: u64,
+    pub code_ttl_seconds: u64,
+    pub login_timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -222,6 +233,27 @@ impl Settings {
             return Err(invalid(
                 "sessions.refresh_reuse_grace_seconds",
                 "must be at most 60",
+            ));
+        }
+        let sso = &self.sso;
+        if sso.idle_timeout_seconds == 0 || sso.absolute_lifetime_seconds == 0 {
+            return Err(invalid(
+                "sso.idle_timeout_seconds",
+                "SSO session lifetimes must be positive",
+            ));
+        }
+        // RFC 6749 §4.1.2 recommends at most ten minutes; OpenID and
+        // RFC 9700 practice is far shorter.
+        if !(1..=60).contains(&sso.code_ttl_seconds) {
+            return Err(invalid(
+                "sso.code_ttl_seconds",
+                "must be between 1 and 60 seconds",
+            ));
+        }
+        if !(30..=86_400).contains(&sso.login_timeout_seconds) {
+            return Err(invalid(
+                "sso.login_timeout_seconds",
+                "must be between 30 seconds and one day",
             ));
         }
         if sessions.cleanup_interval_seconds == 0 {

@@ -3,7 +3,8 @@
 //! so other services verify tokens on their own.
 //!
 //! Where a request goes: [`http`] routes it to a handler, which calls one
-//! domain module — [`accounts`], [`sessions`], [`tokens`], [`keys`] — over
+//! domain module — [`accounts`], [`sessions`], [`sso`] (browser sign-in),
+//! [`oauth`], [`clients`], [`tokens`], [`keys`] — over
 //! [`db`]. [`startup`] wires them together from [`configuration`].
 
 pub mod accounts;
@@ -14,7 +15,9 @@ pub mod db;
 pub mod http;
 pub mod keys;
 pub mod oauth;
+pub mod secrets;
 pub mod sessions;
+pub mod sso;
 pub mod startup;
 pub mod telemetry;
 pub mod tokens;

@@ -58,6 +58,10 @@ enum ClientCommand {
         grants: Vec<String>,
         #[arg(long = "redirect-uri")]
         redirect_uris: Vec<String>,
+        /// Where the client may send the browser after signing out
+        /// (RP-initiated logout).
+        #[arg(long = "post-logout-redirect-uri")]
+        post_logout_redirect_uris: Vec<String>,
         #[arg(long = "scope")]
         scopes: Vec<String>,
         #[arg(long = "audience")]
@@ -171,6 +175,7 @@ fn manage_clients(settings: Settings, command: ClientCommand) -> Result<(), Stri
             name,
             grants,
             redirect_uris,
+            post_logout_redirect_uris,
             scopes,
             audiences,
             public,
@@ -182,6 +187,7 @@ fn manage_clients(settings: Settings, command: ClientCommand) -> Result<(), Stri
                 scopes,
                 audiences,
                 redirect_uris,
+                post_logout_redirect_uris,
                 public,
                 first_party,
             })

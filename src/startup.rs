@@ -14,6 +14,7 @@ use crate::db::{Db, DbError};
 use crate::http::{self, AppState};
 use crate::keys::{KeyError, KeyStore};
 use crate::sessions::SessionPolicy;
+use crate::sso::SsoPolicy;
 use crate::tokens::{TokenIssuer, TokenVerifier};
 
 #[derive(Debug, thiserror::Error)]
@@ -80,12 +81,14 @@ pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         &settings.issuer,
         &settings.tokens.audience,
         settings.tokens.leeway_seconds,
-        &keys,
+        keys.clone(),
     );
     let sessions = SessionPolicy::from(&settings.sessions);
-    crate::sessions::spawn_cleanup(
+    let sso = SsoPolicy::from(&settings.sso);
+    spawn_cleanup(
         db.clone(),
         sessions,
+        sso,
         std::time::Duration::from_secs(settings.sessions.cleanup_interval_seconds),
     );
     Ok(AppState {
@@ -96,7 +99,29 @@ pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
         issuer,
         verifier,
         sessions,
+        sso,
     })
+}
+
+/// Deletes ended and expired sessions, SSO sessions, stale sign-ins and old
+/// codes every `interval`, off the request path.
+fn spawn_cleanup(db: Db, sessions: SessionPolicy, sso: SsoPolicy, interval: std::time::Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.tick().await; // the first tick is immediate
+        loop {
+            ticks.tick().await;
+            let deleted = match crate::sessions::delete_expired(&db, sessions).await {
+                Ok(n) => crate::sso::delete_expired(&db, sso).await.map(|m| n + m),
+                Err(e) => Err(e),
+            };
+            match deleted {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "expired sessions deleted"),
+                Err(e) => tracing::warn!(error = %e, "session clean-up failed; will retry"),
+            }
+        }
+    });
 }
 
 impl Application {

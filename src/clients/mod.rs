@@ -10,7 +10,6 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use rand::RngCore;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::accounts::{now, rfc3339};
 use crate::audit::{self, Event};
@@ -45,6 +44,7 @@ pub struct Client {
     pub scopes: Vec<String>,
     pub audiences: Vec<String>,
     pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
     #[serde(serialize_with = "rfc3339")]
     pub created_at: NaiveDateTime,
 }
@@ -67,6 +67,7 @@ struct ClientRow {
     redirect_uris: String,
     first_party: bool,
     created_at: NaiveDateTime,
+    post_logout_redirect_uris: String,
 }
 
 impl ClientRow {
@@ -82,6 +83,7 @@ impl ClientRow {
             scopes: list(&self.scopes),
             audiences: list(&self.audiences),
             redirect_uris: list(&self.redirect_uris),
+            post_logout_redirect_uris: list(&self.post_logout_redirect_uris),
             created_at: self.created_at,
         }
     }
@@ -93,9 +95,7 @@ pub struct ClientSecret(String);
 
 impl ClientSecret {
     fn generate() -> ClientSecret {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        ClientSecret(URL_SAFE_NO_PAD.encode(bytes))
+        ClientSecret(crate::secrets::random_token())
     }
 
     pub fn expose(&self) -> &str {
@@ -104,7 +104,7 @@ impl ClientSecret {
 }
 
 fn secret_hash(secret: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(secret.as_bytes()))
+    crate::secrets::stored_hash(secret)
 }
 
 /// What a new client is, validated on construction.
@@ -117,6 +117,7 @@ pub struct NewClient {
     scopes: Vec<String>,
     audiences: Vec<String>,
     redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
 }
 
 /// The fields of a client registration, before validation.
@@ -132,6 +133,8 @@ pub struct ClientRegistration {
     pub audiences: Vec<String>,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
     #[serde(default)]
     pub public: bool,
     #[serde(default)]
@@ -201,7 +204,7 @@ impl NewClient {
         {
             return invalid(format!("{bad:?} is not a valid audience"));
         }
-        for uri in &r.redirect_uris {
+        for uri in r.redirect_uris.iter().chain(&r.post_logout_redirect_uris) {
             let parsed = url::Url::parse(uri)
                 .map_err(|e| ClientError::Invalid(format!("redirect URI {uri:?}: {e}")))?;
             if parsed.fragment().is_some() {
@@ -220,6 +223,7 @@ impl NewClient {
             || r.scopes.len() > 100
             || r.audiences.len() > 100
             || r.redirect_uris.len() > 100
+            || r.post_logout_redirect_uris.len() > 100
         {
             return invalid("too many values".into());
         }
@@ -231,6 +235,7 @@ impl NewClient {
             scopes: dedup(r.scopes),
             audiences: dedup(r.audiences),
             redirect_uris: dedup(r.redirect_uris),
+            post_logout_redirect_uris: dedup(r.post_logout_redirect_uris),
         })
     }
 }
@@ -282,6 +287,7 @@ fn create_with(
             clients::redirect_uris.eq(json(&new.redirect_uris)),
             clients::first_party.eq(new.first_party),
             clients::created_at.eq(now),
+            clients::post_logout_redirect_uris.eq(json(&new.post_logout_redirect_uris)),
         ))
         .execute(conn)?;
     audit::record(
@@ -303,6 +309,7 @@ fn create_with(
         scopes: new.scopes,
         audiences: new.audiences,
         redirect_uris: new.redirect_uris,
+        post_logout_redirect_uris: new.post_logout_redirect_uris,
         created_at: now,
     };
     Ok((client, secret))

@@ -27,6 +27,7 @@ diesel::table! {
         end_reason -> Nullable<Text>,
         user_agent -> Nullable<Text>,
         ip -> Nullable<Text>,
+        browser_session_id -> Nullable<Text>,
     }
 }
 
@@ -66,15 +67,73 @@ diesel::table! {
         redirect_uris -> Text,
         first_party -> Bool,
         created_at -> Timestamp,
+        post_logout_redirect_uris -> Text,
+    }
+}
+
+diesel::table! {
+    browser_sessions (id) {
+        id -> Text,
+        token_hash -> Text,
+        user_id -> Text,
+        auth_time -> Timestamp,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    authorization_requests (id) {
+        id -> Text,
+        browser_hash -> Text,
+        csrf_hash -> Text,
+        client_id -> Text,
+        request -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    authorization_codes (code_hash) {
+        code_hash -> Text,
+        client_id -> Text,
+        user_id -> Text,
+        browser_session_id -> Text,
+        redirect_uri -> Text,
+        scope -> Text,
+        nonce -> Nullable<Text>,
+        code_challenge -> Nullable<Text>,
+        auth_time -> Timestamp,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        session_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    consents (user_id, client_id) {
+        user_id -> Text,
+        client_id -> Text,
+        scope -> Text,
+        granted_at -> Timestamp,
     }
 }
 
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
+diesel::joinable!(browser_sessions -> users (user_id));
 diesel::allow_tables_to_appear_in_same_query!(
     users,
     sessions,
     refresh_tokens,
     audit_events,
-    clients
+    clients,
+    browser_sessions,
+    authorization_requests,
+    authorization_codes,
+    consents
 );

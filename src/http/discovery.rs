@@ -4,24 +4,42 @@ use serde_json::json;
 
 use super::AppState;
 
-/// OpenID Connect Discovery 1.0 / RFC 8414 metadata for what exists so far.
+/// OpenID Connect Discovery 1.0 / RFC 8414 metadata.
 pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
     let s = &state.settings;
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, format!("public, max-age={}", s.keys.jwks_max_age_seconds)))
         .json(json!({
             "issuer": s.issuer,
-            "jwks_uri": s.jwks_uri(),
+            "authorization_endpoint": format!("{}/oauth2/authorize", s.issuer),
             "token_endpoint": format!("{}/oauth2/token", s.issuer),
+            "userinfo_endpoint": format!("{}/oauth2/userinfo", s.issuer),
+            "end_session_endpoint": format!("{}/oauth2/logout", s.issuer),
             "revocation_endpoint": format!("{}/oauth2/revoke", s.issuer),
             "introspection_endpoint": format!("{}/oauth2/introspect", s.issuer),
-            "grant_types_supported": ["refresh_token", "client_credentials"],
+            "jwks_uri": s.jwks_uri(),
+            "scopes_supported": ["openid", "profile", "email"],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "code_challenge_methods_supported": ["S256"],
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256"],
-            "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "roles", "sid"],
+            "claims_supported": [
+                "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid",
+                "email", "email_verified", "name",
+            ],
+            "claims_parameter_supported": false,
+            "request_parameter_supported": false,
+            "request_uri_parameter_supported": false,
+            "require_request_uri_registration": false,
+            "authorization_response_iss_parameter_supported": true,
+            "frontchannel_logout_supported": false,
+            "backchannel_logout_supported": false,
         }))
 }
 

@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::accounts::{AccountError, HashError};
 use crate::clients::ClientError;
 use crate::db::DbError;
-use crate::oauth::OAuthError;
+use crate::oauth::authorization::{AuthorizeError, redirect_with};
+use crate::oauth::{OAuthError, UserinfoError};
 use crate::tokens::TokenError;
 
 /// Seconds a client should wait before retrying a 503.
@@ -107,7 +108,7 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
         response.insert_header((header::CACHE_CONTROL, "no-store"));
-        if self.status == StatusCode::UNAUTHORIZED {
+        if self.status == StatusCode::UNAUTHORIZED || self.bearer_error.is_some() {
             response.insert_header((header::WWW_AUTHENTICATE, self.challenge()));
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
@@ -329,5 +330,67 @@ impl From<ClientError> for ApiError {
 impl ApiError {
     pub fn forbidden(detail: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::FORBIDDEN, "forbidden", detail)
+    }
+}
+
+/// An error page for the browser endpoints (`/oauth2/authorize`,
+/// `/oauth2/logout`), which people see rather than programs.
+pub fn page_failure(status: StatusCode, message: &str) -> HttpResponse {
+    let mut response = super::pages::error(status, message);
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+    }
+    response
+}
+
+/// How an authorization request fails: a page when the client can't be
+/// trusted with a redirect, else back to the client with RFC 6749
+/// §4.1.2.1 `error`, `state` and RFC 9207 `iss`.
+pub fn authorize_failure(e: AuthorizeError, issuer: &str) -> HttpResponse {
+    match e {
+        AuthorizeError::Untrusted(why) => page_failure(StatusCode::BAD_REQUEST, &why),
+        AuthorizeError::ToClient {
+            to,
+            error,
+            description,
+        } => {
+            let mut params = vec![
+                ("error", error),
+                ("error_description", description.as_str()),
+            ];
+            if let Some(state) = &to.state {
+                params.push(("state", state));
+            }
+            params.push(("iss", issuer));
+            super::authorize::redirect(&redirect_with(&to.redirect_uri, &params))
+        }
+        AuthorizeError::Db(DbError::Unavailable(reason)) => {
+            tracing::warn!(%reason, "database unavailable");
+            page_failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The service is temporarily unavailable. Please try again in a moment.",
+            )
+        }
+        AuthorizeError::Db(e) => {
+            tracing::error!(error = %e, "authorization failed");
+            page_failure(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.")
+        }
+    }
+}
+
+impl From<UserinfoError> for ApiError {
+    fn from(e: UserinfoError) -> Self {
+        match e {
+            // RFC 6750 §3.1, with its challenge.
+            UserinfoError::InsufficientScope => ApiError {
+                bearer_error: Some("insufficient_scope"),
+                ..ApiError::new(StatusCode::FORBIDDEN, "insufficient_scope", e.to_string())
+            },
+            UserinfoError::NoUser => ApiError::invalid_token(e.to_string()),
+            UserinfoError::Db(e) => e.into(),
+        }
     }
 }

@@ -4,11 +4,13 @@
 
 mod accounts;
 mod admin;
+mod authorize;
 mod bearer;
 mod discovery;
 pub mod error;
 mod health;
 mod oauth;
+mod pages;
 
 use std::sync::Arc;
 
@@ -21,6 +23,7 @@ use crate::db::Db;
 use crate::keys::KeyStore;
 use crate::oauth::Issuance;
 use crate::sessions::{ClientInfo, SessionPolicy};
+use crate::sso::SsoPolicy;
 use crate::tokens::{TokenIssuer, TokenVerifier};
 
 pub use bearer::Authenticated;
@@ -35,6 +38,7 @@ pub struct AppState {
     pub issuer: TokenIssuer,
     pub verifier: TokenVerifier,
     pub sessions: SessionPolicy,
+    pub sso: SsoPolicy,
 }
 
 impl AppState {
@@ -94,6 +98,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::scope("/oauth2")
+            .route("/authorize", web::get().to(authorize::authorize_get))
+            .route("/authorize", web::post().to(authorize::authorize_post))
+            .route("/logout", web::get().to(authorize::logout))
+            .route("/logout", web::post().to(authorize::logout))
+            .route("/userinfo", web::get().to(oauth::userinfo))
+            .route("/userinfo", web::post().to(oauth::userinfo))
             .route("/token", web::post().to(oauth::token))
             .route("/revoke", web::post().to(oauth::revoke))
             .route("/introspect", web::post().to(oauth::introspect)),

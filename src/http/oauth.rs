@@ -7,9 +7,13 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::Authenticated;
+use super::error::ApiError;
 use super::error::OAuthApiError;
 use super::{AppState, client_info};
+use crate::clients::ClientError;
 use crate::clients::{self, Client};
+use crate::oauth::authorization::CodeRedemption;
 use crate::oauth::{self, OAuthError, RefreshRequest};
 
 /// Form parameters. RFC 6749 §3.1: a parameter must not repeat (but
@@ -123,6 +127,29 @@ pub async fn token(
     let grant_type = params.one("grant_type")?.map(str::to_owned);
     let client = authenticated_client(&state, &req, &params).await?;
     let response = match grant_type.as_deref() {
+        Some(clients::AUTHORIZATION_CODE) => {
+            let client = match client {
+                Some(client) => client,
+                None => public_client(&state, &params).await?,
+            };
+            let code = params
+                .one("code")?
+                .ok_or_else(|| OAuthError::InvalidRequest("code is required".into()))?;
+            let redemption = CodeRedemption {
+                code: code.to_owned(),
+                client,
+                redirect_uri: params.one("redirect_uri")?.map(str::to_owned),
+                code_verifier: params.one("code_verifier")?.map(str::to_owned),
+            };
+            oauth::authorization_code_grant(
+                &state.db,
+                state.sessions,
+                state.issuance(),
+                redemption,
+                client_info(&req),
+            )
+            .await?
+        }
         Some(clients::REFRESH_TOKEN) => {
             let refresh_token = params
                 .one("refresh_token")?
@@ -165,6 +192,29 @@ pub async fn token(
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
         .json(response))
+}
+
+/// A public client, identified by `client_id` alone (RFC 6749 §3.2.1); a
+/// confidential client must authenticate.
+async fn public_client(state: &AppState, params: &Params) -> Result<Client, OAuthError> {
+    let id = params.one("client_id")?.ok_or(OAuthError::InvalidClient)?;
+    match clients::find(&state.db, id.to_owned()).await {
+        Ok(client) if client.public => Ok(client),
+        Ok(_) | Err(ClientError::NotFound) => Err(OAuthError::InvalidClient),
+        Err(ClientError::Db(e)) => Err(e.into()),
+        Err(e) => Err(OAuthError::Internal(e.to_string())),
+    }
+}
+
+/// `GET|POST /oauth2/userinfo` (OIDC Core §5.3) with a live access token.
+pub async fn userinfo(
+    state: web::Data<AppState>,
+    auth: Authenticated,
+) -> Result<HttpResponse, ApiError> {
+    let claims = oauth::userinfo(&state.db, &auth.0).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(claims))
 }
 
 /// RFC 7009. A client that presents credentials must present good ones.

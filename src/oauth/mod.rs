@@ -1,16 +1,20 @@
 //! OAuth 2.0 grants (RFC 6749) and token introspection (RFC 7662): turning a
-//! login, a refresh token or a client's credentials into a token response.
-//! Errors are RFC 6749 §5.2 error codes.
+//! login, an authorization code, a refresh token or a client's credentials
+//! into a token response. Errors are RFC 6749 §5.2 error codes. The browser
+//! half of the authorization code flow is in [`authorization`].
+
+pub mod authorization;
 
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::accounts::{self, AccountError};
 use crate::audit::{self, Event};
-use crate::clients::{CLIENT_CREDENTIALS, Client, REFRESH_TOKEN};
+use crate::clients::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, Client, REFRESH_TOKEN};
 use crate::db::{Db, DbError};
 use crate::sessions::{self, Caller, ClientInfo, RefreshToken, SessionError, SessionPolicy};
-use crate::tokens::{Grant, TokenError, TokenIssuer, TokenVerifier};
+use crate::tokens::{Claims, Grant, IdGrant, TokenError, TokenIssuer, TokenVerifier};
+use authorization::{CodeRedemption, RedeemError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OAuthError {
@@ -67,6 +71,8 @@ pub struct TokenResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
 }
 
 /// Who the tokens are for, in a session.
@@ -108,6 +114,7 @@ impl Issuance<'_> {
             expires_in: issued.expires_in,
             refresh_token: Some(grant.refresh_token.expose().to_owned()),
             scope: grant.scope.to_owned(),
+            id_token: None,
         })
     }
 }
@@ -201,6 +208,122 @@ pub async fn refresh_grant(
         .await?)
 }
 
+fn has_scope(scope: &str, wanted: &str) -> bool {
+    scope.split_ascii_whitespace().any(|s| s == wanted)
+}
+
+/// `grant_type=authorization_code` (RFC 6749 §4.1.3, OIDC Core §3.1.3):
+/// redeems the code and answers with an access token, a refresh token and,
+/// for `openid`, an ID token.
+pub async fn authorization_code_grant(
+    db: &Db,
+    policy: SessionPolicy,
+    issuance: Issuance<'_>,
+    redemption: CodeRedemption,
+    info: ClientInfo,
+) -> Result<TokenResponse, OAuthError> {
+    if !redemption.client.allows_grant(AUTHORIZATION_CODE) {
+        return Err(OAuthError::UnauthorizedClient(
+            "this client may not use authorization_code",
+        ));
+    }
+    let redeemed = authorization::redeem(db, policy, redemption, info)
+        .await
+        .map_err(|e| match e {
+            RedeemError::Db(e) => OAuthError::Db(e),
+            RedeemError::Invalid => {
+                OAuthError::InvalidGrant("the authorization code is invalid or expired")
+            }
+            RedeemError::Reused => OAuthError::InvalidGrant(
+                "the authorization code was already used; the tokens issued for it are revoked",
+            ),
+            RedeemError::WrongClient => {
+                OAuthError::InvalidGrant("the authorization code was issued to another client")
+            }
+            RedeemError::WrongRedirect => {
+                OAuthError::InvalidGrant("redirect_uri does not match the authorization request")
+            }
+            RedeemError::WrongVerifier => {
+                OAuthError::InvalidGrant("code_verifier does not match the code_challenge")
+            }
+            RedeemError::MissingVerifier => OAuthError::InvalidGrant("code_verifier is required"),
+            RedeemError::UnexpectedVerifier => OAuthError::InvalidGrant(
+                "code_verifier was sent but the authorization request had no code_challenge",
+            ),
+        })?;
+    let user = match accounts::find_by_id(db, redeemed.user_id.clone()).await {
+        Ok(user) if !user.disabled => user,
+        Ok(_) | Err(AccountError::NotFound) => {
+            return Err(OAuthError::InvalidGrant("the account is disabled or gone"));
+        }
+        Err(AccountError::Db(e)) => return Err(e.into()),
+        Err(e) => return Err(OAuthError::Internal(e.to_string())),
+    };
+    let mut response = issuance
+        .for_session(SessionGrant {
+            user_id: &user.id,
+            roles: user.roles.clone(),
+            client_id: &redeemed.client_id,
+            scope: &redeemed.scope,
+            session_id: &redeemed.started.session_id,
+            refresh_token: &redeemed.started.refresh_token,
+        })
+        .await?;
+    if has_scope(&redeemed.scope, "openid") {
+        let grant = IdGrant {
+            subject: user.id,
+            client_id: redeemed.client_id,
+            auth_time: redeemed.auth_time.and_utc().timestamp(),
+            nonce: redeemed.nonce,
+            browser_session_id: redeemed.browser_session_id,
+            email: has_scope(&redeemed.scope, "email").then_some(user.email),
+            name: user.name.filter(|_| has_scope(&redeemed.scope, "profile")),
+        };
+        response.id_token = Some(
+            issuance
+                .issuer
+                .issue_id_token(grant, &response.access_token)
+                .await?,
+        );
+    }
+    Ok(response)
+}
+
+/// Why userinfo refuses a valid, live token.
+#[derive(Debug, thiserror::Error)]
+pub enum UserinfoError {
+    #[error("the access token was not issued with the openid scope")]
+    InsufficientScope,
+    #[error("the token's subject is not a user, or no longer exists")]
+    NoUser,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// OIDC Core §5.3: the claims about the token's user that its scopes allow.
+pub async fn userinfo(db: &Db, claims: &Claims) -> Result<Value, UserinfoError> {
+    if !has_scope(&claims.scope, "openid") || claims.sid.is_none() {
+        return Err(UserinfoError::InsufficientScope);
+    }
+    let user = match accounts::find_by_id(db, claims.sub.clone()).await {
+        Ok(user) if !user.disabled => user,
+        Ok(_) | Err(AccountError::NotFound) => return Err(UserinfoError::NoUser),
+        Err(AccountError::Db(e)) => return Err(e.into()),
+        Err(_) => return Err(UserinfoError::NoUser),
+    };
+    let mut answer = json!({"sub": user.id});
+    if has_scope(&claims.scope, "email") {
+        answer["email"] = json!(user.email);
+        answer["email_verified"] = json!(false);
+    }
+    if has_scope(&claims.scope, "profile")
+        && let Some(name) = user.name
+    {
+        answer["name"] = json!(name);
+    }
+    Ok(answer)
+}
+
 /// `grant_type=client_credentials` (RFC 6749 §4.4): a token for the client
 /// itself, for the scopes and audiences it is allowed.
 pub async fn client_credentials_grant(
@@ -284,6 +407,7 @@ async fn client_credentials_token(
         expires_in: issued.expires_in,
         refresh_token: None,
         scope,
+        id_token: None,
     })
 }
 

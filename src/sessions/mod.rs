@@ -43,6 +43,7 @@ pub mod end_reason {
     pub const REFRESH_TOKEN_REUSE: &str = "refresh_token_reuse";
     pub const REVOKED: &str = "revoked";
     pub const ACCOUNT_DISABLED: &str = "account_disabled";
+    pub const AUTHORIZATION_CODE_REUSE: &str = "authorization_code_reuse";
 }
 
 /// How long sessions live and how refresh-token reuse is judged.
@@ -102,35 +103,60 @@ pub async fn start(
     client: ClientInfo,
 ) -> Result<Started, DbError> {
     db.run(move |conn| {
-        let now = now();
-        let session_id = uuid::Uuid::now_v7().to_string();
-        let refresh_token = RefreshToken::generate();
-        // Bounded so a client can't make us store kilobytes per login.
-        let user_agent = client
-            .user_agent
-            .map(|ua| ua.chars().take(512).collect::<String>());
-        conn.transaction(|conn| {
-            diesel::insert_into(sessions::table)
-                .values((
-                    sessions::id.eq(&session_id),
-                    sessions::user_id.eq(&user_id),
-                    sessions::client_id.eq(&client_id),
-                    sessions::scope.eq(&scope),
-                    sessions::created_at.eq(now),
-                    sessions::last_seen_at.eq(now),
-                    sessions::expires_at.eq(now + policy.absolute_lifetime),
-                    sessions::user_agent.eq(user_agent),
-                    sessions::ip.eq(&client.ip),
-                ))
-                .execute(conn)?;
-            insert_refresh_token(conn, &refresh_token, &session_id, now)
-        })?;
-        Ok(Started {
-            session_id,
-            refresh_token,
-        })
+        let new = NewSession {
+            user_id: &user_id,
+            client_id: &client_id,
+            scope: &scope,
+            browser_session_id: None,
+        };
+        conn.transaction(|conn| start_with(conn, &policy, new, &client))
     })
     .await
+}
+
+/// A session about to start.
+pub struct NewSession<'a> {
+    pub user_id: &'a str,
+    pub client_id: &'a str,
+    pub scope: &'a str,
+    /// The SSO session it was started from (authorization code flow).
+    pub browser_session_id: Option<&'a str>,
+}
+
+/// [`start`] inside a caller's transaction.
+pub fn start_with(
+    conn: &mut AnyConnection,
+    policy: &SessionPolicy,
+    new: NewSession<'_>,
+    client: &ClientInfo,
+) -> Result<Started, DbError> {
+    let now = now();
+    let session_id = uuid::Uuid::now_v7().to_string();
+    let refresh_token = RefreshToken::generate();
+    // Bounded so a client can't make us store kilobytes per login.
+    let user_agent = client
+        .user_agent
+        .as_ref()
+        .map(|ua| ua.chars().take(512).collect::<String>());
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::id.eq(&session_id),
+            sessions::user_id.eq(new.user_id),
+            sessions::client_id.eq(new.client_id),
+            sessions::scope.eq(new.scope),
+            sessions::created_at.eq(now),
+            sessions::last_seen_at.eq(now),
+            sessions::expires_at.eq(now + policy.absolute_lifetime),
+            sessions::user_agent.eq(user_agent),
+            sessions::ip.eq(&client.ip),
+            sessions::browser_session_id.eq(new.browser_session_id),
+        ))
+        .execute(conn)?;
+    insert_refresh_token(conn, &refresh_token, &session_id, now)?;
+    Ok(Started {
+        session_id,
+        refresh_token,
+    })
 }
 
 fn insert_refresh_token(
@@ -704,20 +730,4 @@ pub async fn delete_expired(db: &Db, policy: SessionPolicy) -> Result<usize, DbE
             .execute(conn)?)
     })
     .await
-}
-
-/// Deletes expired sessions every `interval` until the process ends.
-pub fn spawn_cleanup(db: Db, policy: SessionPolicy, interval: std::time::Duration) {
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(interval);
-        ticks.tick().await; // the first tick is immediate
-        loop {
-            ticks.tick().await;
-            match delete_expired(&db, policy).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(deleted = n, "expired sessions deleted"),
-                Err(e) => tracing::warn!(error = %e, "session clean-up failed; will retry"),
-            }
-        }
-    });
 }

@@ -16,9 +16,7 @@ pub struct RefreshToken(String);
 impl RefreshToken {
     /// A new token from the OS CSPRNG.
     pub fn generate() -> RefreshToken {
-        let mut bytes = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut bytes);
-        RefreshToken(URL_SAFE_NO_PAD.encode(bytes))
+        RefreshToken(crate::secrets::random_token())
     }
 
     /// A token presented by a client, if it has the shape of one of ours;
@@ -38,7 +36,7 @@ impl RefreshToken {
 
     /// The stored form: SHA-256, base64url.
     pub fn hash(&self) -> String {
-        URL_SAFE_NO_PAD.encode(Sha256::digest(self.0.as_bytes()))
+        crate::secrets::stored_hash(&self.0)
     }
 
     /// A key only the holder of this token can derive: the stored hash

@@ -1,6 +1,8 @@
 //! Access tokens: RFC 9068 JWTs signed RS256 with the active key, and their
 //! verification for Tessera's own protected routes.
 
+mod id_token;
+
 use std::sync::Arc;
 
 use jsonwebtoken::{Algorithm, Header};
@@ -11,6 +13,7 @@ use tessera_verifier::validate::Rules;
 
 use crate::keys::{KeyError, KeyStore};
 
+pub use id_token::{IdClaims, IdGrant, IdTokenHint, at_hash};
 pub use tessera_verifier::validate::ACCESS_TOKEN_TYP;
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +139,9 @@ impl TokenIssuer {
 /// rules `tessera-verifier` applies in sibling services.
 pub struct TokenVerifier {
     keys: KeySet,
+    /// The signing keys themselves, for ID token hints.
+    store: Arc<KeyStore>,
+    issuer: String,
     /// For Tessera's own routes: the token must be meant for Tessera.
     rules: Rules,
     /// For introspection: tokens Tessera issued for any audience.
@@ -147,7 +153,7 @@ impl TokenVerifier {
         issuer: &str,
         audience: &[String],
         leeway_seconds: u64,
-        store: &KeyStore,
+        store: Arc<KeyStore>,
     ) -> TokenVerifier {
         let mut keys = KeySet::default();
         for key in store.keys() {
@@ -158,6 +164,8 @@ impl TokenVerifier {
         }
         TokenVerifier {
             keys,
+            store,
+            issuer: issuer.to_owned(),
             rules: Rules::new(issuer, audience, leeway_seconds),
             any_audience: Rules::any_audience(issuer, leeway_seconds),
         }

@@ -1,0 +1,397 @@
+//! Browser sign-in for OpenID Connect: the SSO session a browser holds after
+//! entering its password once (so other applications sign it in without
+//! asking again), the sign-ins in progress behind the login and consent
+//! pages, and the consents users remembered.
+//!
+//! Every value handed to the browser is 256 random bits; the database holds
+//! only SHA-256 hashes of them.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::accounts::now;
+use crate::audit::{self, Event};
+use crate::configuration::SsoSettings;
+use crate::db::schema::{authorization_requests, browser_sessions, consents, sessions, users};
+use crate::db::{AnyConnection, Db, DbError};
+use crate::oauth::authorization::AuthorizationRequest;
+use crate::secrets::{random_token, stored_hash};
+use crate::sessions::{ClientInfo, end_reason};
+
+pub const SIGN_IN: &str = "sso_sign_in";
+pub const SIGN_OUT: &str = "sso_sign_out";
+
+/// How long SSO sessions, codes and sign-in pages live.
+#[derive(Debug, Clone, Copy)]
+pub struct SsoPolicy {
+    pub idle_timeout: Duration,
+    pub absolute_lifetime: Duration,
+    pub code_ttl: Duration,
+    pub login_timeout: Duration,
+}
+
+impl From<&SsoSettings> for SsoPolicy {
+    fn from(s: &SsoSettings) -> Self {
+        let seconds = |n: u64| Duration::seconds(n.min(i64::MAX as u64) as i64);
+        SsoPolicy {
+            idle_timeout: seconds(s.idle_timeout_seconds),
+            absolute_lifetime: seconds(s.absolute_lifetime_seconds),
+            code_ttl: seconds(s.code_ttl_seconds),
+            login_timeout: seconds(s.login_timeout_seconds),
+        }
+    }
+}
+
+/// A live SSO session: who signed in, and when they last entered their
+/// password (`auth_time`).
+#[derive(Debug, Clone)]
+pub struct BrowserSession {
+    pub id: String,
+    pub user_id: String,
+    pub auth_time: NaiveDateTime,
+}
+
+/// The SSO session the cookie value names, if it is live and its account
+/// enabled; using it counts as activity for the idle timeout.
+pub async fn find_session(
+    db: &Db,
+    policy: SsoPolicy,
+    cookie: String,
+) -> Result<Option<BrowserSession>, DbError> {
+    if cookie.len() != 43 {
+        return Ok(None); // not one of ours: no lookup
+    }
+    db.run(move |conn| {
+        let now = now();
+        let found: Option<(String, String, NaiveDateTime)> = browser_sessions::table
+            .inner_join(users::table)
+            .filter(browser_sessions::token_hash.eq(stored_hash(&cookie)))
+            .filter(browser_sessions::ended_at.is_null())
+            .filter(browser_sessions::last_seen_at.gt(now - policy.idle_timeout))
+            .filter(browser_sessions::expires_at.gt(now))
+            .filter(users::disabled.eq(false))
+            .select((
+                browser_sessions::id,
+                browser_sessions::user_id,
+                browser_sessions::auth_time,
+            ))
+            .first(conn)
+            .optional()?;
+        let Some((id, user_id, auth_time)) = found else {
+            return Ok(None);
+        };
+        diesel::update(browser_sessions::table.find(&id))
+            .set(browser_sessions::last_seen_at.eq(now))
+            .execute(conn)?;
+        Ok(Some(BrowserSession {
+            id,
+            user_id,
+            auth_time,
+        }))
+    })
+    .await
+}
+
+/// Starts an SSO session for a user who just entered their password, ending
+/// the one the browser held before (if any); returns it with the cookie
+/// value, which exists nowhere else.
+pub async fn sign_in(
+    db: &Db,
+    policy: SsoPolicy,
+    user_id: String,
+    previous: Option<String>,
+    info: ClientInfo,
+) -> Result<(BrowserSession, String), DbError> {
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            if let Some(previous) = previous {
+                end_sessions_with(conn, &[previous], &info)?;
+            }
+            let now = now();
+            let cookie = random_token();
+            let session = BrowserSession {
+                id: uuid::Uuid::now_v7().to_string(),
+                user_id,
+                auth_time: now,
+            };
+            diesel::insert_into(browser_sessions::table)
+                .values((
+                    browser_sessions::id.eq(&session.id),
+                    browser_sessions::token_hash.eq(stored_hash(&cookie)),
+                    browser_sessions::user_id.eq(&session.user_id),
+                    browser_sessions::auth_time.eq(now),
+                    browser_sessions::created_at.eq(now),
+                    browser_sessions::last_seen_at.eq(now),
+                    browser_sessions::expires_at.eq(now + policy.absolute_lifetime),
+                ))
+                .execute(conn)?;
+            audit::record(
+                conn,
+                Event {
+                    action: SIGN_IN,
+                    outcome: "success",
+                    user_id: Some(&session.user_id),
+                    session_id: Some(&session.id),
+                    ip: info.ip.as_deref(),
+                    ..Event::default()
+                },
+            )?;
+            Ok((session, cookie))
+        })
+    })
+    .await
+}
+
+/// Ends the SSO sessions (the cookie's and/or an id_token's `sid`) and every
+/// token session started from them. Returns how many SSO sessions were live.
+pub async fn sign_out(
+    db: &Db,
+    cookie: Option<String>,
+    sid: Option<String>,
+    info: ClientInfo,
+) -> Result<usize, DbError> {
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            let mut ids: Vec<String> = sid.into_iter().collect();
+            if let Some(cookie) = cookie {
+                let by_cookie: Option<String> = browser_sessions::table
+                    .filter(browser_sessions::token_hash.eq(stored_hash(&cookie)))
+                    .select(browser_sessions::id)
+                    .first(conn)
+                    .optional()?;
+                ids.extend(by_cookie);
+            }
+            end_sessions_with(conn, &ids, &info)
+        })
+    })
+    .await
+}
+
+fn end_sessions_with(
+    conn: &mut AnyConnection,
+    ids: &[String],
+    info: &ClientInfo,
+) -> Result<usize, DbError> {
+    let now = now();
+    let mut ended = 0;
+    for id in ids {
+        let user_id: Option<String> = diesel::update(browser_sessions::table.find(id))
+            .filter(browser_sessions::ended_at.is_null())
+            .set(browser_sessions::ended_at.eq(now))
+            .returning(browser_sessions::user_id)
+            .get_result(conn)
+            .optional()?;
+        let Some(user_id) = user_id else { continue };
+        ended += 1;
+        diesel::update(sessions::table)
+            .filter(sessions::browser_session_id.eq(id))
+            .filter(sessions::ended_at.is_null())
+            .set((
+                sessions::ended_at.eq(now),
+                sessions::end_reason.eq(end_reason::LOGOUT),
+            ))
+            .execute(conn)?;
+        audit::record(
+            conn,
+            Event {
+                action: SIGN_OUT,
+                outcome: "success",
+                user_id: Some(&user_id),
+                session_id: Some(id),
+                ip: info.ip.as_deref(),
+                ..Event::default()
+            },
+        )?;
+    }
+    Ok(ended)
+}
+
+/// A sign-in in progress, as the login and consent forms carry it: which
+/// stored request, and the CSRF token only the page shown to this browser
+/// holds. No Debug: the token is a secret.
+pub struct PendingForm {
+    pub request_id: String,
+    pub csrf_token: String,
+}
+
+/// Why a submitted form can't continue its sign-in.
+#[derive(Debug, thiserror::Error)]
+pub enum PendingError {
+    #[error(
+        "this sign-in form has expired or was not opened in this browser; return to the application and start again"
+    )]
+    Stale,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Stores `request` until the user has signed in and consented, tied to the
+/// browser (`browser_cookie`, a value the browser keeps in a cookie).
+pub async fn save_pending(
+    db: &Db,
+    policy: SsoPolicy,
+    request: AuthorizationRequest,
+    browser_cookie: String,
+) -> Result<PendingForm, DbError> {
+    db.run(move |conn| {
+        let now = now();
+        let form = PendingForm {
+            request_id: uuid::Uuid::now_v7().to_string(),
+            csrf_token: random_token(),
+        };
+        diesel::insert_into(authorization_requests::table)
+            .values((
+                authorization_requests::id.eq(&form.request_id),
+                authorization_requests::browser_hash.eq(stored_hash(&browser_cookie)),
+                authorization_requests::csrf_hash.eq(stored_hash(&form.csrf_token)),
+                authorization_requests::client_id.eq(&request.client_id),
+                authorization_requests::request
+                    .eq(serde_json::to_string(&request).expect("a request serialises")),
+                authorization_requests::created_at.eq(now),
+                authorization_requests::expires_at.eq(now + policy.login_timeout),
+            ))
+            .execute(conn)?;
+        Ok(form)
+    })
+    .await
+}
+
+/// The stored request a submitted form continues — only from the browser
+/// that opened it, with the CSRF token of its page, before it expires.
+pub async fn load_pending(
+    db: &Db,
+    form: PendingForm,
+    browser_cookie: Option<String>,
+) -> Result<AuthorizationRequest, PendingError> {
+    let Some(browser_cookie) = browser_cookie else {
+        return Err(PendingError::Stale);
+    };
+    let row: Option<(String, String, String)> = db
+        .run(move |conn| {
+            Ok(authorization_requests::table
+                .find(&form.request_id)
+                .filter(authorization_requests::expires_at.gt(now()))
+                .filter(authorization_requests::browser_hash.eq(stored_hash(&browser_cookie)))
+                .select((
+                    authorization_requests::csrf_hash,
+                    authorization_requests::request,
+                    authorization_requests::id,
+                ))
+                .first(conn)
+                .optional()?)
+        })
+        .await?;
+    let Some((csrf_hash, request, _)) = row else {
+        return Err(PendingError::Stale);
+    };
+    let presented = stored_hash(&form.csrf_token);
+    if aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_bytes(), csrf_hash.as_bytes())
+        .is_err()
+    {
+        return Err(PendingError::Stale);
+    }
+    serde_json::from_str(&request).map_err(|_| PendingError::Stale)
+}
+
+/// A sign-in is over (a code was issued, or the user declined).
+pub async fn forget_pending(db: &Db, request_id: String) -> Result<(), DbError> {
+    db.run(move |conn| {
+        diesel::delete(authorization_requests::table.find(request_id)).execute(conn)?;
+        Ok(())
+    })
+    .await
+}
+
+/// Whether the user already granted `client_id` every scope in `scope`.
+pub async fn has_consented(
+    db: &Db,
+    user_id: String,
+    client_id: String,
+    scope: String,
+) -> Result<bool, DbError> {
+    db.run(move |conn| {
+        let granted: Option<String> = consents::table
+            .find((&user_id, &client_id))
+            .select(consents::scope)
+            .first(conn)
+            .optional()?;
+        let Some(granted) = granted else {
+            return Ok(false);
+        };
+        let granted: Vec<&str> = granted.split_ascii_whitespace().collect();
+        Ok(scope.split_ascii_whitespace().all(|s| granted.contains(&s)))
+    })
+    .await
+}
+
+/// Remembers that the user granted `client_id` the scopes in `scope`, on
+/// top of what they granted before.
+pub async fn remember_consent(
+    db: &Db,
+    user_id: String,
+    client_id: String,
+    scope: String,
+) -> Result<(), DbError> {
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            let before: Option<String> = consents::table
+                .find((&user_id, &client_id))
+                .select(consents::scope)
+                .first(conn)
+                .optional()?;
+            let mut granted: Vec<&str> = before
+                .as_deref()
+                .map(|b| b.split_ascii_whitespace().collect())
+                .unwrap_or_default();
+            for s in scope.split_ascii_whitespace() {
+                if !granted.contains(&s) {
+                    granted.push(s);
+                }
+            }
+            let granted = granted.join(" ");
+            if before.is_some() {
+                diesel::update(consents::table.find((&user_id, &client_id)))
+                    .set((consents::scope.eq(&granted), consents::granted_at.eq(now())))
+                    .execute(conn)?;
+            } else {
+                diesel::insert_into(consents::table)
+                    .values((
+                        consents::user_id.eq(&user_id),
+                        consents::client_id.eq(&client_id),
+                        consents::scope.eq(&granted),
+                        consents::granted_at.eq(now()),
+                    ))
+                    .execute(conn)?;
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// Deletes ended and expired SSO sessions, stale sign-ins and old codes.
+/// Run periodically with the session clean-up.
+pub async fn delete_expired(db: &Db, policy: SsoPolicy) -> Result<usize, DbError> {
+    use crate::db::schema::authorization_codes;
+    db.run(move |conn| {
+        let now = now();
+        let mut deleted = diesel::delete(browser_sessions::table)
+            .filter(
+                browser_sessions::ended_at
+                    .is_not_null()
+                    .or(browser_sessions::expires_at.lt(now))
+                    .or(browser_sessions::last_seen_at.lt(now - policy.idle_timeout)),
+            )
+            .execute(conn)?;
+        deleted += diesel::delete(authorization_requests::table)
+            .filter(authorization_requests::expires_at.lt(now))
+            .execute(conn)?;
+        // Redeemed codes are kept a while so a late second use is still
+        // recognised and revokes what the first one got.
+        deleted += diesel::delete(authorization_codes::table)
+            .filter(authorization_codes::expires_at.lt(now - Duration::minutes(10)))
+            .execute(conn)?;
+        Ok(deleted)
+    })
+    .await
+}
