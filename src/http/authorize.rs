@@ -142,8 +142,12 @@ async fn authorize(
 }
 
 /// OIDC Core §3.1.2.1 `max_age`: the password was entered recently enough.
+/// `max_age=0` always asks again, like `prompt=login`.
 fn recent_enough(session: &BrowserSession, max_age: Option<i64>) -> bool {
-    max_age.is_none_or(|max| (accounts::now() - session.auth_time).num_seconds() <= max)
+    max_age.is_none_or(|max| {
+        max > 0
+            && (accounts::now() - session.auth_time).num_milliseconds() <= max.saturating_mul(1000)
+    })
 }
 
 fn to_client(

@@ -1,0 +1,779 @@
+//! OpenID Connect single sign-on: the authorization code flow with PKCE,
+//! driven by an independent relying-party library (the `openidconnect`
+//! crate) with the test playing the browser — a cookie-keeping HTTP client
+//! that reads the login and consent forms and submits them.
+
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreUserInfoClaims,
+};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl,
+    LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
+};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{PASSWORD, TestApp, assert_oauth_error, unique_email};
+
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+const OTHER_REDIRECT: &str = "com.example.notes:/oauth/callback";
+const AFTER_LOGOUT: &str = "http://127.0.0.1:9/signed-out";
+
+/// A browser: keeps cookies, doesn't follow redirects (the test looks at
+/// each one).
+struct Browser {
+    http: reqwest::Client,
+}
+
+/// Where a browser ended up after a request.
+#[derive(Debug)]
+enum Step {
+    /// The login page, with the hidden fields of its form.
+    Login(Form, String),
+    /// The consent page.
+    Consent(Form, String),
+    /// A redirect away from Tessera.
+    Redirect(url::Url),
+    /// Anything else: status and body.
+    Page(u16, String),
+}
+
+#[derive(Debug, Clone)]
+struct Form {
+    request_id: String,
+    csrf_token: String,
+}
+
+/// The value of the hidden input `name`, unescaped.
+fn hidden(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    let end = start + html[start..].find('"')?;
+    Some(
+        html[start..end]
+            .replace("&quot;", "\"")
+            .replace("&#x27;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    async fn step(response: reqwest::Response) -> Step {
+        let status = response.status().as_u16();
+        if status == 303 || status == 302 {
+            let location = response.headers()["location"].to_str().unwrap().to_owned();
+            return Step::Redirect(url::Url::parse(&location).unwrap());
+        }
+        let body = response.text().await.unwrap();
+        let form = || Form {
+            request_id: hidden(&body, "request_id").expect("request_id in the form"),
+            csrf_token: hidden(&body, "csrf_token").expect("csrf_token in the form"),
+        };
+        if status == 200 && body.contains("id=\"sign-in\"") {
+            Step::Login(form(), body)
+        } else if status == 200 && body.contains("id=\"allow\"") {
+            Step::Consent(form(), body)
+        } else {
+            Step::Page(status, body)
+        }
+    }
+
+    async fn open(&self, url: &str) -> Step {
+        Self::step(self.http.get(url).send().await.unwrap()).await
+    }
+
+    async fn submit(&self, app: &TestApp, fields: &[(&str, &str)]) -> Step {
+        let response = self
+            .http
+            .post(app.url("/oauth2/authorize"))
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
+        Self::step(response).await
+    }
+
+    async fn sign_in(&self, app: &TestApp, form: &Form, email: &str, password: &str) -> Step {
+        self.submit(
+            app,
+            &[
+                ("request_id", &form.request_id),
+                ("csrf_token", &form.csrf_token),
+                ("action", "login"),
+                ("email", email),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    async fn consent(&self, app: &TestApp, form: &Form, decision: &str) -> Step {
+        self.submit(
+            app,
+            &[
+                ("request_id", &form.request_id),
+                ("csrf_token", &form.csrf_token),
+                ("action", "consent"),
+                ("decision", decision),
+            ],
+        )
+        .await
+    }
+}
+
+fn query(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+struct Registered {
+    id: String,
+    secret: Option<String>,
+}
+
+async fn register_client(app: &TestApp, admin: &str, registration: Value) -> Registered {
+    let response = app
+        .client
+        .post(app.url("/v1/admin/clients"))
+        .bearer_auth(admin)
+        .json(&registration)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{registration}");
+    let body: Value = response.json().await.unwrap();
+    Registered {
+        id: body["client_id"].as_str().unwrap().to_owned(),
+        secret: body["client_secret"].as_str().map(str::to_owned),
+    }
+}
+
+/// A user, a confidential third-party web app (consent needed) and a public
+/// first-party native app (no consent page).
+struct Fixture {
+    email: String,
+    web: Registered,
+    native: Registered,
+}
+
+async fn fixture(app: &TestApp) -> Fixture {
+    let admin = app.admin_token(&unique_email()).await;
+    let web = register_client(
+        app,
+        &admin,
+        json!({
+            "name": "Photo <Prints> & Co",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scopes": ["openid", "email", "profile"],
+            "redirect_uris": [REDIRECT],
+            "post_logout_redirect_uris": [AFTER_LOGOUT],
+        }),
+    )
+    .await;
+    let native = register_client(
+        app,
+        &admin,
+        json!({
+            "name": "Notes",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scopes": ["openid", "email", "profile"],
+            "redirect_uris": [OTHER_REDIRECT],
+            "public": true,
+            "first_party": true,
+        }),
+    )
+    .await;
+    let email = unique_email();
+    let response = app
+        .post_json(
+            "/v1/auth/register",
+            &json!({"email": email, "password": PASSWORD, "name": "Ada Lovelace"}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
+    Fixture { email, web, native }
+}
+
+/// The relying party: the library's client, configured by discovery.
+async fn relying_party(
+    app: &TestApp,
+    client: &Registered,
+    redirect: &str,
+) -> (CoreClientWithEndpoints, ProviderMetadataWithLogout) {
+    let metadata = ProviderMetadataWithLogout::discover_async(
+        IssuerUrl::new(app.address.clone()).unwrap(),
+        &http(),
+    )
+    .await
+    .expect("discovery");
+    let rp = CoreClient::from_provider_metadata(
+        metadata.clone(),
+        ClientId::new(client.id.clone()),
+        client.secret.clone().map(ClientSecret::new),
+    )
+    .set_redirect_uri(RedirectUrl::new(redirect.to_owned()).unwrap());
+    (rp, metadata)
+}
+
+type CoreClientWithEndpoints = CoreClient<
+    openidconnect::EndpointSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointNotSet,
+    openidconnect::EndpointMaybeSet,
+    openidconnect::EndpointMaybeSet,
+>;
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// An authorization URL from the library, with PKCE and a nonce.
+struct Authorization {
+    url: String,
+    state: CsrfToken,
+    nonce: Nonce,
+    verifier: PkceCodeVerifier,
+}
+
+fn authorization(rp: &CoreClientWithEndpoints, extra: &[(&str, &str)]) -> Authorization {
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("profile".into()))
+        .set_pkce_challenge(challenge);
+    for (k, v) in extra {
+        request = request.add_extra_param(*k, *v);
+    }
+    let (url, state, nonce) = request.url();
+    Authorization {
+        url: url.to_string(),
+        state,
+        nonce,
+        verifier,
+    }
+}
+
+/// Asserts the browser was sent back to `redirect` with a code, the state
+/// and our issuer; returns the code.
+fn code_from(step: Step, redirect: &str, state: &CsrfToken, app: &TestApp) -> String {
+    let Step::Redirect(url) = step else {
+        panic!("expected a redirect back to the client, got {step:?}");
+    };
+    assert!(url.as_str().starts_with(redirect), "{url}");
+    assert_eq!(
+        query(&url, "state").as_deref(),
+        Some(state.secret().as_str())
+    );
+    assert_eq!(
+        query(&url, "iss").as_deref(),
+        Some(app.settings.issuer.as_str())
+    );
+    assert_eq!(query(&url, "error"), None, "{url}");
+    query(&url, "code").expect("a code")
+}
+
+/// Signs the browser in through the web app and returns the code.
+async fn sign_in_to_web(
+    app: &TestApp,
+    f: &Fixture,
+    browser: &Browser,
+    auth: &Authorization,
+) -> String {
+    let Step::Login(form, _) = browser.open(&auth.url).await else {
+        panic!("expected the login page")
+    };
+    let Step::Consent(form, _) = browser.sign_in(app, &form, &f.email, PASSWORD).await else {
+        panic!("expected the consent page")
+    };
+    code_from(
+        browser.consent(app, &form, "allow").await,
+        REDIRECT,
+        &auth.state,
+        app,
+    )
+}
+
+both_backends! {
+    async fn discovery_describes_the_code_flow(app: TestApp) {
+        let metadata: Value = app.get("/.well-known/openid-configuration").await.json().await.unwrap();
+        let issuer = &app.settings.issuer;
+        assert_eq!(metadata["authorization_endpoint"], format!("{issuer}/oauth2/authorize"));
+        assert_eq!(metadata["userinfo_endpoint"], format!("{issuer}/oauth2/userinfo"));
+        assert_eq!(metadata["end_session_endpoint"], format!("{issuer}/oauth2/logout"));
+        assert_eq!(metadata["response_types_supported"], json!(["code"]));
+        assert_eq!(metadata["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(metadata["authorization_response_iss_parameter_supported"], true);
+        assert_eq!(metadata["request_uri_parameter_supported"], false);
+        for scope in ["openid", "email", "profile"] {
+            assert!(metadata["scopes_supported"].as_array().unwrap().contains(&json!(scope)));
+        }
+        assert!(metadata["grant_types_supported"].as_array().unwrap().contains(&json!("authorization_code")));
+    }
+
+    async fn code_flow_with_an_independent_relying_party(app: TestApp) {
+        let f = fixture(&app).await;
+        let (rp, _) = relying_party(&app, &f.web, REDIRECT).await;
+        let auth = authorization(&rp, &[]);
+        let browser = Browser::new();
+
+        // The login page: names the client (escaped), can't be framed,
+        // carries a strict CSP.
+        let response = browser.http.get(&auth.url).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-frame-options"], "DENY");
+        let csp = response.headers()["content-security-policy"].to_str().unwrap().to_owned();
+        assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"), "{csp}");
+        assert_eq!(response.headers()["cache-control"], "no-store");
+        let Step::Login(form, html) = Browser::step(response).await else { panic!("login page") };
+        assert!(html.contains("Photo &lt;Prints&gt; &amp; Co"), "{html}");
+        assert!(html.contains("<label for=\"email\">") && html.contains("<label for=\"password\">"));
+
+        // A wrong password shows the page again with the error in it.
+        let Step::Login(form, html) = browser.sign_in(&app, &form, &f.email, "not the password").await else {
+            panic!("the login page again")
+        };
+        assert!(html.contains("id=\"error\""), "{html}");
+
+        let Step::Consent(form, html) = browser.sign_in(&app, &form, &f.email, PASSWORD).await else {
+            panic!("the consent page")
+        };
+        assert!(html.contains(&f.email) && html.contains("<code>email</code>"), "{html}");
+        let code = code_from(browser.consent(&app, &form, "allow").await, REDIRECT, &auth.state, &app);
+
+        // The library redeems the code and validates the ID token: signature
+        // through the JWKS, issuer, audience, expiry, nonce; then at_hash.
+        let tokens = rp
+            .exchange_code(AuthorizationCode::new(code))
+            .unwrap()
+            .set_pkce_verifier(auth.verifier)
+            .request_async(&http())
+            .await
+            .expect("code exchange");
+        let id_token = tokens.id_token().expect("an id_token");
+        let verifier = rp.id_token_verifier();
+        let claims: &CoreIdTokenClaims = id_token.claims(&verifier, &auth.nonce).expect("a valid id_token");
+        let expected = claims.access_token_hash().expect("at_hash");
+        let actual = AccessTokenHash::from_token(
+            tokens.access_token(),
+            id_token.signing_alg().unwrap(),
+            id_token.signing_key(&verifier).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(&actual, expected);
+        assert_eq!(claims.email().map(|e| e.as_str()), Some(f.email.as_str()));
+        assert_eq!(claims.email_verified(), Some(false));
+        assert!(claims.auth_time().is_some());
+        assert_eq!(claims.audiences().len(), 1);
+        assert_eq!(claims.audiences()[0].as_str(), f.web.id);
+        let raw: Value = crate::forgery::segment(&id_token.to_string(), 1);
+        assert!(raw["sid"].as_str().is_some_and(|s| !s.is_empty()), "{raw}");
+        assert_eq!(raw["name"], "Ada Lovelace");
+
+        // The access token is ours and for the web app.
+        let access: Value = crate::forgery::segment(tokens.access_token().secret(), 1);
+        assert_eq!(access["client_id"], f.web.id.as_str());
+        assert_eq!(access["sub"], claims.subject().as_str());
+
+        // userinfo through the library.
+        let info: CoreUserInfoClaims = rp
+            .user_info(tokens.access_token().clone(), Some(claims.subject().clone()))
+            .unwrap()
+            .request_async(&http())
+            .await
+            .expect("userinfo");
+        assert_eq!(info.email().map(|e| e.as_str()), Some(f.email.as_str()));
+        assert_eq!(
+            info.name().and_then(|n| n.get(None)).map(|n| n.as_str()),
+            Some("Ada Lovelace")
+        );
+
+        // And a refresh, which rotates the refresh token.
+        let refresh = tokens.refresh_token().expect("a refresh token");
+        let refreshed = rp
+            .exchange_refresh_token(refresh)
+            .unwrap()
+            .request_async(&http())
+            .await
+            .expect("refresh");
+        assert_ne!(refreshed.refresh_token().unwrap().secret(), refresh.secret());
+        let again: Value = crate::forgery::segment(refreshed.access_token().secret(), 1);
+        assert_eq!(again["sid"], access["sid"]);
+    }
+
+    async fn a_second_application_signs_in_without_the_login_page(app: TestApp) {
+        let f = fixture(&app).await;
+        let browser = Browser::new();
+        let (web, _) = relying_party(&app, &f.web, REDIRECT).await;
+        sign_in_to_web(&app, &f, &browser, &authorization(&web, &[])).await;
+
+        // The native app (first-party, public): straight back with a code.
+        let (native, _) = relying_party(&app, &f.native, OTHER_REDIRECT).await;
+        let auth = authorization(&native, &[]);
+        let code = code_from(browser.open(&auth.url).await, OTHER_REDIRECT, &auth.state, &app);
+        let tokens = native
+            .exchange_code(AuthorizationCode::new(code))
+            .unwrap()
+            .set_pkce_verifier(auth.verifier)
+            .request_async(&http())
+            .await
+            .expect("code exchange by a public client");
+        let id_token = tokens.id_token().unwrap();
+        let claims = id_token.claims(&native.id_token_verifier(), &auth.nonce).unwrap();
+        assert_eq!(claims.email().map(|e| e.as_str()), Some(f.email.as_str()));
+
+        // prompt=none works with the session; prompt=login and max_age=0
+        // ask for the password again.
+        let auth = authorization(&native, &[("prompt", "none")]);
+        code_from(browser.open(&auth.url).await, OTHER_REDIRECT, &auth.state, &app);
+        for extra in [("prompt", "login"), ("max_age", "0")] {
+            let auth = authorization(&native, &[extra]);
+            assert!(matches!(browser.open(&auth.url).await, Step::Login(..)), "{extra:?}");
+        }
+        // A generous max_age is satisfied by the session.
+        let auth = authorization(&native, &[("max_age", "3600")]);
+        code_from(browser.open(&auth.url).await, OTHER_REDIRECT, &auth.state, &app);
+
+        // Another browser has no session: prompt=none is login_required,
+        // sent back to the client with the state.
+        let stranger = Browser::new();
+        let auth = authorization(&native, &[("prompt", "none")]);
+        let Step::Redirect(url) = stranger.open(&auth.url).await else { panic!("a redirect") };
+        assert_eq!(query(&url, "error").as_deref(), Some("login_required"));
+        assert_eq!(query(&url, "state").as_deref(), Some(auth.state.secret().as_str()));
+        assert_eq!(query(&url, "code"), None);
+    }
+
+    async fn consent_is_remembered_and_can_be_declined(app: TestApp) {
+        let f = fixture(&app).await;
+        let (web, _) = relying_party(&app, &f.web, REDIRECT).await;
+
+        // Declining sends access_denied back and remembers nothing.
+        let browser = Browser::new();
+        let auth = authorization(&web, &[]);
+        let Step::Login(form, _) = browser.open(&auth.url).await else { panic!("login") };
+        let Step::Consent(form, _) = browser.sign_in(&app, &form, &f.email, PASSWORD).await else {
+            panic!("consent")
+        };
+        let Step::Redirect(url) = browser.consent(&app, &form, "deny").await else { panic!("redirect") };
+        assert_eq!(query(&url, "error").as_deref(), Some("access_denied"));
+        assert_eq!(query(&url, "state").as_deref(), Some(auth.state.secret().as_str()));
+        // The form can't be replayed once the request is over.
+        assert!(matches!(browser.consent(&app, &form, "allow").await, Step::Page(400, _)));
+
+        // Signed in, not consented: prompt=none is consent_required.
+        let auth = authorization(&web, &[("prompt", "none")]);
+        let Step::Redirect(url) = browser.open(&auth.url).await else { panic!("redirect") };
+        assert_eq!(query(&url, "error").as_deref(), Some("consent_required"));
+
+        // Consenting once is remembered for the same scopes...
+        let auth = authorization(&web, &[]);
+        let Step::Consent(form, _) = browser.open(&auth.url).await else { panic!("consent") };
+        code_from(browser.consent(&app, &form, "allow").await, REDIRECT, &auth.state, &app);
+        let auth = authorization(&web, &[]);
+        code_from(browser.open(&auth.url).await, REDIRECT, &auth.state, &app);
+        // ...unless prompt=consent asks again.
+        let auth = authorization(&web, &[("prompt", "consent")]);
+        assert!(matches!(browser.open(&auth.url).await, Step::Consent(..)));
+    }
+
+    async fn rp_initiated_logout_ends_the_sso_session_and_its_tokens(app: TestApp) {
+        let f = fixture(&app).await;
+        let browser = Browser::new();
+        let (web, metadata) = relying_party(&app, &f.web, REDIRECT).await;
+        let auth = authorization(&web, &[]);
+        let code = sign_in_to_web(&app, &f, &browser, &auth).await;
+        let tokens = web
+            .exchange_code(AuthorizationCode::new(code))
+            .unwrap()
+            .set_pkce_verifier(auth.verifier)
+            .request_async(&http())
+            .await
+            .unwrap();
+        let id_token = tokens.id_token().unwrap().clone();
+
+        // An unregistered post-logout URI is refused with a page.
+        let end_session = metadata.additional_metadata().end_session_endpoint.clone().unwrap();
+        let bad = LogoutRequest::from(end_session.clone())
+            .set_id_token_hint(&id_token)
+            .set_post_logout_redirect_uri(PostLogoutRedirectUrl::new("https://evil.example/".into()).unwrap())
+            .http_get_url();
+        assert!(matches!(browser.open(bad.as_str()).await, Step::Page(400, _)));
+
+        let state = CsrfToken::new_random();
+        let logout = LogoutRequest::from(end_session)
+            .set_id_token_hint(&id_token)
+            .set_post_logout_redirect_uri(PostLogoutRedirectUrl::new(AFTER_LOGOUT.into()).unwrap())
+            .set_state(state.clone())
+            .http_get_url();
+        let Step::Redirect(url) = browser.open(logout.as_str()).await else { panic!("redirect") };
+        assert!(url.as_str().starts_with(AFTER_LOGOUT), "{url}");
+        assert_eq!(query(&url, "state").as_deref(), Some(state.secret().as_str()));
+
+        // The token session is over: userinfo refuses the access token and
+        // the refresh token is dead.
+        let response = app.get_with_token("/oauth2/userinfo", tokens.access_token().secret()).await;
+        assert_eq!(response.status(), 401);
+        let response = app
+            .post_form(
+                "/oauth2/token",
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", tokens.refresh_token().unwrap().secret()),
+                    ("client_id", &f.web.id),
+                    ("client_secret", f.web.secret.as_deref().unwrap()),
+                ],
+            )
+            .await;
+        assert_oauth_error(response, 400, "invalid_grant").await;
+        // And the browser is signed out.
+        let auth = authorization(&web, &[("prompt", "none")]);
+        let Step::Redirect(url) = browser.open(&auth.url).await else { panic!("redirect") };
+        assert_eq!(query(&url, "error").as_deref(), Some("login_required"));
+    }
+
+    async fn logout_without_a_hint_asks_first(app: TestApp) {
+        let f = fixture(&app).await;
+        let browser = Browser::new();
+        let (web, _) = relying_party(&app, &f.web, REDIRECT).await;
+        sign_in_to_web(&app, &f, &browser, &authorization(&web, &[])).await;
+
+        // A bare GET (say, an image on another site) only asks.
+        let Step::Page(200, html) = browser.open(&app.url("/oauth2/logout")).await else {
+            panic!("a confirmation page")
+        };
+        assert!(html.contains("id=\"sign-out\""), "{html}");
+        let auth = authorization(&web, &[("prompt", "none")]);
+        code_from(browser.open(&auth.url).await, REDIRECT, &auth.state, &app);
+
+        // Confirming signs out.
+        let response = browser
+            .http
+            .post(app.url("/oauth2/logout"))
+            .form(&[("confirm", "yes")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let auth = authorization(&web, &[("prompt", "none")]);
+        let Step::Redirect(url) = browser.open(&auth.url).await else { panic!("redirect") };
+        assert_eq!(query(&url, "error").as_deref(), Some("login_required"));
+    }
+
+    async fn code_redemption_refusals(app: TestApp) {
+        let f = fixture(&app).await;
+        let browser = Browser::new();
+        let (web, _) = relying_party(&app, &f.web, REDIRECT).await;
+        let (native, _) = relying_party(&app, &f.native, OTHER_REDIRECT).await;
+        sign_in_to_web(&app, &f, &browser, &authorization(&web, &[])).await;
+        let web_secret = f.web.secret.clone().unwrap();
+        let redeem = |code: String, fields: Vec<(&'static str, String)>| {
+            let mut form = vec![("grant_type", "authorization_code".to_owned()), ("code", code)];
+            form.extend(fields);
+            let http = app.client.clone();
+            let url = app.url("/oauth2/token");
+            async move { http.post(url).form(&form).send().await.unwrap() }
+        };
+        let web_auth = |verifier: &str| {
+            vec![
+                ("client_id", f.web.id.clone()),
+                ("client_secret", web_secret.clone()),
+                ("redirect_uri", REDIRECT.to_owned()),
+                ("code_verifier", verifier.to_owned()),
+            ]
+        };
+        let fresh_code = || async {
+            let auth = authorization(&web, &[]);
+            let code = code_from(browser.open(&auth.url).await, REDIRECT, &auth.state, &app);
+            (code, auth.verifier.secret().clone())
+        };
+
+        // A wrong verifier; the code survives the refusal.
+        let (code, verifier) = fresh_code().await;
+        let wrong = "x".repeat(43);
+        assert_oauth_error(redeem(code.clone(), web_auth(&wrong)).await, 400, "invalid_grant").await;
+        // A mismatched redirect_uri.
+        let mut fields = web_auth(&verifier);
+        fields[2].1 = "http://127.0.0.1:9/other".into();
+        assert_oauth_error(redeem(code.clone(), fields).await, 400, "invalid_grant").await;
+        // Another client's credentials.
+        let fields = vec![
+            ("client_id", f.native.id.clone()),
+            ("redirect_uri", REDIRECT.to_owned()),
+            ("code_verifier", verifier.clone()),
+        ];
+        assert_oauth_error(redeem(code.clone(), fields).await, 400, "invalid_grant").await;
+        // No client authentication for a confidential client.
+        let fields = vec![("client_id", f.web.id.clone()), ("redirect_uri", REDIRECT.to_owned()), ("code_verifier", verifier.clone())];
+        assert_oauth_error(redeem(code.clone(), fields).await, 401, "invalid_client").await;
+        // Now right: it works once...
+        let response = redeem(code.clone(), web_auth(&verifier)).await;
+        assert_eq!(response.status(), 200);
+        let tokens: Value = response.json().await.unwrap();
+        let access = tokens["access_token"].as_str().unwrap();
+        assert_eq!(app.get_with_token("/oauth2/userinfo", access).await.status(), 200);
+        // ...and a second use revokes what the first one got.
+        assert_oauth_error(redeem(code, web_auth(&verifier)).await, 400, "invalid_grant").await;
+        assert_eq!(app.get_with_token("/oauth2/userinfo", access).await.status(), 401);
+
+        // A public client must send its verifier.
+        let auth = authorization(&native, &[]);
+        let code = code_from(browser.open(&auth.url).await, OTHER_REDIRECT, &auth.state, &app);
+        let fields = vec![("client_id", f.native.id.clone()), ("redirect_uri", OTHER_REDIRECT.to_owned())];
+        assert_oauth_error(redeem(code, fields).await, 400, "invalid_grant").await;
+
+        // An expired code.
+        let (code, verifier) = fresh_code().await;
+        expire_codes(&app).await;
+        assert_oauth_error(redeem(code, web_auth(&verifier)).await, 400, "invalid_grant").await;
+
+        // Garbage.
+        assert_oauth_error(redeem("nope".into(), web_auth(&verifier)).await, 400, "invalid_grant").await;
+    }
+
+    async fn untrusted_requests_get_an_error_page_never_a_redirect(app: TestApp) {
+        let f = fixture(&app).await;
+        let browser = Browser::new();
+        let base = format!(
+            "/oauth2/authorize?response_type=code&scope=openid&state=s&code_challenge_method=S256&code_challenge={}",
+            "E9Melhoa2OwvFWjMjuHiAt-GL6d0c8WrJC5-8UeLQdk"
+        );
+        let encoded = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        for (case, url) in [
+            ("no client", format!("{base}&redirect_uri={}", encoded(REDIRECT))),
+            ("unknown client", format!("{base}&client_id=nobody&redirect_uri={}", encoded(REDIRECT))),
+            ("no redirect_uri", format!("{base}&client_id={}", f.web.id)),
+            ("unregistered redirect_uri", format!("{base}&client_id={}&redirect_uri={}", f.web.id, encoded("https://evil.example/cb"))),
+            ("redirect_uri prefix", format!("{base}&client_id={}&redirect_uri={}", f.web.id, encoded(&format!("{REDIRECT}/more")))),
+            ("repeated client_id", format!("{base}&client_id={0}&client_id={0}&redirect_uri={1}", f.web.id, encoded(REDIRECT))),
+            ("huge client_id", format!("{base}&client_id={}&redirect_uri={}", "a".repeat(5000), encoded(REDIRECT))),
+        ] {
+            match browser.open(&app.url(&url)).await {
+                Step::Page(400, html) => assert!(html.contains("id=\"error\""), "{case}: {html}"),
+                other => panic!("{case}: {other:?}"),
+            }
+        }
+        // Bytes that aren't UTF-8 or a form body that isn't one: still a page.
+        let response = browser.http.post(app.url("/oauth2/authorize")).body("x").send().await.unwrap();
+        assert_eq!(response.status(), 415);
+        let response = browser.http.get(app.url("/oauth2/authorize?client_id=%FF%FE")).send().await.unwrap();
+        assert_eq!(response.status(), 400);
+    }
+
+    async fn errors_after_validation_go_back_to_the_client(app: TestApp) {
+        let f = fixture(&app).await;
+        let browser = Browser::new();
+        let challenge = "E9Melhoa2OwvFWjMjuHiAt-GL6d0c8WrJC5-8UeLQdk";
+        let encoded = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let start = |client: &str, redirect: &str| {
+            format!("/oauth2/authorize?client_id={client}&redirect_uri={}&state=st%20ate", encoded(redirect))
+        };
+        let web = start(&f.web.id, REDIRECT);
+        let native = start(&f.native.id, OTHER_REDIRECT);
+        let pkce = format!("code_challenge={challenge}&code_challenge_method=S256");
+        for (case, url, error) in [
+            ("token response type", format!("{web}&response_type=token&scope=openid"), "unsupported_response_type"),
+            ("no response type", format!("{web}&scope=openid"), "invalid_request"),
+            ("unknown scope", format!("{web}&response_type=code&scope=openid%20admin"), "invalid_scope"),
+            ("plain PKCE", format!("{web}&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=plain"), "invalid_request"),
+            ("PKCE without method", format!("{web}&response_type=code&scope=openid&code_challenge={challenge}"), "invalid_request"),
+            ("public client without PKCE", format!("{native}&response_type=code&scope=openid"), "invalid_request"),
+            ("bad challenge", format!("{native}&response_type=code&scope=openid&code_challenge=short&code_challenge_method=S256"), "invalid_request"),
+            ("request object", format!("{web}&response_type=code&scope=openid&{pkce}&request=eyJ"), "request_not_supported"),
+            ("prompt none+login", format!("{web}&response_type=code&scope=openid&{pkce}&prompt=none%20login"), "invalid_request"),
+            ("bad max_age", format!("{web}&response_type=code&scope=openid&{pkce}&max_age=-1"), "invalid_request"),
+            ("fragment mode", format!("{web}&response_type=code&scope=openid&{pkce}&response_mode=fragment"), "invalid_request"),
+            ("huge nonce", format!("{web}&response_type=code&scope=openid&{pkce}&nonce={}", "n".repeat(3000)), "invalid_request"),
+        ] {
+            let Step::Redirect(url) = browser.open(&app.url(&url)).await else { panic!("{case}: a redirect") };
+            let expected = if url.scheme() == "http" { REDIRECT } else { OTHER_REDIRECT };
+            assert!(url.as_str().starts_with(expected), "{case}: {url}");
+            assert_eq!(query(&url, "error").as_deref(), Some(error), "{case}: {url}");
+            assert_eq!(query(&url, "state").as_deref(), Some("st ate"), "{case}");
+            assert_eq!(query(&url, "iss").as_deref(), Some(app.settings.issuer.as_str()), "{case}");
+            assert!(query(&url, "error_description").is_some(), "{case}");
+        }
+        // An oversized state isn't echoed back.
+        let url = format!("{}&response_type=code&scope=openid&{pkce}&state={}", start(&f.web.id, REDIRECT).replace("&state=st%20ate", ""), "s".repeat(3000));
+        let Step::Redirect(url) = browser.open(&app.url(&url)).await else { panic!("a redirect") };
+        assert_eq!(query(&url, "error").as_deref(), Some("invalid_request"));
+        assert_eq!(query(&url, "state"), None);
+    }
+
+    async fn the_login_form_needs_its_browser_and_csrf_token(app: TestApp) {
+        let f = fixture(&app).await;
+        let browser = Browser::new();
+        let (web, _) = relying_party(&app, &f.web, REDIRECT).await;
+        let auth = authorization(&web, &[]);
+        let Step::Login(form, _) = browser.open(&auth.url).await else { panic!("login") };
+
+        // Missing or wrong CSRF token.
+        for csrf in ["", "wrong", &"A".repeat(43)] {
+            let forged = Form { csrf_token: csrf.to_owned(), ..form.clone() };
+            match browser.sign_in(&app, &forged, &f.email, PASSWORD).await {
+                Step::Page(400, _) => {}
+                other => panic!("csrf {csrf:?}: {other:?}"),
+            }
+        }
+        // The right fields from another browser (an attacker's page posting
+        // a form it fetched itself) don't work either.
+        let attacker = Browser::new();
+        match attacker.sign_in(&app, &form, &f.email, PASSWORD).await {
+            Step::Page(400, _) => {}
+            other => panic!("another browser: {other:?}"),
+        }
+        // The genuine form still works.
+        assert!(matches!(browser.sign_in(&app, &form, &f.email, PASSWORD).await, Step::Consent(..)));
+    }
+
+    async fn userinfo_needs_the_openid_scope(app: TestApp) {
+        // A first-party login token has scope "profile email", no openid.
+        let token = app.access_token(&unique_email()).await;
+        let response = app.get_with_token("/oauth2/userinfo", &token).await;
+        assert_eq!(response.status(), 403);
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(challenge.contains("insufficient_scope"), "{challenge}");
+        let response = app.get("/oauth2/userinfo").await;
+        assert_eq!(response.status(), 401);
+    }
+}
+
+/// Makes every code already expired, as if 60 seconds had passed.
+async fn expire_codes(app: &TestApp) {
+    use diesel::prelude::*;
+    use tessera::db::schema::authorization_codes;
+    let db = app.db();
+    db.run(|conn| {
+        diesel::update(authorization_codes::table)
+            .set(
+                authorization_codes::expires_at
+                    .eq(chrono::Utc::now().naive_utc() - chrono::Duration::seconds(1)),
+            )
+            .execute(conn)?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+}
