@@ -576,7 +576,7 @@ mod tests {
     fn rfc_7636_appendix_b_example() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
         let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-        assert_eq!(challenge, "E9Melhoa2OwvFWjMjuHiAt-GL6d0c8WrJC5-8UeLQdk");
+        assert_eq!(challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
         assert!(is_code_verifier(verifier));
         assert!(is_s256_challenge(&challenge));
         assert!(!is_code_verifier("short"));

@@ -658,7 +658,7 @@ both_backends! {
         let browser = Browser::new();
         let base = format!(
             "/oauth2/authorize?response_type=code&scope=openid&state=s&code_challenge_method=S256&code_challenge={}",
-            "E9Melhoa2OwvFWjMjuHiAt-GL6d0c8WrJC5-8UeLQdk"
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
         );
         let encoded = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         for (case, url) in [
@@ -685,7 +685,7 @@ both_backends! {
     async fn errors_after_validation_go_back_to_the_client(app: TestApp) {
         let f = fixture(&app).await;
         let browser = Browser::new();
-        let challenge = "E9Melhoa2OwvFWjMjuHiAt-GL6d0c8WrJC5-8UeLQdk";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         let encoded = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let start = |client: &str, redirect: &str| {
             format!("/oauth2/authorize?client_id={client}&redirect_uri={}&state=st%20ate", encoded(redirect))
