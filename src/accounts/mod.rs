@@ -324,6 +324,7 @@ pub async fn change_password(
                     crate::sessions::end_reason::PASSWORD_CHANGED,
                     &client,
                 )?;
+                crate::sso::end_all_of_user(conn, &user_id)?;
                 Ok(true)
             })
         })

@@ -167,6 +167,17 @@ pub async fn sign_out(
     .await
 }
 
+/// Ends every SSO session of a user (a password change), inside the
+/// caller's transaction: a browser signed in with the old password must
+/// sign in again. Token sessions are the caller's to end.
+pub fn end_all_of_user(conn: &mut AnyConnection, user_id: &str) -> Result<usize, DbError> {
+    Ok(diesel::update(browser_sessions::table)
+        .filter(browser_sessions::user_id.eq(user_id))
+        .filter(browser_sessions::ended_at.is_null())
+        .set(browser_sessions::ended_at.eq(now()))
+        .execute(conn)?)
+}
+
 fn end_sessions_with(
     conn: &mut AnyConnection,
     ids: &[String],

@@ -777,3 +777,142 @@ async fn expire_codes(app: &TestApp) {
     .await
     .unwrap();
 }
+
+/// The `Set-Cookie` header for `name`, which must be there.
+fn set_cookie(response: &reqwest::Response, name: &str) -> String {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie in {:?}", response.headers()))
+}
+
+/// Signs in by hand (no cookie jar) and checks the cookies' attributes and
+/// that the database keeps only a hash of the SSO cookie.
+async fn check_cookies(app: &TestApp, prefix: &str, secure: bool) {
+    let f = fixture(app).await;
+    let encoded = url::form_urlencoded::byte_serialize(REDIRECT.as_bytes()).collect::<String>();
+    let url = format!(
+        "/oauth2/authorize?response_type=code&client_id={}&redirect_uri={encoded}&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        f.web.id
+    );
+    let response = app.client.get(app.url(&url)).send().await.unwrap();
+    let browser_cookie = set_cookie(&response, &format!("{prefix}tessera-browser"));
+    let html = response.text().await.unwrap();
+    let pair = browser_cookie.split(';').next().unwrap().to_owned();
+    let response = app
+        .client
+        .post(app.url("/oauth2/authorize"))
+        .header("cookie", &pair)
+        .form(&[
+            ("request_id", hidden(&html, "request_id").unwrap().as_str()),
+            ("csrf_token", &hidden(&html, "csrf_token").unwrap()),
+            ("action", "login"),
+            ("email", &f.email),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the consent page");
+    let sso_cookie = set_cookie(&response, &format!("{prefix}tessera-sso"));
+    for cookie in [&browser_cookie, &sso_cookie] {
+        assert!(cookie.contains("HttpOnly"), "{cookie}");
+        assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+        assert!(cookie.contains("Path=/"), "{cookie}");
+        assert_eq!(cookie.contains("Secure"), secure, "{cookie}");
+        assert!(!cookie.contains("Domain"), "{cookie}");
+    }
+    // The database holds the SHA-256 of the cookie value, not the value.
+    let value = sso_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_owned();
+    let stored: Vec<String> = app
+        .db()
+        .run(|conn| {
+            use diesel::prelude::*;
+            use tessera::db::schema::browser_sessions;
+            Ok(browser_sessions::table
+                .select(browser_sessions::token_hash)
+                .load(conn)?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![tessera::secrets::stored_hash(&value)]);
+}
+
+both_backends! {
+    async fn cookies_under_http(app: TestApp) {
+        check_cookies(&app, "", false).await;
+    }
+
+    async fn cookies_under_https_are_secure_host_cookies(
+        app: TestApp,
+        settings = |s| s.issuer = "https://id.example".to_owned()
+    ) {
+        check_cookies(&app, "__Host-", true).await;
+    }
+
+    async fn a_password_change_signs_the_browser_out(app: TestApp) {
+        let f = fixture(&app).await;
+        let browser = Browser::new();
+        let (web, _) = relying_party(&app, &f.web, REDIRECT).await;
+        sign_in_to_web(&app, &f, &browser, &authorization(&web, &[])).await;
+        let token = crate::helpers::Tokens::from_response(app.login(&f.email, PASSWORD).await).await;
+        let response = app
+            .client
+            .put(app.url("/v1/me/password"))
+            .bearer_auth(&token.access)
+            .json(&json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+        let auth = authorization(&web, &[("prompt", "none")]);
+        let Step::Redirect(url) = browser.open(&auth.url).await else { panic!("redirect") };
+        assert_eq!(query(&url, "error").as_deref(), Some("login_required"));
+    }
+
+    async fn a_confidential_client_revokes_only_its_own_tokens(app: TestApp) {
+        let f = fixture(&app).await;
+        let admin = app.admin_token(&unique_email()).await;
+        let other = register_client(
+            &app,
+            &admin,
+            json!({"name": "other", "grant_types": ["client_credentials"], "audiences": ["x"]}),
+        )
+        .await;
+        let browser = Browser::new();
+        let (web, _) = relying_party(&app, &f.web, REDIRECT).await;
+        let auth = authorization(&web, &[]);
+        let code = sign_in_to_web(&app, &f, &browser, &auth).await;
+        let tokens = web
+            .exchange_code(AuthorizationCode::new(code))
+            .unwrap()
+            .set_pkce_verifier(auth.verifier)
+            .request_async(&http())
+            .await
+            .unwrap();
+        let refresh = tokens.refresh_token().unwrap().secret().clone();
+        let access = tokens.access_token().secret().clone();
+        let revoke = |id: String, secret: String| {
+            let form = vec![("token", refresh.clone()), ("client_id", id), ("client_secret", secret)];
+            let http = app.client.clone();
+            let url = app.url("/oauth2/revoke");
+            async move { http.post(url).form(&form).send().await.unwrap() }
+        };
+        // Another client: 200 (RFC 7009), but nothing happens.
+        assert_eq!(revoke(other.id, other.secret.unwrap()).await.status(), 200);
+        assert_eq!(app.get_with_token("/oauth2/userinfo", &access).await.status(), 200);
+        // Its own client: the session ends.
+        assert_eq!(revoke(f.web.id.clone(), f.web.secret.clone().unwrap()).await.status(), 200);
+        assert_eq!(app.get_with_token("/oauth2/userinfo", &access).await.status(), 401);
+    }
+}
