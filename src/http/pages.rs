@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}\
 main{max-width:24rem;margin:4rem auto;background:#fff;padding:2rem;border-radius:.5rem;box-shadow:0 1px 4px #0002}\
-h1{font-size:1.35rem;margin:0 0 1rem}p{line-height:1.45}label{display:block;margin:.9rem 0 .3rem;font-weight:600}\
+h1{font-size:1.35rem;margin:0 0 1rem}p{line-height:1.45;overflow-wrap:anywhere}label{display:block;margin:.9rem 0 .3rem;font-weight:600}\
 input{box-sizing:border-box;width:100%;padding:.55rem;font-size:1rem;border:1px solid #99a;border-radius:.3rem}\
 button{margin-top:1.2rem;padding:.6rem 1.2rem;font-size:1rem;border:0;border-radius:.3rem;background:#2450c8;color:#fff;cursor:pointer}\
 button.secondary{background:#e3e6ec;color:#1d2330;margin-left:.5rem}\

@@ -119,6 +119,24 @@ both_backends! {
         let output = tessera(&["clients", "create", "--name", "bad", "--grant", "password"], &app_env(&app), "");
         assert!(!output.status.success());
         assert!(String::from_utf8_lossy(&output.stderr).contains("unknown grant type"));
+
+        // A browser application: public, first-party, with its redirect URIs.
+        let output = tessera(
+            &["clients", "create", "--name", "notes", "--grant", "authorization_code", "--scope", "openid",
+              "--redirect-uri", "com.example.notes:/cb", "--post-logout-redirect-uri", "com.example.notes:/bye",
+              "--public", "--first-party"],
+            &app_env(&app),
+            "",
+        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let created: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(created["client_secret"], Value::Null);
+        let output = tessera(&["clients", "list"], &app_env(&app), "");
+        let listed: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let notes = listed.as_array().unwrap().iter().find(|c| c["client_id"] == created["client_id"]).unwrap();
+        assert_eq!(notes["post_logout_redirect_uris"], serde_json::json!(["com.example.notes:/bye"]));
+        assert_eq!(notes["first_party"], true);
+        assert_eq!(notes["public"], true);
     }
 
     async fn migrate_is_idempotent(app: TestApp) {

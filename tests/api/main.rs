@@ -6,11 +6,13 @@ mod helpers;
 
 mod accounts;
 mod admin;
+mod browser;
 mod cli;
 mod clients;
 mod database;
 mod forgery;
 mod keys;
+mod oidc;
 mod sessions;
 mod sibling;
 mod tokens;
