@@ -76,6 +76,8 @@ pub struct KeySettings {
     pub dir: PathBuf,
     pub bits: usize,
     pub jwks_max_age_seconds: u32,
+    pub prepublication_delay_seconds: u64,
+    pub rescan_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,6 +203,21 @@ impl Settings {
             return Err(invalid(
                 "keys.jwks_max_age_seconds",
                 "must be at most 86400",
+            ));
+        }
+        if self.keys.rescan_interval_seconds == 0 || self.keys.rescan_interval_seconds > 3600 {
+            return Err(invalid(
+                "keys.rescan_interval_seconds",
+                "must be between 1 and 3600",
+            ));
+        }
+        let cached = u64::from(self.keys.jwks_max_age_seconds) + self.keys.rescan_interval_seconds;
+        if self.keys.prepublication_delay_seconds <= cached {
+            return Err(invalid(
+                "keys.prepublication_delay_seconds",
+                format!(
+                    "must be longer than keys.jwks_max_age_seconds + keys.rescan_interval_seconds ({cached}): a verifier's cached JWKS would not know a new key when it starts signing"
+                ),
             ));
         }
         if !(2048..=8192).contains(&self.keys.bits) {

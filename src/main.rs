@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use tessera::accounts::{self, ADMIN_ROLE, NewAccount, PasswordHasher};
 use tessera::clients::{self, ClientRegistration, NewClient};
 use tessera::configuration::Settings;
+use tessera::keys::{self, KeyRing};
 use tessera::startup::{self, Application};
 use tessera::telemetry;
 
@@ -43,6 +44,33 @@ enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// Manage the signing keys in keys.dir.
+    Keys {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Add a new key. It is published at once and signs after
+    /// keys.prepublication_delay_seconds; running instances pick it up
+    /// within keys.rescan_interval_seconds (at once on SIGHUP).
+    Rotate {
+        /// Sign with the new key at once (after a leak). Verifiers that
+        /// cached the JWKS before it was published refetch on the unknown
+        /// kid.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Every key file as JSON: kid, creation time, state (next, active,
+    /// previous, expired; invalid, revoked) and when the state next changes.
+    List,
+    /// Delete expired and revoked key files.
+    Prune,
+    /// Stop publishing and using a key at once (after a leak): tokens it
+    /// signed stop verifying. Rotate with --now first, or nothing signs.
+    Revoke { kid: String },
 }
 
 #[derive(Subcommand)]
@@ -119,6 +147,7 @@ fn main() -> ExitCode {
                 },
         } => create_user(settings, &email, name, admin),
         Command::Clients { command } => manage_clients(settings, command),
+        Command::Keys { command } => manage_keys(settings, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -165,6 +194,51 @@ fn create_user(
         "{}",
         serde_json::to_string(&user).expect("a user serialises")
     );
+    Ok(())
+}
+
+fn manage_keys(settings: Settings, command: KeyCommand) -> Result<(), String> {
+    let dir = &settings.keys.dir;
+    let load = || {
+        KeyRing::load(dir, startup::key_policy(&settings), keys::system_clock())
+            .map_err(|e| e.to_string())
+    };
+    let print = |value: serde_json::Value| println!("{value}");
+    match command {
+        KeyCommand::Rotate { now } => {
+            let created = keys::files::create_key(dir, settings.keys.bits, chrono::Utc::now(), now)
+                .map_err(|e| e.to_string())?;
+            let listed = load()?
+                .listing()
+                .into_iter()
+                .find(|k| k.path == created.path)
+                .ok_or("the new key could not be read back")?;
+            print(serde_json::json!(listed));
+        }
+        KeyCommand::List => print(serde_json::json!(load()?.listing())),
+        KeyCommand::Prune => {
+            let mut removed = Vec::new();
+            for key in load()?.listing() {
+                if key.state == "expired" || key.state == "revoked" {
+                    std::fs::remove_file(&key.path)
+                        .map_err(|e| format!("{}: {e}", key.path.display()))?;
+                    removed.push(key.file);
+                }
+            }
+            print(serde_json::json!({ "removed": removed }));
+        }
+        KeyCommand::Revoke { kid } => {
+            let ring = load()?;
+            let path = ring
+                .path_of(&kid)
+                .ok_or_else(|| format!("no key with kid {kid:?} in {}", dir.display()))?;
+            let revoked = keys::files::revoke(&path).map_err(|e| e.to_string())?;
+            if load()?.view().active().is_none() {
+                eprintln!("tessera: warning: no key can sign now; run `tessera keys rotate --now`");
+            }
+            print(serde_json::json!({ "revoked": kid, "file": revoked.display().to_string() }));
+        }
+    }
     Ok(())
 }
 

@@ -13,6 +13,14 @@ pub fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Whether `s` has the shape of a [`random_token`]; anything else can't
+/// match a stored hash and needs no lookup.
+pub fn is_token_shaped(s: &str) -> bool {
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// The stored form of a high-entropy secret: SHA-256, base64url. A fast
 /// hash is right here — there is no dictionary to try against 256 bits.
 pub fn stored_hash(secret: &str) -> String {

@@ -12,7 +12,7 @@ use crate::accounts::{HashError, PasswordHasher};
 use crate::configuration::Settings;
 use crate::db::{Db, DbError};
 use crate::http::{self, AppState};
-use crate::keys::{KeyError, KeyStore};
+use crate::keys::{Clock, KeyError, KeyPolicy, KeyRing, system_clock};
 use crate::sessions::SessionPolicy;
 use crate::sso::SsoPolicy;
 use crate::tokens::{TokenIssuer, TokenVerifier};
@@ -35,6 +35,7 @@ pub enum StartupError {
 pub struct Application {
     port: u16,
     server: Server,
+    keys: Arc<KeyRing>,
 }
 
 /// Connects to the database and brings its schema up to date.
@@ -63,14 +64,31 @@ fn migrate(db: Db) -> Result<Db, DbError> {
     Ok(db)
 }
 
-/// Everything the handlers share, and the session clean-up task. Must be
-/// called inside a tokio runtime.
-pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
+/// How long new keys wait before signing and old ones stay published.
+pub fn key_policy(settings: &Settings) -> KeyPolicy {
+    let seconds = |n: u64| chrono::Duration::seconds(n.min(i64::MAX as u64 / 1000) as i64);
+    KeyPolicy {
+        prepublication: seconds(settings.keys.prepublication_delay_seconds),
+        // The longest a token signed just before the switch lives: access
+        // tokens and ID tokens share this lifetime, plus the leeway.
+        retention: seconds(settings.tokens.access_ttl_seconds + settings.tokens.leeway_seconds),
+    }
+}
+
+/// Everything the handlers share, and the background tasks (session
+/// clean-up, key rescans). Must be called inside a tokio runtime.
+pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, StartupError> {
     let db = connect_database(&settings)?;
-    let keys = Arc::new(KeyStore::load_or_create(
+    let keys = Arc::new(KeyRing::load_or_create(
         &settings.keys.dir,
         settings.keys.bits,
+        key_policy(&settings),
+        clock,
     )?);
+    spawn_key_rescan(
+        keys.clone(),
+        std::time::Duration::from_secs(settings.keys.rescan_interval_seconds),
+    );
     let hasher = PasswordHasher::new(&settings.passwords)?;
     let issuer = TokenIssuer::new(
         settings.issuer.clone(),
@@ -103,6 +121,36 @@ pub fn build_state(settings: Settings) -> Result<AppState, StartupError> {
     })
 }
 
+/// Reads the keys folder again every `interval` and on SIGHUP, so new and
+/// revoked keys take effect without a restart.
+fn spawn_key_rescan(keys: Arc<KeyRing>, interval: std::time::Duration) {
+    let rescan = |keys: Arc<KeyRing>| async move {
+        let result = tokio::task::spawn_blocking(move || keys.reload()).await;
+        if let Ok(Err(e)) = result {
+            tracing::warn!(error = %e, "cannot read the keys folder; keeping the keys loaded");
+        }
+    };
+    let periodic = keys.clone();
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(interval);
+        ticks.tick().await; // the first tick is immediate
+        loop {
+            ticks.tick().await;
+            rescan(periodic.clone()).await;
+        }
+    });
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reading the keys folder");
+            rescan(keys.clone()).await;
+        }
+    });
+}
+
 /// Deletes ended and expired sessions, SSO sessions, stale sign-ins and old
 /// codes every `interval`, off the request path.
 fn spawn_cleanup(db: Db, sessions: SessionPolicy, sso: SsoPolicy, interval: std::time::Duration) {
@@ -112,7 +160,12 @@ fn spawn_cleanup(db: Db, sessions: SessionPolicy, sso: SsoPolicy, interval: std:
         loop {
             ticks.tick().await;
             let deleted = match crate::sessions::delete_expired(&db, sessions).await {
-                Ok(n) => crate::sso::delete_expired(&db, sso).await.map(|m| n + m),
+                Ok(n) => match crate::sso::delete_expired(&db, sso).await {
+                    Ok(m) => crate::oauth::authorization::delete_expired_codes(&db)
+                        .await
+                        .map(|k| n + m + k),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             };
             match deleted {
@@ -140,15 +193,26 @@ impl Application {
         settings: Settings,
         listener: TcpListener,
     ) -> Result<Application, StartupError> {
+        Self::build_with_clock(settings, listener, system_clock())
+    }
+
+    /// As [`Self::build_with_listener`], with the clock that decides which
+    /// key signs (tests move it to drive key rotations).
+    pub fn build_with_clock(
+        settings: Settings,
+        listener: TcpListener,
+        clock: Clock,
+    ) -> Result<Application, StartupError> {
         let bind = settings.server.bind.clone();
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-        let state = build_state(settings)?;
+        let state = build_state(settings, clock)?;
+        let keys = state.keys.clone();
         let s = &state.settings;
         tracing::info!(
             issuer = %s.issuer,
             jwks_uri = %s.jwks_uri(),
             database = %format!("{} ({})", state.db.backend_name(), crate::db::redacted_url(&s.database.url)),
-            signing_kid = state.keys.active().map(|k| k.kid()).unwrap_or("none"),
+            signing_kid = state.keys.view().active().map(|k| k.kid().to_owned()).unwrap_or("none".into()),
             listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or(bind.clone()),
             "tessera started",
         );
@@ -192,11 +256,16 @@ impl Application {
         .listen(listener)
         .map_err(|source| StartupError::Bind { bind, source })?
         .run();
-        Ok(Application { port, server })
+        Ok(Application { port, server, keys })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The signing keys (tests reload them without waiting for a rescan).
+    pub fn key_ring(&self) -> Arc<KeyRing> {
+        self.keys.clone()
     }
 
     /// Stops the server from elsewhere (tests, embedding programs).

@@ -299,6 +299,17 @@ impl Db {
         Ok(())
     }
 
+    /// Takes SQLite's write lock first in a transaction that reads before
+    /// it writes, so concurrent ones wait (busy timeout) instead of failing
+    /// at their first write. PostgreSQL needs nothing: row locks and
+    /// compare-and-set updates settle the race there.
+    pub fn lock_sqlite_for_write(conn: &mut AnyConnection) -> Result<(), DbError> {
+        if let AnyConnection::Sqlite(lite) = conn {
+            lite.batch_execute("UPDATE users SET disabled = disabled WHERE 0")?;
+        }
+        Ok(())
+    }
+
     /// A connection answers a trivial query.
     pub async fn ping(&self) -> Result<(), DbError> {
         self.run(|conn| {

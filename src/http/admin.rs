@@ -157,6 +157,11 @@ pub async fn get_client(
     Ok(HttpResponse::Ok().json(clients::find(&state.db, id.into_inner()).await?))
 }
 
+/// The signing keys and their rotation states (never key material).
+pub async fn list_keys(state: web::Data<AppState>, _: Admin) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "keys": state.keys.listing() }))
+}
+
 pub async fn delete_client(
     state: web::Data<AppState>,
     admin: Admin,

@@ -8,7 +8,7 @@ use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::error::{authorize_failure, page_failure};
+use super::error::{authorize_failure, browser_failure, page_failure};
 use super::pages::{self, ConsentPage, LoginPage};
 use super::{AppState, client_info};
 use crate::accounts::{self, AccountError};
@@ -17,8 +17,8 @@ use crate::oauth::authorization::{
     self, Authentication, AuthorizationRequest, AuthorizeError, RequestParams, ReturnTo,
     redirect_with,
 };
-use crate::secrets::random_token;
-use crate::sso::{self, BrowserSession, PendingError, PendingForm};
+use crate::secrets::{is_token_shaped, random_token};
+use crate::sso::{self, BrowserSession, Pending, PendingError, PendingForm, Stage};
 
 /// The cookies a browser holds: the SSO session, and a value binding
 /// sign-in forms to the browser that opened them. `__Host-` names (no
@@ -137,7 +137,7 @@ async fn authorize(
             "login_required",
             "the user is not signed in",
         )),
-        None => show_login(state, req, request, &client, None).await,
+        None => show_login(state, req, request, &client).await,
     }
 }
 
@@ -165,32 +165,37 @@ fn to_client(
     }
 }
 
+/// The browser-binding cookie's value, and whether it is new (to be set on
+/// the response).
+fn browser_binding(state: &AppState, req: &HttpRequest) -> (String, bool) {
+    match cookie_value(req, cookie_names(state).browser).filter(|v| is_token_shaped(v)) {
+        Some(existing) => (existing, false),
+        None => (random_token(), true),
+    }
+}
+
 /// Shows the login page for `request`, storing it until the form comes back.
 async fn show_login(
     state: &AppState,
     req: &HttpRequest,
     request: AuthorizationRequest,
     client: &Client,
-    error: Option<&str>,
 ) -> Result<HttpResponse, AuthorizeError> {
-    let names = cookie_names(state);
-    let existing = cookie_value(req, names.browser).filter(|v| v.len() == 43);
-    let browser = existing.clone().unwrap_or_else(random_token);
+    let (browser, is_new) = browser_binding(state, req);
     let hint = request.login_hint.clone();
     let target = pages::form_target(&request.redirect_uri);
-    let form = sso::save_pending(&state.db, state.sso, request, browser.clone()).await?;
-    let mut response = pages::login(
-        LoginPage {
-            client_name: &client.name,
-            request_id: &form.request_id,
-            csrf_token: &form.csrf_token,
-            email: hint.as_deref(),
-            error,
-            form_target: target.as_deref(),
-        },
-        StatusCode::OK,
-    );
-    if existing.is_none() {
+    let form =
+        sso::save_pending(&state.db, state.sso, request, Stage::Login, browser.clone()).await?;
+    let mut response = pages::login(LoginPage {
+        client_name: &client.name,
+        request_id: &form.request_id,
+        csrf_token: &form.csrf_token,
+        email: hint.as_deref(),
+        error: None,
+        form_target: target.as_deref(),
+    });
+    if is_new {
+        let names = cookie_names(state);
         set_cookie(&mut response, cookie(names.browser, browser, names.secure));
     }
     Ok(response)
@@ -202,27 +207,22 @@ fn set_cookie(response: &mut HttpResponse, cookie: Cookie<'static>) {
 }
 
 /// The login or consent form came back: continue the stored request, but
-/// only from the browser that opened it and with its page's CSRF token.
+/// only from the browser that opened it, with its page's CSRF token, and
+/// for the page that was shown.
 async fn continue_sign_in(
     state: &AppState,
     req: &HttpRequest,
     params: &[(String, String)],
 ) -> Result<HttpResponse, AuthorizeError> {
-    let field = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let fields = RequestParams(params);
+    let field = |name: &str| fields.one(name).ok().flatten().unwrap_or_default();
     let form = PendingForm {
-        request_id: field("request_id").unwrap_or_default().to_owned(),
-        csrf_token: field("csrf_token").unwrap_or_default().to_owned(),
+        request_id: field("request_id").to_owned(),
+        csrf_token: field("csrf_token").to_owned(),
     };
     let names = cookie_names(state);
-    let request_id = form.request_id.clone();
-    let csrf_token = form.csrf_token.clone();
-    let request = match sso::load_pending(&state.db, form, cookie_value(req, names.browser)).await {
-        Ok(request) => request,
+    let pending = match sso::load_pending(&state.db, form, cookie_value(req, names.browser)).await {
+        Ok(pending) => pending,
         Err(PendingError::Stale) => {
             return Ok(page_failure(
                 StatusCode::BAD_REQUEST,
@@ -231,7 +231,7 @@ async fn continue_sign_in(
         }
         Err(PendingError::Db(e)) => return Err(e.into()),
     };
-    let client = match crate::clients::find(&state.db, request.client_id.clone()).await {
+    let client = match crate::clients::find(&state.db, pending.request.client_id.clone()).await {
         Ok(client) => client,
         Err(crate::clients::ClientError::Db(e)) => return Err(e.into()),
         Err(_) => {
@@ -240,14 +240,10 @@ async fn continue_sign_in(
             ));
         }
     };
-    let pending = PendingForm {
-        request_id,
-        csrf_token,
-    };
-    match field("action") {
-        Some("login") => {
-            let email = field("email").unwrap_or_default();
-            let password = field("password").unwrap_or_default().to_owned();
+    match (field("action"), pending.stage) {
+        ("login", Stage::Login) => {
+            let email = field("email");
+            let password = field("password").to_owned();
             let user = match accounts::authenticate(&state.db, &state.hasher, email, password).await
             {
                 Ok(user) => user,
@@ -256,7 +252,7 @@ async fn continue_sign_in(
                         AccountError::Disabled => "This account is disabled.",
                         _ => "The email or password is not right.",
                     };
-                    return Ok(login_again(&request, &client, &pending, email, message));
+                    return Ok(login_again(&pending, &client, email, message));
                 }
                 Err(AccountError::Db(e)) => return Err(e.into()),
                 Err(AccountError::Hashing(_)) => {
@@ -276,31 +272,32 @@ async fn continue_sign_in(
             let previous = cookie_value(req, names.session);
             let (session, cookie_secret) =
                 sso::sign_in(&state.db, state.sso, user.id, previous, client_info(req)).await?;
+            let Pending { request, form, .. } = pending;
             let mut response =
-                after_sign_in(state, req, request, client, session, Some(pending)).await?;
+                after_sign_in(state, req, request, client, session, Some(form)).await?;
             set_cookie(
                 &mut response,
                 cookie(names.session, cookie_secret, names.secure),
             );
             Ok(response)
         }
-        Some("consent") => {
+        ("consent", Stage::Consent) => {
             let session = match cookie_value(req, names.session) {
                 Some(cookie) => sso::find_session(&state.db, state.sso, cookie).await?,
                 None => None,
             };
-            let Some(session) = session else {
-                // The SSO session ended while the consent page was open.
-                return Ok(login_again(
-                    &request,
-                    &client,
-                    &pending,
-                    "",
-                    "Your session has ended. Please sign in again.",
+            // The SSO session may have ended, or grown too old for the
+            // request's max_age, while the consent page was open.
+            let Some(session) = session.filter(|s| recent_enough(s, pending.request.max_age))
+            else {
+                return Ok(page_failure(
+                    StatusCode::BAD_REQUEST,
+                    "Your sign-in has ended. Return to the application and start again.",
                 ));
             };
-            if field("decision") != Some("allow") {
-                sso::forget_pending(&state.db, pending.request_id).await?;
+            let Pending { request, form, .. } = pending;
+            if field("decision") != "allow" {
+                sso::forget_pending(&state.db, form.request_id).await?;
                 return Err(to_client(
                     &request,
                     "access_denied",
@@ -314,34 +311,25 @@ async fn continue_sign_in(
                 request.scope.clone(),
             )
             .await?;
-            issue_and_redirect(state, &request, &session, Some(pending)).await
+            issue_and_redirect(state, &request, &session, Some(form)).await
         }
         _ => Ok(page_failure(
             StatusCode::BAD_REQUEST,
-            "the form is missing its action",
+            "this form does not belong to the page that was shown",
         )),
     }
 }
 
-fn login_again(
-    request: &AuthorizationRequest,
-    client: &Client,
-    pending: &PendingForm,
-    email: &str,
-    message: &str,
-) -> HttpResponse {
-    let target = pages::form_target(&request.redirect_uri);
-    pages::login(
-        LoginPage {
-            client_name: &client.name,
-            request_id: &pending.request_id,
-            csrf_token: &pending.csrf_token,
-            email: Some(email),
-            error: Some(message),
-            form_target: target.as_deref(),
-        },
-        StatusCode::OK,
-    )
+fn login_again(pending: &Pending, client: &Client, email: &str, message: &str) -> HttpResponse {
+    let target = pages::form_target(&pending.request.redirect_uri);
+    pages::login(LoginPage {
+        client_name: &client.name,
+        request_id: &pending.form.request_id,
+        csrf_token: &pending.form.csrf_token,
+        email: Some(email),
+        error: Some(message),
+        form_target: target.as_deref(),
+    })
 }
 
 /// The user is signed in: ask for consent if this client needs it, else
@@ -378,17 +366,26 @@ async fn after_sign_in(
         Err(AccountError::Db(e)) => return Err(e.into()),
         Err(_) => return Err(to_client(&request, "login_required", "the account is gone")),
     };
-    let names = cookie_names(state);
     let mut new_browser_cookie = None;
-    let pending = match pending {
-        Some(pending) => pending,
+    let form = match pending {
+        // Signed in on the login page just now: the same sign-in moves on.
+        Some(form) => {
+            sso::advance_pending(&state.db, form.request_id.clone(), request.clone()).await?;
+            form
+        }
         None => {
-            let existing = cookie_value(req, names.browser).filter(|v| v.len() == 43);
-            let browser = existing.clone().unwrap_or_else(random_token);
-            if existing.is_none() {
+            let (browser, is_new) = browser_binding(state, req);
+            if is_new {
                 new_browser_cookie = Some(browser.clone());
             }
-            sso::save_pending(&state.db, state.sso, request.clone(), browser).await?
+            sso::save_pending(
+                &state.db,
+                state.sso,
+                request.clone(),
+                Stage::Consent,
+                browser,
+            )
+            .await?
         }
     };
     let target = pages::form_target(&request.redirect_uri);
@@ -396,11 +393,12 @@ async fn after_sign_in(
         client_name: &client.name,
         user_email: &user.email,
         scope: &request.scope,
-        request_id: &pending.request_id,
-        csrf_token: &pending.csrf_token,
+        request_id: &form.request_id,
+        csrf_token: &form.csrf_token,
         form_target: target.as_deref(),
     });
     if let Some(browser) = new_browser_cookie {
+        let names = cookie_names(state);
         set_cookie(&mut response, cookie(names.browser, browser, names.secure));
     }
     Ok(response)
@@ -446,33 +444,48 @@ pub fn redirect(location: &str) -> HttpResponse {
 }
 
 /// `GET|POST /oauth2/logout` (OpenID Connect RP-Initiated Logout 1.0).
+///
+/// Only the SSO session of this browser's cookie is ever ended. A GET
+/// signs out at once when its `id_token_hint` names that very session (the
+/// application the user is signed in to asked); otherwise the user confirms
+/// on a page whose form carries a token derived from the cookie, so another
+/// site can neither sign the user out nor fake the confirmation.
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
     let is_post = req.method() == actix_web::http::Method::POST;
-    let mut params = parse_params(req.query_string().as_bytes());
-    if is_post && is_form(&req) {
-        params.extend(parse_params(&body));
-    }
-    let one = |name: &str| {
-        params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
+    let params = if is_post {
+        if !is_form(&req) {
+            return page_failure(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "the form must be sent as application/x-www-form-urlencoded",
+            );
+        }
+        parse_params(&body)
+    } else {
+        parse_params(req.query_string().as_bytes())
     };
-    let hint = match one("id_token_hint") {
+    let fields = RequestParams(&params);
+    let one = |name: &str| fields.one(name);
+    let (hint, client_id, post_logout_uri, logout_state) = match (
+        one("id_token_hint"),
+        one("client_id"),
+        one("post_logout_redirect_uri"),
+        one("state"),
+    ) {
+        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
+        _ => return page_failure(StatusCode::BAD_REQUEST, "a parameter is repeated"),
+    };
+    let hint = match hint.map(|token| state.verifier.id_token_hint(token)) {
         None => None,
-        Some(token) => match state.verifier.id_token_hint(token) {
-            Ok(hint) => Some(hint),
-            Err(_) => {
-                return page_failure(StatusCode::BAD_REQUEST, "the id_token_hint is not valid");
-            }
-        },
+        Some(Ok(hint)) => Some(hint),
+        Some(Err(_)) => {
+            return page_failure(StatusCode::BAD_REQUEST, "the id_token_hint is not valid");
+        }
     };
-    let client_id = match (hint.as_ref().map(|h| h.aud.as_str()), one("client_id")) {
+    let client_id = match (hint.as_ref().map(|h| h.aud.as_str()), client_id) {
         (Some(a), Some(b)) if a != b => {
             return page_failure(
                 StatusCode::BAD_REQUEST,
@@ -481,18 +494,18 @@ pub async fn logout(
         }
         (a, b) => a.or(b).map(str::to_owned),
     };
-    let return_to = match one("post_logout_redirect_uri") {
+    let return_to = match post_logout_uri {
         None => None,
         Some(uri) => {
-            let client = match client_id {
-                Some(id) => match crate::clients::find(&state.db, id).await {
-                    Ok(client) => Some(client),
-                    Err(crate::clients::ClientError::Db(e)) => {
-                        return authorize_failure(e.into(), &state.settings.issuer);
+            let client = match &client_id {
+                Some(id) if id.len() <= 200 => {
+                    match crate::clients::find(&state.db, id.clone()).await {
+                        Ok(client) => Some(client),
+                        Err(crate::clients::ClientError::Db(e)) => return browser_failure(e),
+                        Err(_) => None,
                     }
-                    Err(_) => None,
-                },
-                None => None,
+                }
+                _ => None,
             };
             if !client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|u| u == uri)) {
                 return page_failure(
@@ -500,39 +513,54 @@ pub async fn logout(
                     "the post_logout_redirect_uri is not registered for this client",
                 );
             }
-            let mut params = Vec::new();
-            if let Some(s) = one("state") {
-                params.push(("state", s));
-            }
-            Some(redirect_with(uri, &params))
+            Some(uri.to_owned())
         }
     };
-    // A GET without a valid hint could be a page tricking the browser into
-    // signing out: ask first. The confirmation comes back as a same-site
-    // POST (SameSite=Lax sends the cookie only then).
-    let confirmed = hint.is_some() || (is_post && one("confirm") == Some("yes"));
-    if !confirmed {
-        let mut hidden = Vec::new();
-        for name in ["post_logout_redirect_uri", "state", "client_id"] {
-            if let Some(v) = one(name) {
-                hidden.push((name, v));
+    let names = cookie_names(&state);
+    let cookie = cookie_value(&req, names.session).filter(|c| is_token_shaped(c));
+    let session = match &cookie {
+        Some(cookie) => match sso::find_session(&state.db, state.sso, cookie.clone()).await {
+            Ok(session) => session,
+            Err(e) => return browser_failure(e),
+        },
+        None => None,
+    };
+    let hinted = matches!((&hint, &session),
+        (Some(h), Some(s)) if h.sid.as_deref() == Some(s.id.as_str()) && h.sub == s.user_id);
+    let confirmed = is_post
+        && matches!((one("confirm"), &cookie), (Ok(Some(token)), Some(cookie)) if *token == sso::sign_out_token(cookie));
+    if session.is_some() && !hinted && !confirmed {
+        let mut hidden: Vec<(&str, String)> = vec![(
+            "confirm",
+            sso::sign_out_token(cookie.as_deref().unwrap_or_default()),
+        )];
+        for (name, value) in [
+            ("post_logout_redirect_uri", return_to.as_deref()),
+            ("client_id", client_id.as_deref()),
+            ("state", logout_state),
+        ] {
+            if let Some(v) = value {
+                hidden.push((name, v.to_owned()));
             }
         }
-        return pages::logout_confirm(&hidden);
+        let target = return_to.as_deref().and_then(pages::form_target);
+        return pages::logout_confirm(&hidden, target.as_deref());
     }
-    let names = cookie_names(&state);
-    let signed_out = sso::sign_out(
-        &state.db,
-        cookie_value(&req, names.session),
-        hint.and_then(|h| h.sid),
-        client_info(&req),
-    )
-    .await;
-    if let Err(e) = signed_out {
-        return authorize_failure(e.into(), &state.settings.issuer);
+    if let (Some(cookie), Some(_)) = (cookie, &session)
+        && let Err(e) = sso::sign_out(&state.db, cookie, client_info(&req)).await
+    {
+        return browser_failure(e);
     }
+    // Signed out now, or never signed in here: either way the application
+    // may have its user back.
     let mut response = match return_to {
-        Some(location) => redirect(&location),
+        Some(uri) => {
+            let mut params = Vec::new();
+            if let Some(s) = logout_state {
+                params.push(("state", s));
+            }
+            redirect(&redirect_with(&uri, &params))
+        }
         None => pages::signed_out(),
     };
     set_cookie(&mut response, removal(names.session, names.secure));

@@ -43,10 +43,11 @@ pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
         }))
 }
 
-/// The public keys, rendered once at start; cacheable, with an ETag so a
-/// revalidation costs a 304 and no body.
+/// The published keys, rendered when they change; cacheable, with an ETag
+/// so a revalidation costs a 304 and no body.
 pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let jwks = state.keys.jwks();
+    let view = state.keys.view();
+    let jwks = view.jwks();
     let cache_control = format!(
         "public, max-age={}",
         state.settings.keys.jwks_max_age_seconds

@@ -367,15 +367,22 @@ pub fn authorize_failure(e: AuthorizeError, issuer: &str) -> HttpResponse {
             params.push(("iss", issuer));
             super::authorize::redirect(&redirect_with(&to.redirect_uri, &params))
         }
-        AuthorizeError::Db(DbError::Unavailable(reason)) => {
+        AuthorizeError::Db(e) => browser_failure(e),
+    }
+}
+
+/// A database failure behind a browser page.
+pub fn browser_failure(e: DbError) -> HttpResponse {
+    match e {
+        DbError::Unavailable(reason) => {
             tracing::warn!(%reason, "database unavailable");
             page_failure(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "The service is temporarily unavailable. Please try again in a moment.",
             )
         }
-        AuthorizeError::Db(e) => {
-            tracing::error!(error = %e, "authorization failed");
+        e => {
+            tracing::error!(error = %e, "browser sign-in failed");
             page_failure(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.")
         }
     }

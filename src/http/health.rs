@@ -18,7 +18,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         Ok(Ok(())) => "ok",
         _ => "unavailable",
     };
-    let keys = if state.keys.active().is_some() {
+    let keys = if state.keys.view().active().is_some() {
         "ok"
     } else {
         "unavailable"

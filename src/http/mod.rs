@@ -20,7 +20,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::accounts::PasswordHasher;
 use crate::configuration::Settings;
 use crate::db::Db;
-use crate::keys::KeyStore;
+use crate::keys::KeyRing;
 use crate::oauth::Issuance;
 use crate::sessions::{ClientInfo, SessionPolicy};
 use crate::sso::SsoPolicy;
@@ -34,7 +34,7 @@ pub struct AppState {
     pub settings: Settings,
     pub db: Db,
     pub hasher: PasswordHasher,
-    pub keys: Arc<KeyStore>,
+    pub keys: Arc<KeyRing>,
     pub issuer: TokenIssuer,
     pub verifier: TokenVerifier,
     pub sessions: SessionPolicy,
@@ -91,6 +91,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/admin/clients", web::get().to(admin::list_clients))
             .route("/admin/clients", web::post().to(admin::create_client))
             .route("/admin/clients/{id}", web::get().to(admin::get_client))
+            .route("/admin/keys", web::get().to(admin::list_keys))
             .route(
                 "/admin/clients/{id}",
                 web::delete().to(admin::delete_client),

@@ -116,7 +116,7 @@ pub struct LoginPage<'a> {
     pub form_target: Option<&'a str>,
 }
 
-pub fn login(p: LoginPage<'_>, status: StatusCode) -> HttpResponse {
+pub fn login(p: LoginPage<'_>) -> HttpResponse {
     let body = format!(
         "<h1>Sign in to continue to {client}</h1>{error}\
          <form method=\"post\" action=\"/oauth2/authorize\">{pending}\
@@ -131,7 +131,7 @@ pub fn login(p: LoginPage<'_>, status: StatusCode) -> HttpResponse {
         pending = pending_fields(p.request_id, p.csrf_token),
         email = escape(p.email.unwrap_or_default()),
     );
-    page(status, "Sign in", &body, p.form_target)
+    page(StatusCode::OK, "Sign in", &body, p.form_target)
 }
 
 /// What the consent page shows.
@@ -192,7 +192,7 @@ pub fn error(status: StatusCode, message: &str) -> HttpResponse {
 
 /// Asks before signing out when the request can't prove it came from an
 /// application the user signed in to (no valid `id_token_hint`).
-pub fn logout_confirm(hidden: &[(&str, &str)]) -> HttpResponse {
+pub fn logout_confirm(hidden: &[(&str, String)], form_target: Option<&str>) -> HttpResponse {
     let fields: String = hidden
         .iter()
         .map(|(name, value)| {
@@ -206,9 +206,9 @@ pub fn logout_confirm(hidden: &[(&str, &str)]) -> HttpResponse {
     let body = format!(
         "<h1>Sign out?</h1><p>Do you want to sign out of every application you signed in to here?</p>\
          <form method=\"post\" action=\"/oauth2/logout\">{fields}\
-         <button type=\"submit\" id=\"sign-out\" name=\"confirm\" value=\"yes\">Sign out</button></form>"
+         <button type=\"submit\" id=\"sign-out\">Sign out</button></form>"
     );
-    page(StatusCode::OK, "Sign out", &body, None)
+    page(StatusCode::OK, "Sign out", &body, form_target)
 }
 
 pub fn signed_out() -> HttpResponse {

@@ -1,6 +1,9 @@
 //! The keys folder on disk: reading PEM files and creating new keys with
 //! owner-only permissions. A key's creation time is carried in its file name
-//! (`tessera-YYYYMMDDTHHMMSSZ.pem`), so it is the same on every instance.
+//! (`tessera-YYYYMMDDTHHMMSSZ.pem`), so it is the same on every instance; a
+//! key made for an emergency rotation, to sign at once, is named
+//! `tessera-YYYYMMDDTHHMMSSZ-now.pem`. A revoked key is renamed
+//! `….pem.revoked`, which nothing loads.
 
 use std::fs;
 use std::io::Write;
@@ -14,13 +17,24 @@ use super::KeyError;
 
 const NAME_PREFIX: &str = "tessera-";
 const NAME_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+const IMMEDIATE_SUFFIX: &str = "-now";
+pub const REVOKED_EXTENSION: &str = "revoked";
 
 /// A PEM file read from the keys folder. The PEM text is the private key:
 /// it must never be logged, hence no Debug.
 pub struct KeyFile {
     pub path: PathBuf,
     pub created_at: DateTime<Utc>,
+    /// Signs from creation, without the pre-publication delay.
+    pub immediate: bool,
     pub pem: String,
+}
+
+/// A `.pem` file in the keys folder that can't be used, and why.
+#[derive(Debug, Clone)]
+pub struct KeyProblem {
+    pub path: PathBuf,
+    pub reason: String,
 }
 
 fn folder_error(dir: &Path, e: impl std::fmt::Display) -> KeyError {
@@ -30,56 +44,116 @@ fn folder_error(dir: &Path, e: impl std::fmt::Display) -> KeyError {
     }
 }
 
+/// What the keys folder holds: usable-looking key files, and `.pem` files
+/// that can't be used (unreadable, or readable by anyone).
+pub struct Folder {
+    pub keys: Vec<KeyFile>,
+    pub problems: Vec<KeyProblem>,
+    /// Revoked key files (`*.pem.revoked`).
+    pub revoked: Vec<PathBuf>,
+}
+
 /// Reads every `*.pem` file in `dir` (a missing folder holds no keys).
-pub fn read_keys(dir: &Path) -> Result<Vec<KeyFile>, KeyError> {
+pub fn read_folder(dir: &Path) -> Result<Folder, KeyError> {
+    let mut folder = Folder {
+        keys: Vec::new(),
+        problems: Vec::new(),
+        revoked: Vec::new(),
+    };
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(folder),
         Err(e) => return Err(folder_error(dir, e)),
     };
-    let mut files = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| folder_error(dir, e))?;
         let path = entry.path();
-        if path.extension().and_then(|e| e.to_str()) != Some("pem") {
+        let extension = path.extension().and_then(|e| e.to_str());
+        if extension == Some(REVOKED_EXTENSION) {
+            folder.revoked.push(path);
             continue;
         }
-        let unusable = |reason: String| KeyError::Unusable {
-            path: path.display().to_string(),
-            reason,
-        };
-        let metadata = entry.metadata().map_err(|e| unusable(e.to_string()))?;
-        if metadata.permissions().mode() & 0o077 != 0 {
-            tracing::warn!(path = %path.display(), "key file is readable by group or others; chmod 600 it");
+        if extension != Some("pem") {
+            continue;
         }
-        let pem = fs::read_to_string(&path).map_err(|e| unusable(e.to_string()))?;
-        let created_at = created_at_from_name(&path).unwrap_or_else(|| {
+        match read_key(&path) {
+            Ok(file) => folder.keys.push(file),
+            Err(reason) => folder.problems.push(KeyProblem { path, reason }),
+        }
+    }
+    folder.keys.sort_by(|a, b| a.path.cmp(&b.path));
+    folder.problems.sort_by(|a, b| a.path.cmp(&b.path));
+    folder.revoked.sort();
+    Ok(folder)
+}
+
+fn read_key(path: &Path) -> Result<KeyFile, String> {
+    let metadata = fs::metadata(path).map_err(|e| e.to_string())?;
+    let mode = metadata.permissions().mode();
+    if mode & 0o004 != 0 {
+        return Err(format!(
+            "readable by everyone (mode {:o}); chmod 600 it",
+            mode & 0o777
+        ));
+    }
+    if mode & 0o070 != 0 {
+        tracing::warn!(path = %path.display(), "key file is readable by its group; chmod 600 it");
+    }
+    let pem = fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let (created_at, immediate) = match times_from_name(path) {
+        Some(times) => times,
+        None => (
             metadata
                 .modified()
                 .map(DateTime::<Utc>::from)
-                .unwrap_or(DateTime::UNIX_EPOCH)
-        });
-        files.push(KeyFile {
-            path,
-            created_at,
-            pem,
-        });
-    }
-    Ok(files)
+                .unwrap_or(DateTime::UNIX_EPOCH),
+            false,
+        ),
+    };
+    Ok(KeyFile {
+        path: path.to_owned(),
+        created_at,
+        immediate,
+        pem,
+    })
 }
 
-fn created_at_from_name(path: &Path) -> Option<DateTime<Utc>> {
+/// Marks a key revoked by renaming its file; it is never loaded again.
+pub fn revoke(path: &Path) -> Result<PathBuf, KeyError> {
+    let mut revoked = path.as_os_str().to_owned();
+    revoked.push(format!(".{REVOKED_EXTENSION}"));
+    let revoked = PathBuf::from(revoked);
+    fs::rename(path, &revoked).map_err(|e| KeyError::Unusable {
+        path: path.display().to_string(),
+        reason: format!("cannot rename: {e}"),
+    })?;
+    Ok(revoked)
+}
+
+/// The creation time in a file name, and whether the key signs at once.
+fn times_from_name(path: &Path) -> Option<(DateTime<Utc>, bool)> {
     let stem = path.file_stem()?.to_str()?;
     let stamp = stem.strip_prefix(NAME_PREFIX)?;
+    let (stamp, immediate) = match stamp.strip_suffix(IMMEDIATE_SUFFIX) {
+        Some(stamp) => (stamp, true),
+        None => (stamp, false),
+    };
     NaiveDateTime::parse_from_str(stamp, NAME_TIME_FORMAT)
         .ok()
-        .map(|t| t.and_utc())
+        .map(|t| (t.and_utc(), immediate))
 }
 
 /// Generates a key and writes it as PKCS#8 PEM, mode 0600, in a folder of
-/// mode 0700. Written under a temporary name and then linked into place, so no
-/// instance ever reads half a key.
-pub fn create_key(dir: &Path, bits: usize) -> Result<KeyFile, KeyError> {
+/// mode 0700, named for `now`. Written under a temporary name and then linked
+/// into place, so no instance ever reads half a key, and none is replaced:
+/// a name already taken (another instance, the same second) is
+/// `KeyError::Exists`.
+pub fn create_key(
+    dir: &Path,
+    bits: usize,
+    now: DateTime<Utc>,
+    immediate: bool,
+) -> Result<KeyFile, KeyError> {
     fs::create_dir_all(dir).map_err(|e| folder_error(dir, e))?;
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
     let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits)
@@ -87,8 +161,8 @@ pub fn create_key(dir: &Path, bits: usize) -> Result<KeyFile, KeyError> {
     let pem = key
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| folder_error(dir, format!("key encoding failed: {e}")))?;
-    let now = Utc::now();
-    let name = format!("{NAME_PREFIX}{}.pem", now.format(NAME_TIME_FORMAT));
+    let suffix = if immediate { IMMEDIATE_SUFFIX } else { "" };
+    let name = format!("{NAME_PREFIX}{}{suffix}.pem", now.format(NAME_TIME_FORMAT));
     let path = dir.join(&name);
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let write = || -> std::io::Result<()> {
@@ -105,10 +179,15 @@ pub fn create_key(dir: &Path, bits: usize) -> Result<KeyFile, KeyError> {
     };
     write().map_err(|e| {
         let _ = fs::remove_file(&tmp);
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            return KeyError::Exists(path.display().to_string());
+        }
         folder_error(dir, format!("cannot write {}: {e}", path.display()))
     })?;
+    let (created_at, immediate) = times_from_name(&path).unwrap_or((now, immediate));
     Ok(KeyFile {
-        created_at: created_at_from_name(&path).unwrap_or(now),
+        created_at,
+        immediate,
         path,
         pem: pem.to_string(),
     })

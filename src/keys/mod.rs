@@ -1,14 +1,16 @@
-//! Signing keys: the RSA private keys in the keys folder, each parsed once at
-//! start (a reused aws-lc key signs in ≈ 250 µs; jsonwebtoken's stock provider
-//! re-parses the key on every token and takes ≈ 700 µs), and the JWKS that
-//! publishes their public halves.
+//! Signing keys: the RSA private keys in the keys folder, each parsed once
+//! when first read (a reused aws-lc key signs in 0.25–0.7 ms; jsonwebtoken's
+//! stock provider re-parses the key on every token and takes ≈ 1.2 ms), the
+//! rotation schedule that says which one signs ([`schedule`]), and the JWKS
+//! that publishes their public halves ([`KeyRing`]).
 //!
 //! The `rsa` crate generates, parses and validates key files and gives the
 //! JWK `n`/`e`; it never signs (RUSTSEC-2023-0071). aws-lc signs.
 
-mod files;
+pub mod files;
+mod ring;
+pub mod schedule;
 
-use std::path::Path;
 use std::sync::Arc;
 
 use aws_lc_rs::rand::SystemRandom;
@@ -22,6 +24,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 pub use files::KeyFile;
+pub use ring::{Clock, KeyListing, KeyRing, KeyView, system_clock};
+pub use schedule::{KeyPolicy, KeyState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -29,6 +33,8 @@ pub enum KeyError {
     Unusable { path: String, reason: String },
     #[error("keys folder {path}: {reason}")]
     Folder { path: String, reason: String },
+    #[error("{0} already exists")]
+    Exists(String),
     #[error("signing failed")]
     Sign,
     #[error("claims could not be serialised: {0}")]
@@ -159,68 +165,6 @@ pub fn thumbprint(n: &str, e: &str) -> String {
 pub struct Jwks {
     pub body: Arc<[u8]>,
     pub etag: String,
-}
-
-/// The keys this instance holds: every key file in the folder, and the one
-/// that signs.
-#[derive(Debug)]
-pub struct KeyStore {
-    keys: Vec<Arc<SigningKey>>,
-    jwks: Jwks,
-}
-
-impl KeyStore {
-    /// Loads every key in `dir`, creating the folder and a `bits`-bit key
-    /// first when it holds none.
-    pub fn load_or_create(dir: &Path, bits: usize) -> Result<KeyStore, KeyError> {
-        let mut found = files::read_keys(dir)?;
-        if found.is_empty() {
-            let created = files::create_key(dir, bits)?;
-            tracing::info!(path = %created.path.display(), "created a new {bits}-bit signing key");
-            found.push(created);
-        }
-        let mut keys = Vec::with_capacity(found.len());
-        for file in found {
-            let key = SigningKey::from_pem(&file.pem, file.created_at).map_err(|reason| {
-                KeyError::Unusable {
-                    path: file.path.display().to_string(),
-                    reason,
-                }
-            })?;
-            keys.push(Arc::new(key));
-        }
-        Ok(KeyStore::from_keys(keys))
-    }
-
-    pub fn from_keys(mut keys: Vec<Arc<SigningKey>>) -> KeyStore {
-        // Newest first; ties broken by kid so every instance orders alike.
-        keys.sort_by(|a, b| {
-            b.created_at
-                .cmp(&a.created_at)
-                .then_with(|| a.kid.cmp(&b.kid))
-        });
-        keys.dedup_by(|a, b| a.kid == b.kid);
-        let jwks = render_jwks(&keys);
-        KeyStore { keys, jwks }
-    }
-
-    /// The key that signs new tokens: the newest one.
-    pub fn active(&self) -> Option<&Arc<SigningKey>> {
-        self.keys.first()
-    }
-
-    /// Every published key.
-    pub fn keys(&self) -> &[Arc<SigningKey>] {
-        &self.keys
-    }
-
-    pub fn find(&self, kid: &str) -> Option<&Arc<SigningKey>> {
-        self.keys.iter().find(|k| k.kid == kid)
-    }
-
-    pub fn jwks(&self) -> &Jwks {
-        &self.jwks
-    }
 }
 
 fn render_jwks(keys: &[Arc<SigningKey>]) -> Jwks {

@@ -13,9 +13,9 @@ use super::granted_scope;
 use crate::accounts::now;
 use crate::audit::{self, Event};
 use crate::clients::{self, AUTHORIZATION_CODE, Client, ClientError};
-use crate::db::schema::{authorization_codes, sessions};
+use crate::db::schema::{authorization_codes, sessions, users};
 use crate::db::{AnyConnection, Db, DbError};
-use crate::secrets::{random_token, stored_hash};
+use crate::secrets::{is_token_shaped, random_token, stored_hash};
 use crate::sessions::{ClientInfo, NewSession, SessionPolicy, Started, start_with};
 
 /// Longest `state`, `nonce` or hint we carry around.
@@ -48,12 +48,6 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
 }
 
-impl AuthorizationRequest {
-    pub fn wants_openid(&self) -> bool {
-        self.scope.split_ascii_whitespace().any(|s| s == "openid")
-    }
-}
-
 /// Where the user is sent back to, with `state` to return untouched.
 #[derive(Debug, Clone)]
 pub struct ReturnTo {
@@ -84,7 +78,7 @@ pub struct RequestParams<'a>(pub &'a [(String, String)]);
 
 impl RequestParams<'_> {
     /// A parameter that must not repeat (RFC 6749 §3.1); empty is absent.
-    fn one(&self, name: &str) -> Result<Option<&str>, String> {
+    pub fn one(&self, name: &str) -> Result<Option<&str>, String> {
         let mut values = self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v);
         let first = values.next();
         if values.next().is_some() {
@@ -112,7 +106,7 @@ pub async fn validate(
     let client = match clients::find(db, client_id.to_owned()).await {
         Ok(client) => client,
         Err(ClientError::Db(e)) => return Err(e.into()),
-        Err(_) => return Err(untrusted(format!("there is no client {client_id:?}"))),
+        Err(_) => return Err(untrusted("the application is not registered here".into())),
     };
     let redirect_uri = params
         .one("redirect_uri")
@@ -194,6 +188,15 @@ pub async fn validate(
                 "PKCE is required: send code_challenge with code_challenge_method=S256".into(),
             ));
         }
+        // RFC 9700 §2.1.1: without PKCE only the OpenID nonce protects the
+        // code against injection.
+        (None, None)
+            if nonce.is_none() || !scope.split_ascii_whitespace().any(|s| s == "openid") =>
+        {
+            return Err(invalid(
+                "PKCE is required (code_challenge with code_challenge_method=S256), or an OpenID request with a nonce".into(),
+            ));
+        }
         (None, None) => None,
         (None, Some(_)) => {
             return Err(invalid(
@@ -259,6 +262,18 @@ pub async fn validate(
         login_hint,
     };
     Ok((request, client))
+}
+
+/// Deletes codes that expired a while ago. Redeemed ones are kept ten
+/// minutes past their expiry, so a late second use is still recognised and
+/// revokes what the first one got.
+pub async fn delete_expired_codes(db: &Db) -> Result<usize, DbError> {
+    db.run(|conn| {
+        Ok(diesel::delete(authorization_codes::table)
+            .filter(authorization_codes::expires_at.lt(now() - chrono::Duration::minutes(10)))
+            .execute(conn)?)
+    })
+    .await
 }
 
 /// RFC 7636 §4.2: BASE64URL(SHA256(verifier)) is exactly 43 characters.
@@ -446,9 +461,12 @@ fn redeem_with(
     redemption: &CodeRedemption,
     info: &ClientInfo,
 ) -> Result<Redemption, RedeemError> {
-    if redemption.code.len() != 43 {
+    if !is_token_shaped(&redemption.code) {
         return Err(RedeemError::Invalid);
     }
+    // Reads before it writes: on SQLite, queue behind a concurrent
+    // redemption instead of failing at the write.
+    crate::db::Db::lock_sqlite_for_write(conn)?;
     let hash = stored_hash(&redemption.code);
     let row: Option<CodeRow> = authorization_codes::table
         .find(&hash)
@@ -476,6 +494,16 @@ fn redeem_with(
     }
     let now = now();
     if row.expires_at <= now {
+        return Err(RedeemError::Invalid);
+    }
+    // An account disabled since the sign-in gets nothing (and the code
+    // stays unspent).
+    let disabled: Option<bool> = users::table
+        .find(&row.user_id)
+        .select(users::disabled)
+        .first(conn)
+        .optional()?;
+    if disabled != Some(false) {
         return Err(RedeemError::Invalid);
     }
     if row.client_id != redemption.client.client_id {

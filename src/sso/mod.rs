@@ -15,7 +15,7 @@ use crate::configuration::SsoSettings;
 use crate::db::schema::{authorization_requests, browser_sessions, consents, sessions, users};
 use crate::db::{AnyConnection, Db, DbError};
 use crate::oauth::authorization::AuthorizationRequest;
-use crate::secrets::{random_token, stored_hash};
+use crate::secrets::{is_token_shaped, random_token, stored_hash};
 use crate::sessions::{ClientInfo, end_reason};
 
 pub const SIGN_IN: &str = "sso_sign_in";
@@ -58,7 +58,7 @@ pub async fn find_session(
     policy: SsoPolicy,
     cookie: String,
 ) -> Result<Option<BrowserSession>, DbError> {
-    if cookie.len() != 43 {
+    if !is_token_shaped(&cookie) {
         return Ok(None); // not one of ours: no lookup
     }
     db.run(move |conn| {
@@ -92,39 +92,72 @@ pub async fn find_session(
     .await
 }
 
-/// Starts an SSO session for a user who just entered their password, ending
-/// the one the browser held before (if any); returns it with the cookie
-/// value, which exists nowhere else.
+/// Records that a user just entered their password in this browser, and
+/// returns the SSO session with a new cookie value (which exists nowhere
+/// else). The same user signing in again keeps their session — so the
+/// applications signed in through it stay attached to it — with a fresh
+/// `auth_time` and a new cookie (no fixation); another user's session in
+/// this browser is ended.
 pub async fn sign_in(
     db: &Db,
     policy: SsoPolicy,
     user_id: String,
-    previous: Option<String>,
+    previous_cookie: Option<String>,
     info: ClientInfo,
 ) -> Result<(BrowserSession, String), DbError> {
     db.run(move |conn| {
         conn.transaction(|conn| {
-            if let Some(previous) = previous {
-                end_sessions_with(conn, &[previous], &info)?;
-            }
+            crate::db::Db::lock_sqlite_for_write(conn)?;
             let now = now();
             let cookie = random_token();
-            let session = BrowserSession {
-                id: uuid::Uuid::now_v7().to_string(),
-                user_id,
-                auth_time: now,
+            let previous: Option<(String, String)> = match &previous_cookie {
+                Some(c) if is_token_shaped(c) => browser_sessions::table
+                    .filter(browser_sessions::token_hash.eq(stored_hash(c)))
+                    .filter(browser_sessions::ended_at.is_null())
+                    .select((browser_sessions::id, browser_sessions::user_id))
+                    .first(conn)
+                    .optional()?,
+                _ => None,
             };
-            diesel::insert_into(browser_sessions::table)
-                .values((
-                    browser_sessions::id.eq(&session.id),
-                    browser_sessions::token_hash.eq(stored_hash(&cookie)),
-                    browser_sessions::user_id.eq(&session.user_id),
-                    browser_sessions::auth_time.eq(now),
-                    browser_sessions::created_at.eq(now),
-                    browser_sessions::last_seen_at.eq(now),
-                    browser_sessions::expires_at.eq(now + policy.absolute_lifetime),
-                ))
-                .execute(conn)?;
+            let session = match previous {
+                Some((id, owner)) if owner == user_id => {
+                    diesel::update(browser_sessions::table.find(&id))
+                        .set((
+                            browser_sessions::token_hash.eq(stored_hash(&cookie)),
+                            browser_sessions::auth_time.eq(now),
+                            browser_sessions::last_seen_at.eq(now),
+                            browser_sessions::expires_at.eq(now + policy.absolute_lifetime),
+                        ))
+                        .execute(conn)?;
+                    BrowserSession {
+                        id,
+                        user_id,
+                        auth_time: now,
+                    }
+                }
+                other => {
+                    if let Some((id, _)) = other {
+                        end_sessions_with(conn, &[id], &info)?;
+                    }
+                    let session = BrowserSession {
+                        id: uuid::Uuid::now_v7().to_string(),
+                        user_id,
+                        auth_time: now,
+                    };
+                    diesel::insert_into(browser_sessions::table)
+                        .values((
+                            browser_sessions::id.eq(&session.id),
+                            browser_sessions::token_hash.eq(stored_hash(&cookie)),
+                            browser_sessions::user_id.eq(&session.user_id),
+                            browser_sessions::auth_time.eq(now),
+                            browser_sessions::created_at.eq(now),
+                            browser_sessions::last_seen_at.eq(now),
+                            browser_sessions::expires_at.eq(now + policy.absolute_lifetime),
+                        ))
+                        .execute(conn)?;
+                    session
+                }
+            };
             audit::record(
                 conn,
                 Event {
@@ -142,29 +175,29 @@ pub async fn sign_in(
     .await
 }
 
-/// Ends the SSO sessions (the cookie's and/or an id_token's `sid`) and every
-/// token session started from them. Returns how many SSO sessions were live.
-pub async fn sign_out(
-    db: &Db,
-    cookie: Option<String>,
-    sid: Option<String>,
-    info: ClientInfo,
-) -> Result<usize, DbError> {
+/// Ends the SSO session the cookie names and every token session started
+/// from it. Returns whether there was a live one.
+pub async fn sign_out(db: &Db, cookie: String, info: ClientInfo) -> Result<bool, DbError> {
+    if !is_token_shaped(&cookie) {
+        return Ok(false);
+    }
     db.run(move |conn| {
         conn.transaction(|conn| {
-            let mut ids: Vec<String> = sid.into_iter().collect();
-            if let Some(cookie) = cookie {
-                let by_cookie: Option<String> = browser_sessions::table
-                    .filter(browser_sessions::token_hash.eq(stored_hash(&cookie)))
-                    .select(browser_sessions::id)
-                    .first(conn)
-                    .optional()?;
-                ids.extend(by_cookie);
-            }
-            end_sessions_with(conn, &ids, &info)
+            let id: Option<String> = browser_sessions::table
+                .filter(browser_sessions::token_hash.eq(stored_hash(&cookie)))
+                .select(browser_sessions::id)
+                .first(conn)
+                .optional()?;
+            Ok(end_sessions_with(conn, &id.into_iter().collect::<Vec<_>>(), &info)? > 0)
         })
     })
     .await
+}
+
+/// The token the sign-out confirmation form carries: derived from the SSO
+/// cookie, so only a page shown to this browser can have it.
+pub fn sign_out_token(cookie: &str) -> String {
+    stored_hash(&format!("tessera sign-out confirmation\0{cookie}"))
 }
 
 /// Ends every SSO session of a user (a password change), inside the
@@ -225,6 +258,29 @@ pub struct PendingForm {
     pub csrf_token: String,
 }
 
+/// Which page a sign-in in progress is on; a form is accepted only for the
+/// page that was shown (a login page can't be answered with a consent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Login,
+    Consent,
+}
+
+/// What is stored for a sign-in in progress.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Stored {
+    stage: Stage,
+    request: AuthorizationRequest,
+}
+
+/// A sign-in in progress, as loaded back.
+pub struct Pending {
+    pub request: AuthorizationRequest,
+    pub stage: Stage,
+    pub form: PendingForm,
+}
+
 /// Why a submitted form can't continue its sign-in.
 #[derive(Debug, thiserror::Error)]
 pub enum PendingError {
@@ -237,11 +293,14 @@ pub enum PendingError {
 }
 
 /// Stores `request` until the user has signed in and consented, tied to the
-/// browser (`browser_cookie`, a value the browser keeps in a cookie).
+/// browser (`browser_cookie`, a value the browser keeps in a cookie). A
+/// browser has one sign-in in progress per client: starting another
+/// replaces it, so requests can't pile up rows.
 pub async fn save_pending(
     db: &Db,
     policy: SsoPolicy,
     request: AuthorizationRequest,
+    stage: Stage,
     browser_cookie: String,
 ) -> Result<PendingForm, DbError> {
     db.run(move |conn| {
@@ -250,18 +309,30 @@ pub async fn save_pending(
             request_id: uuid::Uuid::now_v7().to_string(),
             csrf_token: random_token(),
         };
-        diesel::insert_into(authorization_requests::table)
-            .values((
-                authorization_requests::id.eq(&form.request_id),
-                authorization_requests::browser_hash.eq(stored_hash(&browser_cookie)),
-                authorization_requests::csrf_hash.eq(stored_hash(&form.csrf_token)),
-                authorization_requests::client_id.eq(&request.client_id),
-                authorization_requests::request
-                    .eq(serde_json::to_string(&request).expect("a request serialises")),
-                authorization_requests::created_at.eq(now),
-                authorization_requests::expires_at.eq(now + policy.login_timeout),
-            ))
-            .execute(conn)?;
+        let browser_hash = stored_hash(&browser_cookie);
+        let stored = serde_json::to_string(&Stored {
+            stage,
+            request: request.clone(),
+        })
+        .expect("a request serialises");
+        conn.transaction(|conn| {
+            diesel::delete(authorization_requests::table)
+                .filter(authorization_requests::browser_hash.eq(&browser_hash))
+                .filter(authorization_requests::client_id.eq(&request.client_id))
+                .execute(conn)?;
+            diesel::insert_into(authorization_requests::table)
+                .values((
+                    authorization_requests::id.eq(&form.request_id),
+                    authorization_requests::browser_hash.eq(&browser_hash),
+                    authorization_requests::csrf_hash.eq(stored_hash(&form.csrf_token)),
+                    authorization_requests::client_id.eq(&request.client_id),
+                    authorization_requests::request.eq(&stored),
+                    authorization_requests::created_at.eq(now),
+                    authorization_requests::expires_at.eq(now + policy.login_timeout),
+                ))
+                .execute(conn)?;
+            Ok::<_, DbError>(())
+        })?;
         Ok(form)
     })
     .await
@@ -273,26 +344,29 @@ pub async fn load_pending(
     db: &Db,
     form: PendingForm,
     browser_cookie: Option<String>,
-) -> Result<AuthorizationRequest, PendingError> {
-    let Some(browser_cookie) = browser_cookie else {
+) -> Result<Pending, PendingError> {
+    let Some(browser_cookie) = browser_cookie.filter(|c| is_token_shaped(c)) else {
         return Err(PendingError::Stale);
     };
-    let row: Option<(String, String, String)> = db
+    if form.request_id.len() > 64 {
+        return Err(PendingError::Stale);
+    }
+    let id = form.request_id.clone();
+    let row: Option<(String, String)> = db
         .run(move |conn| {
             Ok(authorization_requests::table
-                .find(&form.request_id)
+                .find(&id)
                 .filter(authorization_requests::expires_at.gt(now()))
                 .filter(authorization_requests::browser_hash.eq(stored_hash(&browser_cookie)))
                 .select((
                     authorization_requests::csrf_hash,
                     authorization_requests::request,
-                    authorization_requests::id,
                 ))
                 .first(conn)
                 .optional()?)
         })
         .await?;
-    let Some((csrf_hash, request, _)) = row else {
+    let Some((csrf_hash, stored)) = row else {
         return Err(PendingError::Stale);
     };
     let presented = stored_hash(&form.csrf_token);
@@ -301,7 +375,32 @@ pub async fn load_pending(
     {
         return Err(PendingError::Stale);
     }
-    serde_json::from_str(&request).map_err(|_| PendingError::Stale)
+    let stored: Stored = serde_json::from_str(&stored).map_err(|_| PendingError::Stale)?;
+    Ok(Pending {
+        request: stored.request,
+        stage: stored.stage,
+        form,
+    })
+}
+
+/// Moves a sign-in in progress on to the consent page.
+pub async fn advance_pending(
+    db: &Db,
+    request_id: String,
+    request: AuthorizationRequest,
+) -> Result<(), DbError> {
+    let stored = serde_json::to_string(&Stored {
+        stage: Stage::Consent,
+        request,
+    })
+    .expect("a request serialises");
+    db.run(move |conn| {
+        diesel::update(authorization_requests::table.find(request_id))
+            .set(authorization_requests::request.eq(stored))
+            .execute(conn)?;
+        Ok(())
+    })
+    .await
 }
 
 /// A sign-in is over (a code was issued, or the user declined).
@@ -343,47 +442,59 @@ pub async fn remember_consent(
     client_id: String,
     scope: String,
 ) -> Result<(), DbError> {
-    db.run(move |conn| {
-        conn.transaction(|conn| {
-            let before: Option<String> = consents::table
-                .find((&user_id, &client_id))
-                .select(consents::scope)
-                .first(conn)
-                .optional()?;
-            let mut granted: Vec<&str> = before
-                .as_deref()
-                .map(|b| b.split_ascii_whitespace().collect())
-                .unwrap_or_default();
-            for s in scope.split_ascii_whitespace() {
-                if !granted.contains(&s) {
-                    granted.push(s);
-                }
-            }
-            let granted = granted.join(" ");
-            if before.is_some() {
-                diesel::update(consents::table.find((&user_id, &client_id)))
-                    .set((consents::scope.eq(&granted), consents::granted_at.eq(now())))
-                    .execute(conn)?;
-            } else {
-                diesel::insert_into(consents::table)
-                    .values((
-                        consents::user_id.eq(&user_id),
-                        consents::client_id.eq(&client_id),
-                        consents::scope.eq(&granted),
-                        consents::granted_at.eq(now()),
-                    ))
-                    .execute(conn)?;
-            }
-            Ok(())
-        })
-    })
-    .await
+    for attempt in 0.. {
+        let (user_id, client_id, scope) = (user_id.clone(), client_id.clone(), scope.clone());
+        let result = db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    // Two tabs consenting at once: on SQLite the lock orders them; on
+                    // PostgreSQL the loser's insert conflicts and is retried below,
+                    // finding the winner's row to add to.
+                    crate::db::Db::lock_sqlite_for_write(conn)?;
+                    let before: Option<String> = consents::table
+                        .find((&user_id, &client_id))
+                        .select(consents::scope)
+                        .first(conn)
+                        .optional()?;
+                    let mut granted: Vec<&str> = before
+                        .as_deref()
+                        .map(|b| b.split_ascii_whitespace().collect())
+                        .unwrap_or_default();
+                    for s in scope.split_ascii_whitespace() {
+                        if !granted.contains(&s) {
+                            granted.push(s);
+                        }
+                    }
+                    let granted = granted.join(" ");
+                    if before.is_some() {
+                        diesel::update(consents::table.find((&user_id, &client_id)))
+                            .set((consents::scope.eq(&granted), consents::granted_at.eq(now())))
+                            .execute(conn)?;
+                    } else {
+                        diesel::insert_into(consents::table)
+                            .values((
+                                consents::user_id.eq(&user_id),
+                                consents::client_id.eq(&client_id),
+                                consents::scope.eq(&granted),
+                                consents::granted_at.eq(now()),
+                            ))
+                            .execute(conn)?;
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+        match result {
+            Err(DbError::UniqueViolation) if attempt == 0 => continue,
+            other => return other,
+        }
+    }
+    unreachable!("the loop returns")
 }
 
-/// Deletes ended and expired SSO sessions, stale sign-ins and old codes.
-/// Run periodically with the session clean-up.
+/// Deletes ended and expired SSO sessions and stale sign-ins. Run
+/// periodically with the session clean-up.
 pub async fn delete_expired(db: &Db, policy: SsoPolicy) -> Result<usize, DbError> {
-    use crate::db::schema::authorization_codes;
     db.run(move |conn| {
         let now = now();
         let mut deleted = diesel::delete(browser_sessions::table)
@@ -396,11 +507,6 @@ pub async fn delete_expired(db: &Db, policy: SsoPolicy) -> Result<usize, DbError
             .execute(conn)?;
         deleted += diesel::delete(authorization_requests::table)
             .filter(authorization_requests::expires_at.lt(now))
-            .execute(conn)?;
-        // Redeemed codes are kept a while so a late second use is still
-        // recognised and revokes what the first one got.
-        deleted += diesel::delete(authorization_codes::table)
-            .filter(authorization_codes::expires_at.lt(now - Duration::minutes(10)))
             .execute(conn)?;
         Ok(deleted)
     })

@@ -63,7 +63,8 @@ impl TokenIssuer {
         let issuer = self.clone();
         let at_hash = at_hash(access_token);
         tokio::task::spawn_blocking(move || {
-            let key = issuer.keys.active().ok_or(TokenError::NoSigningKey)?;
+            let view = issuer.keys.view();
+            let key = view.active().ok_or(TokenError::NoSigningKey)?;
             let now = chrono::Utc::now().timestamp();
             let claims = IdClaims {
                 iss: issuer.issuer.clone(),
@@ -108,10 +109,11 @@ impl TokenVerifier {
         if header.alg != Algorithm::RS256 || header.typ.as_deref() != Some("JWT") {
             return Err(TokenError::Invalid("not an ID token issued here"));
         }
+        let view = self.keys.view();
         let key = header
             .kid
             .as_deref()
-            .and_then(|kid| self.store.find(kid))
+            .and_then(|kid| view.find(kid))
             .ok_or(TokenError::Invalid("not an ID token issued here"))?;
         let jwk = key.public_jwk();
         let decoding =

@@ -11,7 +11,7 @@ pub use tessera_verifier::Claims;
 use tessera_verifier::KeySet;
 use tessera_verifier::validate::Rules;
 
-use crate::keys::{KeyError, KeyStore};
+use crate::keys::{KeyError, KeyRing};
 
 pub use id_token::{IdClaims, IdGrant, IdTokenHint, at_hash};
 pub use tessera_verifier::validate::ACCESS_TOKEN_TYP;
@@ -86,11 +86,11 @@ impl std::fmt::Debug for IssuedToken {
 pub struct TokenIssuer {
     issuer: String,
     ttl_seconds: u64,
-    keys: Arc<KeyStore>,
+    keys: Arc<KeyRing>,
 }
 
 impl TokenIssuer {
-    pub fn new(issuer: String, ttl_seconds: u64, keys: Arc<KeyStore>) -> TokenIssuer {
+    pub fn new(issuer: String, ttl_seconds: u64, keys: Arc<KeyRing>) -> TokenIssuer {
         TokenIssuer {
             issuer,
             ttl_seconds,
@@ -109,7 +109,8 @@ impl TokenIssuer {
 
     /// Signs on the calling thread.
     pub fn issue_now(&self, grant: Grant) -> Result<IssuedToken, TokenError> {
-        let key = self.keys.active().ok_or(TokenError::NoSigningKey)?;
+        let view = self.keys.view();
+        let key = view.active().ok_or(TokenError::NoSigningKey)?;
         let now = chrono::Utc::now().timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
@@ -138,9 +139,8 @@ impl TokenIssuer {
 /// Verifies access tokens against this instance's own keys, with the same
 /// rules `tessera-verifier` applies in sibling services.
 pub struct TokenVerifier {
-    keys: KeySet,
-    /// The signing keys themselves, for ID token hints.
-    store: Arc<KeyStore>,
+    /// The published keys, as they are at the moment of each verification.
+    keys: Arc<KeyRing>,
     issuer: String,
     /// For Tessera's own routes: the token must be meant for Tessera.
     rules: Rules,
@@ -153,18 +153,10 @@ impl TokenVerifier {
         issuer: &str,
         audience: &[String],
         leeway_seconds: u64,
-        store: Arc<KeyStore>,
+        keys: Arc<KeyRing>,
     ) -> TokenVerifier {
-        let mut keys = KeySet::default();
-        for key in store.keys() {
-            let jwk = key.public_jwk();
-            // Our own keys were validated on load; a failure here is a bug.
-            keys.insert_rsa(jwk.kid.clone(), &jwk.n, &jwk.e)
-                .expect("a loaded key has a valid public JWK");
-        }
         TokenVerifier {
             keys,
-            store,
             issuer: issuer.to_owned(),
             rules: Rules::new(issuer, audience, leeway_seconds),
             any_audience: Rules::any_audience(issuer, leeway_seconds),
@@ -173,12 +165,12 @@ impl TokenVerifier {
 
     /// An access token for Tessera's own routes.
     pub fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        Self::checked(token, &self.keys, &self.rules)
+        Self::checked(token, self.keys.view().verification(), &self.rules)
     }
 
     /// An access token Tessera issued, for whatever audience.
     pub fn verify_any_audience(&self, token: &str) -> Result<Claims, TokenError> {
-        Self::checked(token, &self.keys, &self.any_audience)
+        Self::checked(token, self.keys.view().verification(), &self.any_audience)
     }
 
     fn checked(token: &str, keys: &KeySet, rules: &Rules) -> Result<Claims, TokenError> {

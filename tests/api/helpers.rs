@@ -1,4 +1,8 @@
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use tessera::keys::{Clock, KeyRing, system_clock};
 
 use diesel::{Connection, RunQueryDsl, pg::PgConnection};
 use reqwest::Response;
@@ -111,10 +115,37 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub settings: Settings,
+    /// The signing keys, to reload them as the periodic rescan would.
+    pub keys: Arc<KeyRing>,
+    clock: Clock,
     server: actix_web::dev::ServerHandle,
-    // Held for their lifetimes: dropped (deleted) after the test.
-    _dir: tempfile::TempDir,
-    _database: Option<TestDatabase>,
+    // Held for their lifetimes: dropped (deleted) after the test. A second
+    // instance beside the first holds neither.
+    _dir: Option<Arc<tempfile::TempDir>>,
+    _database: Option<Arc<TestDatabase>>,
+}
+
+/// A clock a test moves by hand, for the key rotation schedule.
+#[derive(Clone)]
+pub struct ManualClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl ManualClock {
+    pub fn starting_now() -> ManualClock {
+        ManualClock(Arc::new(Mutex::new(Utc::now())))
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap()
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        *self.0.lock().unwrap() += by;
+    }
+
+    pub fn clock(&self) -> Clock {
+        let time = self.0.clone();
+        Arc::new(move || *time.lock().unwrap())
+    }
 }
 
 impl TestApp {
@@ -123,6 +154,15 @@ impl TestApp {
     pub async fn spawn_with(
         backend: Backend,
         tweak: impl FnOnce(&mut Settings),
+    ) -> Option<TestApp> {
+        Self::spawn_clocked(backend, tweak, system_clock()).await
+    }
+
+    /// As [`Self::spawn_with`], with the clock that schedules key rotation.
+    pub async fn spawn_clocked(
+        backend: Backend,
+        tweak: impl FnOnce(&mut Settings),
+        clock: Clock,
     ) -> Option<TestApp> {
         let dir = tempfile::tempdir().expect("a temporary folder");
         let database = match backend {
@@ -140,24 +180,45 @@ impl TestApp {
         settings.keys.dir = dir.path().join("keys");
         install_fixture_key(&settings.keys.dir);
         tweak(&mut settings);
-        let (address, server) = start(&mut settings).await;
+        let (address, server, keys) = start(&mut settings, clock.clone()).await;
         Some(TestApp {
             address,
             client: reqwest::Client::new(),
             settings,
+            keys,
+            clock,
             server,
-            _dir: dir,
-            _database: database,
+            _dir: Some(Arc::new(dir)),
+            _database: database.map(Arc::new),
         })
+    }
+
+    /// A second instance of the same deployment: same database, keys
+    /// folder and issuer, its own port and clock.
+    pub async fn spawn_beside(&self, clock: Clock) -> TestApp {
+        let mut settings = self.settings.clone();
+        settings.server.bind = "127.0.0.1:0".to_owned();
+        let (address, server, keys) = start(&mut settings, clock.clone()).await;
+        TestApp {
+            address,
+            client: reqwest::Client::new(),
+            settings,
+            keys,
+            clock,
+            server,
+            _dir: self._dir.clone(),
+            _database: self._database.clone(),
+        }
     }
 
     /// Stops the server and starts a new one on the same address, database
     /// and keys.
     pub async fn restart(&mut self) {
         self.server.stop(true).await;
-        let (address, server) = start(&mut self.settings).await;
+        let (address, server, keys) = start(&mut self.settings, self.clock.clone()).await;
         self.address = address;
         self.server = server;
+        self.keys = keys;
     }
 
     /// Stops the server (the database and keys stay).
@@ -345,14 +406,20 @@ pub fn fixture_path(name: &str) -> PathBuf {
 
 fn install_fixture_key(dir: &Path) {
     std::fs::create_dir_all(dir).expect("key folder");
-    std::fs::copy(fixture_path("signing-key.pem"), dir.join(FIXTURE_KEY_NAME))
-        .expect("copy the fixture key");
+    let path = dir.join(FIXTURE_KEY_NAME);
+    std::fs::copy(fixture_path("signing-key.pem"), &path).expect("copy the fixture key");
+    // Key files readable by everyone are refused.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
 
 /// Starts the app on `settings.server.bind`; when the issuer isn't set by the
 /// test, it is the app's own address, as in a real deployment, so clients can
 /// discover it.
-async fn start(settings: &mut Settings) -> (String, actix_web::dev::ServerHandle) {
+async fn start(
+    settings: &mut Settings,
+    clock: Clock,
+) -> (String, actix_web::dev::ServerHandle, Arc<KeyRing>) {
     let listener = std::net::TcpListener::bind(&settings.server.bind).expect("a free port");
     let address = format!("http://{}", listener.local_addr().unwrap());
     if settings.issuer == Settings::load(None).unwrap().issuer {
@@ -361,14 +428,16 @@ async fn start(settings: &mut Settings) -> (String, actix_web::dev::ServerHandle
     // Later restarts come back on the same port, so the issuer stays true.
     settings.server.bind = listener.local_addr().unwrap().to_string();
     let settings = settings.clone();
-    let app =
-        tokio::task::spawn_blocking(move || Application::build_with_listener(settings, listener))
-            .await
-            .expect("build task")
-            .expect("the application starts");
+    let app = tokio::task::spawn_blocking(move || {
+        Application::build_with_clock(settings, listener, clock)
+    })
+    .await
+    .expect("build task")
+    .expect("the application starts");
     let handle = app.handle();
+    let keys = app.key_ring();
     tokio::spawn(app.run_until_stopped());
-    (address, handle)
+    (address, handle, keys)
 }
 
 /// Asserts an RFC 9457 problem with this status and code; returns the body.

@@ -24,6 +24,7 @@ const AFTER_LOGOUT: &str = "http://127.0.0.1:9/signed-out";
 /// each one).
 struct Browser {
     http: reqwest::Client,
+    jar: std::sync::Arc<reqwest::cookie::Jar>,
 }
 
 /// Where a browser ended up after a request.
@@ -62,12 +63,14 @@ fn hidden(html: &str, name: &str) -> Option<String> {
 
 impl Browser {
     fn new() -> Browser {
+        let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         Browser {
             http: reqwest::Client::builder()
-                .cookie_store(true)
+                .cookie_provider(jar.clone())
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
+            jar,
         }
     }
 
@@ -106,6 +109,17 @@ impl Browser {
         Self::step(response).await
     }
 
+    async fn submit_to(&self, app: &TestApp, path: &str, fields: &[(&str, &str)]) -> Step {
+        let response = self
+            .http
+            .post(app.url(path))
+            .form(fields)
+            .send()
+            .await
+            .unwrap();
+        Self::step(response).await
+    }
+
     async fn sign_in(&self, app: &TestApp, form: &Form, email: &str, password: &str) -> Step {
         self.submit(
             app,
@@ -132,6 +146,20 @@ impl Browser {
         )
         .await
     }
+}
+
+/// The value of a cookie the browser holds for the app.
+fn browser_cookie(browser: &Browser, app: &TestApp, name: &str) -> String {
+    use reqwest::cookie::CookieStore;
+    let url = app.url("/").parse().unwrap();
+    let header = browser.jar.cookies(&url).expect("cookies");
+    header
+        .to_str()
+        .unwrap()
+        .split("; ")
+        .find_map(|pair| pair.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
 }
 
 fn query(url: &url::Url, name: &str) -> Option<String> {
@@ -568,18 +596,117 @@ both_backends! {
         let auth = authorization(&web, &[("prompt", "none")]);
         code_from(browser.open(&auth.url).await, REDIRECT, &auth.state, &app);
 
-        // Confirming signs out.
-        let response = browser
-            .http
-            .post(app.url("/oauth2/logout"))
-            .form(&[("confirm", "yes")])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        // A forged confirmation (another site's form, without the page's
+        // token) changes nothing.
+        for forged in ["yes", "", &"A".repeat(43)] {
+            let Step::Page(200, again) = browser.submit_to(&app, "/oauth2/logout", &[("confirm", forged)]).await else {
+                panic!("the confirmation page again")
+            };
+            assert!(again.contains("id=\"sign-out\""));
+        }
+        let auth = authorization(&web, &[("prompt", "none")]);
+        code_from(browser.open(&auth.url).await, REDIRECT, &auth.state, &app);
+
+        // Confirming from the page signs out.
+        let token = hidden(&html, "confirm").expect("the confirmation token");
+        let Step::Page(200, done) = browser.submit_to(&app, "/oauth2/logout", &[("confirm", &token)]).await else {
+            panic!("the signed-out page")
+        };
+        assert!(done.contains("signed out"), "{done}");
         let auth = authorization(&web, &[("prompt", "none")]);
         let Step::Redirect(url) = browser.open(&auth.url).await else { panic!("redirect") };
         assert_eq!(query(&url, "error").as_deref(), Some("login_required"));
+    }
+
+    async fn an_id_token_hint_alone_signs_nobody_out(app: TestApp) {
+        let f = fixture(&app).await;
+        let victim = Browser::new();
+        let (web, _) = relying_party(&app, &f.web, REDIRECT).await;
+        let auth = authorization(&web, &[]);
+        let code = sign_in_to_web(&app, &f, &victim, &auth).await;
+        let tokens = web
+            .exchange_code(AuthorizationCode::new(code))
+            .unwrap()
+            .set_pkce_verifier(auth.verifier)
+            .request_async(&http())
+            .await
+            .unwrap();
+        let hint = tokens.id_token().unwrap().to_string();
+        // Someone else holding the ID token (another browser, no cookie).
+        let attacker = Browser::new();
+        let logout = format!("/oauth2/logout?id_token_hint={hint}");
+        assert!(matches!(attacker.open(&app.url(&logout)).await, Step::Page(200, _)));
+        let auth = authorization(&web, &[("prompt", "none")]);
+        code_from(victim.open(&auth.url).await, REDIRECT, &auth.state, &app);
+        assert_eq!(
+            app.get_with_token("/oauth2/userinfo", tokens.access_token().secret()).await.status(),
+            200
+        );
+        // An access token is no ID token hint.
+        let response = victim
+            .http
+            .get(app.url(&format!("/oauth2/logout?id_token_hint={}", tokens.access_token().secret())))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+    }
+
+    async fn signing_in_again_keeps_the_applications_attached(app: TestApp) {
+        let f = fixture(&app).await;
+        let browser = Browser::new();
+        let (web, _) = relying_party(&app, &f.web, REDIRECT).await;
+        let auth = authorization(&web, &[]);
+        let code = sign_in_to_web(&app, &f, &browser, &auth).await;
+        let first = web
+            .exchange_code(AuthorizationCode::new(code))
+            .unwrap()
+            .set_pkce_verifier(auth.verifier)
+            .request_async(&http())
+            .await
+            .unwrap();
+        let old_cookie = browser_cookie(&browser, &app, "tessera-sso");
+
+        // prompt=login: the password again, then straight back (consent
+        // is remembered). The cookie value changes; the session stays.
+        let auth = authorization(&web, &[("prompt", "login")]);
+        let Step::Login(form, _) = browser.open(&auth.url).await else { panic!("login") };
+        // The login page can't be answered with a consent.
+        let skipped = browser.consent(&app, &form, "allow").await;
+        assert!(matches!(skipped, Step::Page(400, _)), "{skipped:?}");
+        let code = code_from(browser.sign_in(&app, &form, &f.email, PASSWORD).await, REDIRECT, &auth.state, &app);
+        let second = web
+            .exchange_code(AuthorizationCode::new(code))
+            .unwrap()
+            .set_pkce_verifier(auth.verifier)
+            .request_async(&http())
+            .await
+            .unwrap();
+        let new_cookie = browser_cookie(&browser, &app, "tessera-sso");
+        assert_ne!(old_cookie, new_cookie, "a new cookie value after signing in");
+        let sid = |t: &openidconnect::core::CoreTokenResponse| {
+            crate::forgery::segment(&t.id_token().unwrap().to_string(), 1)["sid"].clone()
+        };
+        assert_eq!(sid(&first), sid(&second), "the same SSO session");
+        // The old cookie value no longer names a session.
+        let stale = Browser::new();
+        let response = stale
+            .http
+            .get(&authorization(&web, &[("prompt", "none")]).url)
+            .header("cookie", format!("tessera-sso={old_cookie}"))
+            .send()
+            .await
+            .unwrap();
+        let Step::Redirect(url) = Browser::step(response).await else { panic!("redirect") };
+        assert_eq!(query(&url, "error").as_deref(), Some("login_required"));
+
+        // Signing out ends the tokens of both sign-ins.
+        let logout = format!("/oauth2/logout?id_token_hint={}", second.id_token().unwrap());
+        assert!(matches!(browser.open(&app.url(&logout)).await, Step::Page(200, _)));
+        for tokens in [&first, &second] {
+            let status = app.get_with_token("/oauth2/userinfo", tokens.access_token().secret()).await.status();
+            assert_eq!(status, 401);
+        }
     }
 
     async fn code_redemption_refusals(app: TestApp) {
@@ -700,6 +827,7 @@ both_backends! {
             ("plain PKCE", format!("{web}&response_type=code&scope=openid&code_challenge={challenge}&code_challenge_method=plain"), "invalid_request"),
             ("PKCE without method", format!("{web}&response_type=code&scope=openid&code_challenge={challenge}"), "invalid_request"),
             ("public client without PKCE", format!("{native}&response_type=code&scope=openid"), "invalid_request"),
+            ("confidential client without PKCE or nonce", format!("{web}&response_type=code&scope=openid"), "invalid_request"),
             ("bad challenge", format!("{native}&response_type=code&scope=openid&code_challenge=short&code_challenge_method=S256"), "invalid_request"),
             ("request object", format!("{web}&response_type=code&scope=openid&{pkce}&request=eyJ"), "request_not_supported"),
             ("prompt none+login", format!("{web}&response_type=code&scope=openid&{pkce}&prompt=none%20login"), "invalid_request"),

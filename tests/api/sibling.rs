@@ -172,9 +172,13 @@ both_backends! {
         let before = app.access_token("rotate@example.com").await;
         assert_eq!(sibling.verifier.key_count(), 1);
 
-        // Tessera gains a newer key and restarts; it signs with the new key.
-        let newer = app.settings.keys.dir.join("tessera-20260201T000000Z.pem");
-        std::fs::copy(fixture_path("other-key.pem"), newer).unwrap();
+        // Tessera gains a newer key, made to sign at once (an emergency
+        // rotation), and restarts; it signs with the new key.
+        let name = format!("tessera-{}-now.pem", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
+        let newer = app.settings.keys.dir.join(name);
+        std::fs::copy(fixture_path("other-key.pem"), &newer).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&newer, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(app.settings.keys.dir.join(FIXTURE_KEY_NAME).exists());
         app.restart().await;
         let body: Value = app.login("rotate@example.com", crate::helpers::PASSWORD).await.json().await.unwrap();

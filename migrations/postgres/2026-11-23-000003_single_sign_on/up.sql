@@ -14,6 +14,7 @@ CREATE TABLE browser_sessions (
     ended_at     TIMESTAMP
 );
 CREATE INDEX browser_sessions_user_id ON browser_sessions (user_id);
+CREATE INDEX browser_sessions_expires_at ON browser_sessions (expires_at);
 
 -- An authorization request waiting for the user to sign in or consent.
 -- Tied to the browser that started it (a cookie, stored hashed) and
@@ -27,6 +28,8 @@ CREATE TABLE authorization_requests (
     created_at   TIMESTAMP NOT NULL,
     expires_at   TIMESTAMP NOT NULL
 );
+CREATE INDEX authorization_requests_browser ON authorization_requests (browser_hash, client_id);
+CREATE INDEX authorization_requests_expires_at ON authorization_requests (expires_at);
 
 -- Authorization codes, by SHA-256 only. used_at marks a redeemed code, so a
 -- second use is recognised; session_id is the token session it started,
@@ -46,6 +49,7 @@ CREATE TABLE authorization_codes (
     used_at            TIMESTAMP,
     session_id         TEXT
 );
+CREATE INDEX authorization_codes_expires_at ON authorization_codes (expires_at);
 
 -- Scopes a user granted a client, so the consent page is shown once.
 CREATE TABLE consents (
