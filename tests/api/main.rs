@@ -13,6 +13,7 @@ mod database;
 mod forgery;
 mod keys;
 mod oidc;
+mod rotation;
 mod sessions;
 mod sibling;
 mod tokens;

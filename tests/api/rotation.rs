@@ -1,0 +1,495 @@
+//! Signing key rotation across instances that share a database and a keys
+//! folder: a new key is published at once and signs after the
+//! pre-publication delay, at the same moment everywhere; the old key stays
+//! published until its tokens have expired. The key schedule runs on a
+//! clock the test moves (no sleeping).
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Stdio};
+
+use chrono::Duration;
+use serde_json::Value;
+use tessera_verifier::Verifier;
+
+use crate::forgery::segment;
+use crate::helpers::{
+    Backend, FIXTURE_KEY_NAME, ManualClock, PASSWORD, TestApp, fixture_path, unique_email,
+};
+
+/// The kids in an instance's JWKS.
+async fn published(app: &TestApp) -> Vec<String> {
+    let jwks: Value = app
+        .get("/.well-known/jwks.json")
+        .await
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Logs in on `app`; returns the access token and the kid that signed it.
+async fn signed_by(app: &TestApp, email: &str) -> (String, String) {
+    let body: Value = app.login(email, PASSWORD).await.json().await.unwrap();
+    let token = body["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned();
+    let kid = segment(&token, 0)["kid"].as_str().unwrap().to_owned();
+    (token, kid)
+}
+
+/// `tessera keys rotate` as the library behind it does it, at `clock`'s time.
+fn rotate(app: &TestApp, clock: &ManualClock, immediate: bool) -> String {
+    let created =
+        tessera::keys::files::create_key(&app.settings.keys.dir, 2048, clock.now(), immediate)
+            .unwrap();
+    let key = tessera::keys::SigningKey::from_pem(&created.pem, created.created_at).unwrap();
+    key.kid().to_owned()
+}
+
+async fn two_instances_rotate_in_step(backend: Backend) {
+    let clock = ManualClock::starting_now();
+    let Some(a) = TestApp::spawn_clocked(backend, |_| {}, clock.clock()).await else {
+        return;
+    };
+    let b = a.spawn_beside(clock.clock()).await;
+    let email = unique_email();
+    a.register(&email).await;
+    let (old_token, old_kid) = signed_by(&a, &email).await;
+    assert_eq!(signed_by(&b, &email).await.1, old_kid);
+
+    // A new key: both instances publish it as soon as they read the folder,
+    // and go on signing with the old one.
+    let new_kid = rotate(&a, &clock, false);
+    a.keys.reload().unwrap();
+    b.keys.reload().unwrap();
+    for app in [&a, &b] {
+        let kids = published(app).await;
+        assert!(
+            kids.contains(&old_kid) && kids.contains(&new_kid),
+            "{kids:?}"
+        );
+        assert_eq!(signed_by(app, &email).await.1, old_kid);
+    }
+
+    // Just before the delay is over: still the old key; just after: both
+    // switch, with no message between them.
+    let delay = Duration::seconds(a.settings.keys.prepublication_delay_seconds as i64);
+    clock.advance(delay - Duration::seconds(1));
+    assert_eq!(signed_by(&a, &email).await.1, old_kid);
+    assert_eq!(signed_by(&b, &email).await.1, old_kid);
+    clock.advance(Duration::seconds(1));
+    let (from_a, kid_a) = signed_by(&a, &email).await;
+    let (from_b, kid_b) = signed_by(&b, &email).await;
+    assert_eq!(
+        (kid_a.as_str(), kid_b.as_str()),
+        (new_kid.as_str(), new_kid.as_str())
+    );
+
+    // Tokens from either verify on the other, old ones included.
+    for (token, app) in [
+        (&from_a, &b),
+        (&from_b, &a),
+        (&old_token, &a),
+        (&old_token, &b),
+    ] {
+        assert_eq!(app.get_with_token("/v1/me", token).await.status(), 200);
+    }
+
+    // The old key stays published while a token it signed can live...
+    let retention = Duration::seconds(
+        (a.settings.tokens.access_ttl_seconds + a.settings.tokens.leeway_seconds) as i64,
+    );
+    clock.advance(retention - Duration::seconds(1));
+    for app in [&a, &b] {
+        assert!(published(app).await.contains(&old_kid));
+        assert_eq!(app.get_with_token("/v1/me", &old_token).await.status(), 200);
+    }
+    // ...and not after.
+    clock.advance(Duration::seconds(1));
+    for app in [&a, &b] {
+        assert_eq!(published(app).await, vec![new_kid.clone()]);
+    }
+
+    // The administrators' view says the same.
+    let admin = a.admin_token(&unique_email()).await;
+    let keys: Value = a
+        .client
+        .get(a.url("/v1/admin/keys"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let state_of = |kid: &str| {
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == kid)
+            .map(|k| k["state"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(state_of(&new_kid).as_deref(), Some("active"));
+    assert_eq!(state_of(&old_kid).as_deref(), Some("expired"));
+    assert!(!keys.to_string().contains("PRIVATE"), "no key material");
+}
+
+/// A sibling that caches the JWKS sees no failed verification across a
+/// full rotation: it learns the new key before anything is signed with it.
+async fn a_cached_verifier_never_meets_an_unknown_kid(backend: Backend) {
+    let clock = ManualClock::starting_now();
+    let tweak = |s: &mut tessera::configuration::Settings| {
+        s.keys.jwks_max_age_seconds = 1;
+        s.keys.rescan_interval_seconds = 1;
+        s.keys.prepublication_delay_seconds = 3;
+    };
+    let Some(app) = TestApp::spawn_clocked(backend, tweak, clock.clock()).await else {
+        return;
+    };
+    let verifier = Verifier::builder(&app.settings.issuer)
+        .audience("tessera")
+        .cache_bounds(
+            std::time::Duration::from_millis(200),
+            std::time::Duration::from_secs(1),
+        )
+        .discover()
+        .await
+        .unwrap();
+    let email = unique_email();
+    app.register(&email).await;
+    let (old_token, _) = signed_by(&app, &email).await;
+    verifier
+        .verify_cached(&old_token)
+        .expect("the current key is cached");
+
+    let new_kid = rotate(&app, &clock, false);
+    // The instance reads the folder within its rescan interval.
+    tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        while !published(&app).await.contains(&new_kid) {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the new key is published within the rescan interval");
+    // Within its cache lifetime, the sibling refreshes in the background.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        verifier.key_count(),
+        2,
+        "the sibling learned the new key before it signs"
+    );
+    clock.advance(Duration::seconds(3));
+    let (new_token, kid) = signed_by(&app, &email).await;
+    assert_eq!(kid, new_kid);
+    // From its cache alone, without a refetch: both the new and old tokens.
+    verifier
+        .verify_cached(&new_token)
+        .expect("the new key was already cached");
+    verifier
+        .verify_cached(&old_token)
+        .expect("the old key is still published");
+}
+
+async fn unusable_key_files_are_reported_and_skipped(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |_| {}).await else {
+        return;
+    };
+    let dir = &app.settings.keys.dir;
+    let write = |name: &str, text: &str, mode: u32| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    write("garbage.pem", "not a key at all", 0o600);
+    write(
+        "elliptic.pem",
+        concat!(
+            "-----BEGIN EC ",
+            "PRIVATE KEY-----\nMHcCAQEEIA==\n-----END EC ",
+            "PRIVATE KEY-----\n"
+        ),
+        0o600,
+    );
+    let other = std::fs::read_to_string(fixture_path("other-key.pem")).unwrap();
+    write("tessera-20260301T000000Z.pem", &other, 0o644);
+    let short = {
+        use rsa::pkcs8::EncodePrivateKey;
+        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 1024).unwrap();
+        key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap()
+            .to_string()
+    };
+    write("short.pem", &short, 0o600);
+    app.keys.reload().unwrap();
+
+    let admin = app.admin_token(&unique_email()).await;
+    let listing: Value = app
+        .client
+        .get(app.url("/v1/admin/keys"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let error_of = |file: &str| {
+        listing["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["file"] == file)
+            .map(|k| {
+                (
+                    k["state"].as_str().unwrap().to_owned(),
+                    k["error"].as_str().unwrap_or("").to_owned(),
+                )
+            })
+            .unwrap_or_else(|| panic!("{file} listed: {listing}"))
+    };
+    for (file, why) in [
+        ("garbage.pem", "not an RSA private key"),
+        ("elliptic.pem", "not an RSA private key"),
+        ("tessera-20260301T000000Z.pem", "readable by everyone"),
+        ("short.pem", "1024 bits"),
+    ] {
+        let (state, error) = error_of(file);
+        assert_eq!(state, "invalid", "{file}");
+        assert!(error.contains(why), "{file}: {error}");
+    }
+    // The good key goes on signing; the JWKS holds only it.
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    assert_eq!(published(&app).await.len(), 1);
+    let email = unique_email();
+    let token = app.access_token(&email).await;
+    assert_eq!(app.get_with_token("/v1/me", &token).await.status(), 200);
+
+    // Revoking the only good key: nothing can sign, and /readyz says so.
+    tessera::keys::files::revoke(&dir.join(FIXTURE_KEY_NAME)).unwrap();
+    app.keys.reload().unwrap();
+    assert_eq!(app.get("/readyz").await.status(), 503);
+    assert!(published(&app).await.is_empty());
+    assert_eq!(
+        app.login(&email, PASSWORD).await.status(),
+        503,
+        "no key can sign"
+    );
+    assert_eq!(
+        app.get_with_token("/v1/me", &token).await.status(),
+        401,
+        "its key is revoked"
+    );
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),*) => {$(
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+on_both_backends!(
+    two_instances_rotate_in_step,
+    a_cached_verifier_never_meets_an_unknown_kid,
+    unusable_key_files_are_reported_and_skipped
+);
+
+/// Runs the `tessera` binary with these settings (and no others from the
+/// environment).
+fn tessera(args: &[&str], env: &[(&str, String)]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command.args(args).stdin(Stdio::null());
+    for (key, _) in std::env::vars() {
+        if key.starts_with("TESSERA__") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    command.output().unwrap()
+}
+
+fn json_stdout(output: &std::process::Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+#[test]
+fn keys_cli_lists_rotates_revokes_and_prunes_only_expired_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let install = |fixture: &str, name: &str| {
+        let path = keys.join(name);
+        std::fs::copy(fixture_path(fixture), &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    // Long ago: one key superseded by another, both in the past.
+    install("signing-key.pem", "tessera-20200101T000000Z.pem");
+    install("other-key.pem", "tessera-20200601T000000Z.pem");
+    let env = [("TESSERA__KEYS__DIR", keys.display().to_string())];
+    let states = || -> Vec<(String, String)> {
+        json_stdout(&tessera(&["keys", "list"], &env))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| {
+                (
+                    k["file"].as_str().unwrap().to_owned(),
+                    k["state"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        states(),
+        [
+            (
+                "tessera-20200101T000000Z.pem".to_owned(),
+                "expired".to_owned()
+            ),
+            (
+                "tessera-20200601T000000Z.pem".to_owned(),
+                "active".to_owned()
+            ),
+        ]
+    );
+
+    let rotated = json_stdout(&tessera(&["keys", "rotate"], &env));
+    assert_eq!(rotated["state"], "next");
+    assert!(rotated["next_change_at"].is_string(), "{rotated}");
+    let new_kid = rotated["kid"].as_str().unwrap().to_owned();
+    let new_file = rotated["file"].as_str().unwrap().to_owned();
+    let mode = std::fs::metadata(keys.join(&new_file))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // Prune removes the expired key only.
+    let pruned = json_stdout(&tessera(&["keys", "prune"], &env));
+    assert_eq!(
+        pruned["removed"],
+        serde_json::json!(["tessera-20200101T000000Z.pem"])
+    );
+    let now = states();
+    assert_eq!(now.len(), 2, "{now:?}");
+    assert!(now.contains(&("tessera-20200601T000000Z.pem".into(), "active".into())));
+    assert!(now.contains(&(new_file.clone(), "next".into())));
+
+    // Revoke: the key is gone from use at once and pruned later.
+    let revoked = json_stdout(&tessera(&["keys", "revoke", &new_kid], &env));
+    assert_eq!(revoked["revoked"], new_kid.as_str());
+    assert!(states().contains(&(format!("{new_file}.revoked"), "revoked".into())));
+    let pruned = json_stdout(&tessera(&["keys", "prune"], &env));
+    assert_eq!(
+        pruned["removed"],
+        serde_json::json!([format!("{new_file}.revoked")])
+    );
+    let output = tessera(&["keys", "revoke", "no-such-kid"], &env);
+    assert!(!output.status.success());
+
+    // An emergency key signs at once.
+    let urgent = json_stdout(&tessera(&["keys", "rotate", "--now"], &env));
+    assert_eq!(urgent["state"], "active");
+}
+
+/// SIGHUP makes a running server read the keys folder at once.
+#[test]
+fn sighup_reloads_the_keys_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let fixture = keys.join(FIXTURE_KEY_NAME);
+    std::fs::copy(fixture_path("signing-key.pem"), &fixture).unwrap();
+    std::fs::set_permissions(&fixture, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("http://127.0.0.1:{port}");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let server = Kill(
+        Command::new(env!("CARGO_BIN_EXE_tessera"))
+            .env("TESSERA__KEYS__DIR", &keys)
+            .env(
+                "TESSERA__DATABASE__URL",
+                format!("sqlite://{}", dir.path().join("t.db").display()),
+            )
+            .env("TESSERA__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("TESSERA__ISSUER", &address)
+            // Long enough that only the signal can explain a quick reload.
+            .env("TESSERA__KEYS__RESCAN_INTERVAL_SECONDS", "3600")
+            .env("TESSERA__KEYS__PREPUBLICATION_DELAY_SECONDS", "4000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let count = || published_over_tcp(port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while count() != Some(1) {
+        assert!(std::time::Instant::now() < deadline, "the server starts");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    tessera::keys::files::create_key(&keys, 2048, chrono::Utc::now(), false).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(count(), Some(1), "not read yet");
+    let pid = server.0.id().to_string();
+    let status = Command::new("kill").args(["-HUP", &pid]).status().unwrap();
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while count() != Some(2) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "SIGHUP reloads the keys"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// How many keys the JWKS on `port` lists, by a plain HTTP/1.1 request
+/// (this test runs outside any async runtime); None while nothing answers.
+fn published_over_tcp(port: u16) -> Option<usize> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .write_all(
+            b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        )
+        .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let body = response.split_once("\r\n\r\n")?.1;
+    let jwks: Value = serde_json::from_str(body).ok()?;
+    Some(jwks["keys"].as_array()?.len())
+}
