@@ -46,6 +46,16 @@ pub struct Args {
     #[arg(long, env = "TESSERA_BENCH_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
 
+    /// A public, first-party client allowed `authorization_code`, for the
+    /// `sso` scenario (create it with `tessera clients create ... --public
+    /// --first-party`).
+    #[arg(long, env = "TESSERA_BENCH_SSO_CLIENT_ID")]
+    pub sso_client_id: Option<String>,
+
+    /// One of that client's redirect URIs, exactly as registered.
+    #[arg(long, env = "TESSERA_BENCH_SSO_REDIRECT_URI")]
+    pub sso_redirect_uri: Option<String>,
+
     /// Scenarios to run, in order, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "login,me,jwks,sign")]
     pub scenario: Vec<Scenario>,
@@ -88,6 +98,11 @@ pub enum Scenario {
     /// POST /oauth2/introspect of a user's access token; needs --client-id
     /// and --client-secret.
     Introspect,
+    /// One single sign-on of a browser that holds an SSO session: GET
+    /// /oauth2/authorize (303 with a code, not followed) then POST
+    /// /oauth2/token grant_type=authorization_code with PKCE; one session
+    /// per concurrent task. Needs --sso-client-id and --sso-redirect-uri.
+    Sso,
     /// In-process: Tessera's parse-once signer vs jsonwebtoken::encode.
     Sign,
 }
@@ -100,6 +115,13 @@ impl Scenario {
     pub fn needs_client(self) -> bool {
         matches!(self, Scenario::ClientCredentials | Scenario::Introspect)
     }
+}
+
+/// A public, first-party client for the `sso` scenario.
+#[derive(Debug, Clone)]
+pub struct SsoClient {
+    pub client_id: String,
+    pub redirect_uri: String,
 }
 
 /// A confidential client's id and secret.
@@ -128,6 +150,27 @@ impl Args {
             ),
         }
     }
+
+    /// The `sso` scenario's client, if it is to run.
+    pub fn sso_client(&self) -> Result<Option<SsoClient>, String> {
+        if !self.scenario.contains(&Scenario::Sso) {
+            return Ok(None);
+        }
+        match (&self.sso_client_id, &self.sso_redirect_uri) {
+            (Some(client_id), Some(redirect_uri)) => Ok(Some(SsoClient {
+                client_id: client_id.clone(),
+                redirect_uri: redirect_uri.clone(),
+            })),
+            _ => Err(
+                "the sso scenario needs --sso-client-id and --sso-redirect-uri of a public, \
+                 first-party client allowed authorization_code with the openid, email and \
+                 profile scopes (tessera clients create --name bench-sso --grant \
+                 authorization_code --scope openid --scope email --scope profile \
+                 --redirect-uri com.example.bench:/cb --public --first-party)"
+                    .to_owned(),
+            ),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -143,7 +186,7 @@ mod tests {
         let oauth = Args::parse_from([
             "tessera-bench",
             "--scenario",
-            "refresh,client_credentials,client-credentials,introspect",
+            "refresh,client_credentials,client-credentials,introspect,sso",
         ]);
         assert_eq!(
             oauth.scenario,
@@ -151,7 +194,8 @@ mod tests {
                 Scenario::Refresh,
                 Scenario::ClientCredentials,
                 Scenario::ClientCredentials,
-                Scenario::Introspect
+                Scenario::Introspect,
+                Scenario::Sso
             ]
         );
     }
@@ -182,5 +226,30 @@ mod tests {
         );
         let not_needed = Args::parse_from(["tessera-bench", "--scenario", "jwks"]);
         assert!(not_needed.client_credentials().unwrap().is_none());
+    }
+
+    #[test]
+    fn sso_needs_its_client_and_redirect_uri() {
+        let missing =
+            Args::parse_from(["tessera-bench", "--scenario", "sso", "--sso-client-id", "x"]);
+        let error = missing.sso_client().unwrap_err();
+        assert!(error.contains("--sso-redirect-uri"), "{error}");
+        assert!(error.contains("--public --first-party"), "{error}");
+        let both = Args::parse_from([
+            "tessera-bench",
+            "--scenario",
+            "me,sso",
+            "--sso-client-id",
+            "x",
+            "--sso-redirect-uri",
+            "com.example.bench:/cb",
+        ]);
+        let client = both.sso_client().unwrap().unwrap();
+        assert_eq!(
+            (client.client_id.as_str(), client.redirect_uri.as_str()),
+            ("x", "com.example.bench:/cb")
+        );
+        let not_needed = Args::parse_from(["tessera-bench", "--scenario", "refresh"]);
+        assert!(not_needed.sso_client().unwrap().is_none());
     }
 }

@@ -1,14 +1,16 @@
 //! The load driver: N client tasks, each sending its request over and over
 //! and waiting for the response before the next (closed loop), until a
-//! deadline.
+//! deadline. An iteration is usually one request; an [`Exchange`] can make
+//! it several (a sign-in: the authorize redirect, then the code's
+//! redemption), measured as one.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
-use reqwest::{Client, Method, Url};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderMap};
+use reqwest::{Client, Method, StatusCode, Url};
 
 /// One HTTP request, ready to send again and again.
 #[derive(Debug, Clone)]
@@ -17,6 +19,9 @@ pub struct RequestSpec {
     pub url: Url,
     /// The whole `Authorization` value, built once.
     authorization: Option<String>,
+    /// The whole `Cookie` value: the bench keeps a browser's cookies itself,
+    /// per task, rather than in a jar shared by every task.
+    cookie: Option<String>,
     /// Content type and bytes.
     body: Option<(&'static str, Vec<u8>)>,
 }
@@ -27,6 +32,7 @@ impl RequestSpec {
             method: Method::GET,
             url,
             authorization: None,
+            cookie: None,
             body: None,
         }
     }
@@ -36,6 +42,7 @@ impl RequestSpec {
             method: Method::POST,
             url,
             authorization: None,
+            cookie: None,
             body: Some(("application/json", body.to_string().into_bytes())),
         }
     }
@@ -47,6 +54,7 @@ impl RequestSpec {
             method: Method::POST,
             url,
             authorization: None,
+            cookie: None,
             body: Some((
                 "application/x-www-form-urlencoded",
                 form_body(fields).into_bytes(),
@@ -66,10 +74,28 @@ impl RequestSpec {
         self
     }
 
+    /// Adds a cookie to the `Cookie` header (RFC 6265 §5.4: `a=1; b=2`).
+    pub fn with_cookie(mut self, name: &str, value: &str) -> RequestSpec {
+        let pair = format!("{name}={value}");
+        self.cookie = Some(match self.cookie.take() {
+            Some(cookies) => format!("{cookies}; {pair}"),
+            None => pair,
+        });
+        self
+    }
+
+    /// "GET /path", for reports and set-up errors.
+    pub fn describe(&self) -> String {
+        format!("{} {}", self.method, self.url.path())
+    }
+
     pub fn build(&self, client: &Client) -> reqwest::RequestBuilder {
         let mut request = client.request(self.method.clone(), self.url.clone());
         if let Some(authorization) = &self.authorization {
             request = request.header(AUTHORIZATION, authorization);
+        }
+        if let Some(cookie) = &self.cookie {
+            request = request.header(COOKIE, cookie);
         }
         if let Some((content_type, body)) = &self.body {
             request = request
@@ -95,30 +121,89 @@ fn client_basic_authorization(client_id: &str, client_secret: &str) -> String {
 /// What one client task sends, and what it makes of each answer. A plain
 /// [`RequestSpec`] repeats itself and takes any 2xx; a refresh chain
 /// sends a different token every time, and an introspection is only a
-/// success if the token is still active.
+/// success if the token is still active. An iteration can span several
+/// requests ([`Exchange::iteration_continues`]): its latency runs from its
+/// first request to its last answer, and it counts once, as one success or
+/// one failure.
 pub trait Exchange: Send + 'static {
     /// The request to send next.
     fn next_request(&self) -> &RequestSpec;
 
-    /// Checks the body of a 2xx answer and takes from it what the next
-    /// request needs; `Err` counts the request as failed.
-    fn check(&mut self, _body: &[u8]) -> Result<(), Mismatch> {
+    /// Whether `status` is an answer for [`Exchange::check`]; anything else
+    /// fails the request as "HTTP <status>". Any 2xx by default; a step
+    /// that expects a redirect says so.
+    fn expects(&self, status: StatusCode) -> bool {
+        status.is_success()
+    }
+
+    /// Checks an expected answer and takes from it what the next request
+    /// needs; `Err` counts the request (and its iteration) as failed.
+    fn check(&mut self, _answer: &Answer<'_>) -> Result<(), Mismatch> {
         Ok(())
     }
 
-    /// The server answered with an error status.
+    /// The server answered with a status the exchange does not expect.
     fn rejected(&mut self) {}
+
+    /// True when the answer just checked was not the iteration's last: the
+    /// next request belongs to the same iteration (it is sent even past
+    /// the deadline, so that no iteration is cut in half).
+    fn iteration_continues(&self) -> bool {
+        false
+    }
+
+    /// The iteration failed, at whichever request and for whatever reason
+    /// (transport too): the next request starts a new one.
+    fn restart(&mut self) {}
 
     /// True once nothing this task could send would succeed: the task
     /// stops, rather than fail thousands of times.
     fn is_spent(&self) -> bool {
         false
     }
+
+    /// The requests of one iteration, for the report: "GET /path".
+    fn describe(&self) -> String {
+        self.next_request().describe()
+    }
+
+    /// What the report calls one iteration when it is more than one
+    /// request ("sign-in"); `None` when it is one request.
+    fn iteration_noun(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 impl Exchange for RequestSpec {
     fn next_request(&self) -> &RequestSpec {
         self
+    }
+}
+
+/// An answer the exchange expected, with what a scenario may need from it.
+#[derive(Debug, Clone, Copy)]
+pub struct Answer<'a> {
+    pub status: StatusCode,
+    pub headers: &'a HeaderMap,
+    pub body: &'a [u8],
+}
+
+impl<'a> Answer<'a> {
+    /// The value of header `name`, if present and readable as text.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A 200 with `body` and no headers, for tests of `check`.
+    #[cfg(test)]
+    pub fn ok(body: &'a [u8]) -> Answer<'a> {
+        static NO_HEADERS: std::sync::LazyLock<HeaderMap> =
+            std::sync::LazyLock::new(HeaderMap::new);
+        Answer {
+            status: StatusCode::OK,
+            headers: &NO_HEADERS,
+            body,
+        }
     }
 }
 
@@ -135,12 +220,26 @@ pub struct Mismatch {
 pub struct LoadOutcome {
     /// From the first request sent to the last response received.
     pub elapsed: Duration,
-    /// Latency of each 2xx response, in microseconds.
+    /// Latency of each successful iteration, in microseconds: one request's
+    /// for most scenarios.
     pub ok_latencies_us: Vec<u32>,
-    /// Failed requests by kind ("HTTP 503", "transport").
+    /// Failed iterations by kind of failure ("HTTP 503", "transport").
     pub errors: BTreeMap<String, u64>,
     /// The first failure, with its status and body or transport error.
     pub first_error: Option<String>,
+    /// HTTP requests sent, whatever became of them.
+    pub http_requests: u64,
+    /// For iterations of several requests: each step's latencies, in the
+    /// order the steps are sent (empty for one-request iterations).
+    pub steps: Vec<StepLatencies>,
+}
+
+/// The successful answers to one step of multi-request iterations.
+#[derive(Debug, Default)]
+pub struct StepLatencies {
+    /// "POST /path", as the step was first sent.
+    pub request: String,
+    pub ok_latencies_us: Vec<u32>,
 }
 
 impl LoadOutcome {
@@ -148,7 +247,9 @@ impl LoadOutcome {
         self.errors.values().sum()
     }
 
-    pub fn request_count(&self) -> u64 {
+    /// Iterations finished, successful or not (requests, for one-request
+    /// iterations).
+    pub fn iteration_count(&self) -> u64 {
         self.ok_latencies_us.len() as u64 + self.error_count()
     }
 
@@ -160,7 +261,28 @@ impl LoadOutcome {
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
+        self.http_requests += other.http_requests;
+        for (index, step) in other.steps.into_iter().enumerate() {
+            match self.steps.get_mut(index) {
+                Some(mine) => mine.ok_latencies_us.extend(step.ok_latencies_us),
+                None => self.steps.push(step),
+            }
+        }
     }
+
+    /// A successful answer at step `index` of an iteration; `name` names
+    /// the step the first time it is seen.
+    fn record_step(&mut self, index: usize, name: Option<String>, latency: Duration) {
+        if self.steps.len() <= index {
+            self.steps.resize_with(index + 1, StepLatencies::default);
+            self.steps[index].request = name.unwrap_or_default();
+        }
+        self.steps[index].ok_latencies_us.push(micros(latency));
+    }
+}
+
+fn micros(latency: Duration) -> u32 {
+    u32::try_from(latency.as_micros()).unwrap_or(u32::MAX)
 }
 
 /// Runs one task per exchange for `duration`, and hands the exchanges back
@@ -196,14 +318,9 @@ async fn client_loop<E: Exchange>(
 ) -> (LoadOutcome, E) {
     let mut outcome = LoadOutcome::default();
     while Instant::now() < deadline && !exchange.is_spent() {
-        let sent = Instant::now();
-        match send_once(&client, &mut exchange).await {
-            Ok(()) => {
-                let micros = sent.elapsed().as_micros();
-                outcome
-                    .ok_latencies_us
-                    .push(u32::try_from(micros).unwrap_or(u32::MAX));
-            }
+        let started = Instant::now();
+        match iterate(&client, &mut exchange, &mut outcome).await {
+            Ok(()) => outcome.ok_latencies_us.push(micros(started.elapsed())),
             Err(failure) => {
                 *outcome.errors.entry(failure.kind).or_default() += 1;
                 outcome.first_error.get_or_insert(failure.detail);
@@ -216,6 +333,43 @@ async fn client_loop<E: Exchange>(
         }
     }
     (outcome, exchange)
+}
+
+/// Runs one iteration outside any load run, for set-up: a broken contract
+/// fails here with its reason instead of as thousands of errors.
+pub async fn iterate_once<E: Exchange>(client: &Client, exchange: &mut E) -> Result<(), String> {
+    iterate(client, exchange, &mut LoadOutcome::default())
+        .await
+        .map_err(|failure| failure.detail)
+}
+
+/// Sends the requests of one iteration, until the exchange says it is
+/// over or one of them fails (the exchange is then told to restart).
+async fn iterate<E: Exchange>(
+    client: &Client,
+    exchange: &mut E,
+    outcome: &mut LoadOutcome,
+) -> Result<(), Failure> {
+    let multi_step = exchange.iteration_noun().is_some();
+    let mut step = 0;
+    loop {
+        // A step is named once, by the first request sent at it.
+        let name =
+            (multi_step && outcome.steps.len() <= step).then(|| exchange.next_request().describe());
+        let sent = Instant::now();
+        outcome.http_requests += 1;
+        if let Err(failure) = send_once(client, exchange).await {
+            exchange.restart();
+            return Err(failure);
+        }
+        if multi_step {
+            outcome.record_step(step, name, sent.elapsed());
+        }
+        if !exchange.iteration_continues() {
+            return Ok(());
+        }
+        step += 1;
+    }
 }
 
 struct Failure {
@@ -235,29 +389,36 @@ impl Failure {
 }
 
 async fn send_once<E: Exchange>(client: &Client, exchange: &mut E) -> Result<(), Failure> {
-    let response = exchange
+    let mut response = exchange
         .next_request()
         .build(client)
         .send()
         .await
         .map_err(|e| Failure::transport(&e))?;
     let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
     // Read the whole body: it is part of the latency, and a connection goes
     // back to the pool only once its response has been consumed.
     let body = response.bytes().await.map_err(|e| Failure::transport(&e))?;
-    if status.is_success() {
-        return exchange.check(&body).map_err(|m| Failure {
+    if exchange.expects(status) {
+        let answer = Answer {
+            status,
+            headers: &headers,
+            body: &body,
+        };
+        return exchange.check(&answer).map_err(|m| Failure {
             kind: m.kind.to_owned(),
             detail: m.detail,
             is_transport: false,
         });
     }
+    let request = exchange.next_request().describe();
     exchange.rejected();
     let text = String::from_utf8_lossy(&body);
     Err(Failure {
         kind: format!("HTTP {}", status.as_u16()),
         detail: format!(
-            "HTTP {status}: {}",
+            "HTTP {status} to {request}: {}",
             text.chars().take(300).collect::<String>()
         ),
         is_transport: false,
@@ -299,6 +460,46 @@ mod tests {
         assert_eq!(
             client_basic_authorization("a:b", "c d"),
             "Basic YSUzQWI6Yytk"
+        );
+    }
+
+    #[test]
+    fn cookies_join_into_one_header() {
+        let spec = RequestSpec::get("http://127.0.0.1:1/".parse().unwrap())
+            .with_cookie("a", "1")
+            .with_cookie("b", "2");
+        let request = spec.build(&Client::new()).build().unwrap();
+        assert_eq!(request.headers()[COOKIE], "a=1; b=2");
+        assert_eq!(spec.describe(), "GET /");
+    }
+
+    #[test]
+    fn steps_are_named_once_and_merged_in_order() {
+        let mut task = LoadOutcome::default();
+        let ms = Duration::from_millis;
+        task.record_step(0, Some("GET /a".to_owned()), ms(1));
+        task.record_step(1, Some("POST /b".to_owned()), ms(2));
+        task.record_step(0, None, ms(3));
+        task.http_requests = 3;
+        let mut other = LoadOutcome::default();
+        other.record_step(0, Some("GET /a".to_owned()), ms(4));
+        other.http_requests = 1;
+
+        let mut all = LoadOutcome::default();
+        all.merge(task);
+        all.merge(other);
+        assert_eq!(all.http_requests, 4);
+        let steps: Vec<(&str, &[u32])> = all
+            .steps
+            .iter()
+            .map(|s| (s.request.as_str(), s.ok_latencies_us.as_slice()))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("GET /a", &[1000, 3000, 4000][..]),
+                ("POST /b", &[2000][..])
+            ]
         );
     }
 }

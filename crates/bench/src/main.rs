@@ -35,6 +35,7 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<()> {
     let target = Target::new(&args)?;
     let client = args.client_credentials().map_err(anyhow::Error::msg)?;
+    let sso_client = args.sso_client().map_err(anyhow::Error::msg)?;
     if args.scenario.iter().any(|s| s.needs_server()) {
         scenarios::ensure_loopback(&args.url)?;
         target.check_server_is_up().await?;
@@ -60,6 +61,10 @@ async fn run(args: Args) -> Result<()> {
             Scenario::Introspect => {
                 let client = client.as_ref().context("no client credentials")?;
                 scenarios::introspect::run(&target, client).await?;
+            }
+            Scenario::Sso => {
+                let sso_client = sso_client.as_ref().context("no SSO client")?;
+                scenarios::sso::run(&target, sso_client).await?;
             }
             Scenario::Sign => {
                 let iterations = args.sign_iterations;

@@ -52,7 +52,11 @@ pub struct ServerUsage {
 #[derive(Debug)]
 pub struct HttpResult {
     pub scenario: &'static str,
+    /// The request(s) of one iteration.
     pub request: String,
+    /// What one iteration is called when it is several requests
+    /// ("sign-in"); `None`: one request, and the figures are per request.
+    pub iteration: Option<&'static str>,
     pub concurrency: u32,
     pub outcome: LoadOutcome,
     pub server: Option<ServerUsage>,
@@ -62,6 +66,7 @@ pub struct HttpResult {
 }
 
 impl HttpResult {
+    /// Successful iterations (requests, unless an iteration is several).
     pub fn ok_count(&self) -> u64 {
         self.outcome.ok_latencies_us.len() as u64
     }
@@ -86,6 +91,12 @@ impl HttpResult {
 
     pub fn print(&self) {
         let outcome = &self.outcome;
+        // Counted per request, or per iteration of several requests:
+        // "requests" and "req/s", or "sign-ins" and "sign-ins/s".
+        let (counted, per) = match self.iteration {
+            None => ("requests".to_owned(), "req".to_owned()),
+            Some(noun) => (format!("{noun}s"), format!("{noun}s")),
+        };
         println!(
             "== {}: {} — {} concurrent, {:.1} s measured",
             self.scenario,
@@ -93,31 +104,34 @@ impl HttpResult {
             self.concurrency,
             outcome.elapsed.as_secs_f64()
         );
-        row(
-            "requests",
-            format!(
-                "{} ({} ok, {} errors)",
-                outcome.request_count(),
-                self.ok_count(),
-                outcome.error_count()
-            ),
+        let mut counts = format!(
+            "{} ({} ok, {} errors)",
+            outcome.iteration_count(),
+            self.ok_count(),
+            outcome.error_count()
         );
-        row(
-            "throughput",
-            format!("{:.1} req/s (2xx)", self.ok_per_second()),
-        );
-        match LatencySummary::from_micros(outcome.ok_latencies_us.clone()) {
-            Some(l) => row(
-                "latency (2xx)",
-                format!(
-                    "p50 {}  p90 {}  p99 {}  max {}",
-                    millis(l.p50_us),
-                    millis(l.p90_us),
-                    millis(l.p99_us),
-                    millis(l.max_us)
-                ),
-            ),
-            None => row("latency (2xx)", "no successful request".to_owned()),
+        let mut throughput = format!("{:.1} {per}/s", self.ok_per_second());
+        if self.iteration.is_some() {
+            counts.push_str(&format!(", {} HTTP requests", outcome.http_requests));
+            throughput.push_str(&format!(
+                " ({:.1} HTTP req/s)",
+                outcome.http_requests as f64 / outcome.elapsed.as_secs_f64()
+            ));
+        } else {
+            throughput.push_str(" (2xx)");
+        }
+        row(&counted, counts);
+        row("throughput", throughput);
+        let latency_label = match self.iteration {
+            None => "latency (2xx)".to_owned(),
+            Some(noun) => format!("latency/{noun}"),
+        };
+        row(&latency_label, latency_line(&outcome.ok_latencies_us));
+        for step in &outcome.steps {
+            row(
+                "  of which",
+                format!("{}: {}", step.request, latency_line(&step.ok_latencies_us)),
+            );
         }
         if let Some(server) = self.server {
             let per_cpu = self
@@ -126,17 +140,28 @@ impl HttpResult {
             row(
                 "server CPU",
                 format!(
-                    "{:.2} s ({:.2} s of it system) → {per_cpu} req per server CPU-second",
+                    "{:.2} s ({:.2} s of it system) → {per_cpu} {per} per server CPU-second",
                     server.cpu_seconds, server.system_seconds
                 ),
             );
+            if let Some(noun) = self.iteration
+                && self.ok_count() > 0
+            {
+                row(
+                    "server CPU/each",
+                    format!(
+                        "{:.2} ms per {noun}",
+                        server.cpu_seconds * 1000.0 / self.ok_count() as f64
+                    ),
+                );
+            }
             if let (Some(database), Some(rate)) = (
                 server.database_cpu_seconds,
                 self.ok_per_server_and_database_cpu_second(),
             ) {
                 row(
                     "database CPU",
-                    format!("{database:.2} s → {rate:.1} req per (server + database) CPU-second"),
+                    format!("{database:.2} s → {rate:.1} {per} per (server + database) CPU-second"),
                 );
             }
             row(
@@ -160,6 +185,20 @@ impl HttpResult {
         if let Some(first) = &outcome.first_error {
             row("first error", first.clone());
         }
+    }
+}
+
+/// "p50 …  p90 …  p99 …  max …" of successful latencies.
+fn latency_line(latencies_us: &[u32]) -> String {
+    match LatencySummary::from_micros(latencies_us.to_vec()) {
+        Some(l) => format!(
+            "p50 {}  p90 {}  p99 {}  max {}",
+            millis(l.p50_us),
+            millis(l.p90_us),
+            millis(l.p99_us),
+            millis(l.max_us)
+        ),
+        None => "no successful request".to_owned(),
     }
 }
 

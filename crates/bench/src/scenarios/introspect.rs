@@ -6,7 +6,7 @@ use anyhow::{Result, bail};
 
 use super::{Target, account};
 use crate::cli::ClientCredentials;
-use crate::load::{Exchange, Mismatch, RequestSpec};
+use crate::load::{Answer, Exchange, Mismatch, RequestSpec};
 
 pub async fn run(target: &Target, client: &ClientCredentials) -> Result<()> {
     let account = account::register_fresh(target).await?;
@@ -40,8 +40,8 @@ impl Exchange for ActiveToken {
         &self.0
     }
 
-    fn check(&mut self, body: &[u8]) -> Result<(), Mismatch> {
-        active(body)
+    fn check(&mut self, answer: &Answer<'_>) -> Result<(), Mismatch> {
+        active(answer.body)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod login;
 pub mod me;
 pub mod refresh;
 pub mod sign;
+pub mod sso;
 
 use std::time::Duration;
 
@@ -38,6 +39,9 @@ impl Target {
             .pool_max_idle_per_host(args.concurrency as usize)
             // Bounds a request in flight at the deadline.
             .timeout(Duration::from_secs(30))
+            // A redirect is an answer to measure, not to follow: load goes
+            // to --url and nowhere else (`sso` reads the code from it).
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Target {
@@ -101,6 +105,15 @@ impl Target {
             .with_context(|| format!("set-up: {} answered with no JSON: {body}", spec.url.path()))
     }
 
+    /// Runs one iteration of `exchange` before the load, so a broken
+    /// contract fails set-up with the reason rather than as thousands of
+    /// errors.
+    pub async fn expect_iteration<E: Exchange>(&self, exchange: &mut E) -> Result<()> {
+        load::iterate_once(&self.client, exchange)
+            .await
+            .map_err(|detail| anyhow::anyhow!("set-up: {}: {detail}", exchange.describe()))
+    }
+
     /// Warms up, then runs `spec` on every task for the measured duration.
     pub async fn measure(&self, scenario: &'static str, spec: &RequestSpec) -> Result<HttpResult> {
         let exchanges = vec![spec.clone(); self.concurrency as usize];
@@ -115,11 +128,8 @@ impl Target {
         scenario: &'static str,
         exchanges: Vec<E>,
     ) -> Result<(HttpResult, Vec<E>)> {
-        let request = match exchanges.first() {
-            Some(first) => {
-                let spec = first.next_request();
-                format!("{} {}", spec.method, spec.url.path())
-            }
+        let (request, iteration) = match exchanges.first() {
+            Some(first) => (first.describe(), first.iteration_noun()),
             None => bail!("{scenario}: no client task to run"),
         };
         let concurrency = exchanges.len() as u32;
@@ -149,6 +159,7 @@ impl Target {
         let result = HttpResult {
             scenario,
             request,
+            iteration,
             concurrency,
             outcome,
             server,

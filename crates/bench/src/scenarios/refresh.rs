@@ -7,7 +7,7 @@ use anyhow::Result;
 use reqwest::Url;
 
 use super::{Target, account};
-use crate::load::{Exchange, Mismatch, RequestSpec};
+use crate::load::{Answer, Exchange, Mismatch, RequestSpec};
 use crate::report::row;
 
 pub async fn run(target: &Target) -> Result<()> {
@@ -78,8 +78,8 @@ impl Exchange for RefreshChain {
         &self.request
     }
 
-    fn check(&mut self, body: &[u8]) -> Result<(), Mismatch> {
-        match next_refresh_token(body) {
+    fn check(&mut self, answer: &Answer<'_>) -> Result<(), Mismatch> {
+        match next_refresh_token(answer.body) {
             Ok(token) => {
                 self.request = refresh_request(self.url.clone(), &token);
                 Ok(())
@@ -134,7 +134,7 @@ mod tests {
     fn each_answer_moves_the_chain_on() {
         let mut chain = chain();
         let answer = br#"{"access_token":"a","token_type":"Bearer","expires_in":900,"refresh_token":"second","scope":"profile email"}"#;
-        assert_eq!(chain.check(answer), Ok(()));
+        assert_eq!(chain.check(&Answer::ok(answer)), Ok(()));
         assert!(!chain.is_spent());
         let again = chain
             .next_request()
@@ -152,9 +152,11 @@ mod tests {
         assert!(refused.is_spent());
 
         let mut no_token = chain();
-        let mismatch = no_token.check(br#"{"access_token":"a"}"#).unwrap_err();
+        let mismatch = no_token
+            .check(&Answer::ok(br#"{"access_token":"a"}"#))
+            .unwrap_err();
         assert_eq!(mismatch.kind, "no new refresh_token");
         assert!(no_token.is_spent());
-        assert!(chain().check(b"not json").is_err());
+        assert!(chain().check(&Answer::ok(b"not json")).is_err());
     }
 }
