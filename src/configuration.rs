@@ -38,6 +38,7 @@ pub struct Settings {
     pub login: LoginSettings,
     pub sessions: SessionSettings,
     pub sso: SsoSettings,
+    pub throttle: ThrottleSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
 }
@@ -113,6 +114,22 @@ pub struct SsoSettings {
     pub absolute_lifetime_seconds: u64,
     pub code_ttl_seconds: u64,
     pub login_timeout_seconds: u64,
+}
+
+/// Rate limits per client IP and lockout per account (`[throttle]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleSettings {
+    pub enabled: bool,
+    pub credentials_burst: u32,
+    pub credentials_per_minute: u32,
+    pub token_burst: u32,
+    pub token_per_minute: u32,
+    pub lockout_threshold: u32,
+    pub lockout_base_seconds: u64,
+    pub lockout_max_seconds: u64,
+    #[serde(deserialize_with = "string_or_list")]
+    pub trusted_proxies: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -278,6 +295,31 @@ impl Settings {
                 "sessions.cleanup_interval_seconds",
                 "must be at least 1",
             ));
+        }
+        let t = &self.throttle;
+        if t.credentials_burst == 0
+            || t.credentials_per_minute == 0
+            || t.token_burst == 0
+            || t.token_per_minute == 0
+        {
+            return Err(invalid(
+                "throttle",
+                "bursts and rates must be at least 1 (set throttle.enabled = false to turn limits off)",
+            ));
+        }
+        if t.lockout_threshold > 0
+            && (t.lockout_base_seconds == 0 || t.lockout_max_seconds < t.lockout_base_seconds)
+        {
+            return Err(invalid(
+                "throttle.lockout_base_seconds",
+                "must be at least 1 and at most throttle.lockout_max_seconds",
+            ));
+        }
+        self.throttle
+            .trusted_proxies
+            .retain(|p| !p.trim().is_empty());
+        if let Err(e) = crate::throttle::TrustedProxies::parse(&self.throttle.trusted_proxies) {
+            return Err(invalid("throttle.trusted_proxies", e));
         }
         let p = &self.passwords;
         if let Err(e) = argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None) {

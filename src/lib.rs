@@ -20,4 +20,5 @@ pub mod sessions;
 pub mod sso;
 pub mod startup;
 pub mod telemetry;
+pub mod throttle;
 pub mod tokens;

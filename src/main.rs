@@ -219,7 +219,7 @@ fn manage_keys(settings: Settings, command: KeyCommand) -> Result<(), String> {
         KeyCommand::Prune => {
             let mut removed = Vec::new();
             for key in load()?.listing() {
-                if key.state == "expired" || key.state == "revoked" {
+                if key.retired {
                     std::fs::remove_file(&key.path)
                         .map_err(|e| format!("{}: {e}", key.path.display()))?;
                     removed.push(key.file);
@@ -228,15 +228,28 @@ fn manage_keys(settings: Settings, command: KeyCommand) -> Result<(), String> {
             print(serde_json::json!({ "removed": removed }));
         }
         KeyCommand::Revoke { kid } => {
-            let ring = load()?;
-            let path = ring
-                .path_of(&kid)
-                .ok_or_else(|| format!("no key with kid {kid:?} in {}", dir.display()))?;
-            let revoked = keys::files::revoke(&path).map_err(|e| e.to_string())?;
-            if load()?.view().active().is_none() {
-                eprintln!("tessera: warning: no key can sign now; run `tessera keys rotate --now`");
+            let paths = load()?.paths_of(&kid);
+            if paths.is_empty() {
+                return Err(format!(
+                    "no unrevoked key with kid {kid:?} in {}",
+                    dir.display()
+                ));
             }
-            print(serde_json::json!({ "revoked": kid, "file": revoked.display().to_string() }));
+            let mut files = Vec::new();
+            for path in paths {
+                let revoked = keys::files::revoke(&path).map_err(|e| e.to_string())?;
+                files.push(revoked.display().to_string());
+            }
+            let signing = load()?.view().active().map(|k| k.kid().to_owned());
+            match &signing {
+                Some(signer) => eprintln!(
+                    "tessera: {kid} revoked; {signer} signs now. Running instances stop using it at their next rescan; send them SIGHUP to make it at once."
+                ),
+                None => eprintln!(
+                    "tessera: warning: {kid} revoked and no key can sign now; run `tessera keys rotate --now`, then SIGHUP the running instances"
+                ),
+            }
+            print(serde_json::json!({ "revoked": kid, "files": files, "signing_kid": signing }));
         }
     }
     Ok(())

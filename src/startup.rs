@@ -15,6 +15,8 @@ use crate::http::{self, AppState};
 use crate::keys::{Clock, KeyError, KeyPolicy, KeyRing, system_clock};
 use crate::sessions::SessionPolicy;
 use crate::sso::SsoPolicy;
+use crate::throttle::lockout::LockoutPolicy;
+use crate::throttle::{RateLimiter, TrustedProxies};
 use crate::tokens::{TokenIssuer, TokenVerifier};
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +105,10 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
     );
     let sessions = SessionPolicy::from(&settings.sessions);
     let sso = SsoPolicy::from(&settings.sso);
+    let settings_throttle = settings.throttle.clone();
+    // Validated with the settings.
+    let trusted_proxies =
+        TrustedProxies::parse(&settings.throttle.trusted_proxies).unwrap_or_default();
     spawn_cleanup(
         db.clone(),
         sessions,
@@ -118,6 +124,9 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
         verifier,
         sessions,
         sso,
+        rate_limiter: RateLimiter::new(&settings_throttle),
+        lockout: LockoutPolicy::from(&settings_throttle),
+        trusted_proxies,
     })
 }
 
@@ -139,11 +148,14 @@ fn spawn_key_rescan(keys: Arc<KeyRing>, interval: std::time::Duration) {
             rescan(periodic.clone()).await;
         }
     });
+    // Registered now, not in the task: a SIGHUP right after start must not
+    // meet the default action (ending the process).
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; keys are read every rescan interval only");
+        return;
+    };
     tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            return;
-        };
         while hangups.recv().await.is_some() {
             tracing::info!("SIGHUP: reading the keys folder");
             rescan(keys.clone()).await;
@@ -161,9 +173,12 @@ fn spawn_cleanup(db: Db, sessions: SessionPolicy, sso: SsoPolicy, interval: std:
             ticks.tick().await;
             let deleted = match crate::sessions::delete_expired(&db, sessions).await {
                 Ok(n) => match crate::sso::delete_expired(&db, sso).await {
-                    Ok(m) => crate::oauth::authorization::delete_expired_codes(&db)
-                        .await
-                        .map(|k| n + m + k),
+                    Ok(m) => match crate::oauth::authorization::delete_expired_codes(&db).await {
+                        Ok(k) => crate::throttle::lockout::delete_stale(&db)
+                            .await
+                            .map(|l| n + m + k + l),
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 },
                 Err(e) => Err(e),

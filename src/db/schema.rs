@@ -123,6 +123,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_failures (email_key) {
+        email_key -> Text,
+        failures -> Integer,
+        locked_until -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(refresh_tokens -> sessions (session_id));
 diesel::joinable!(browser_sessions -> users (user_id));
@@ -135,5 +144,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     browser_sessions,
     authorization_requests,
     authorization_codes,
-    consents
+    consents,
+    login_failures
 );

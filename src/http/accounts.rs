@@ -1,3 +1,5 @@
+use super::throttle;
+use crate::throttle::{Class, lockout};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -24,8 +26,10 @@ pub struct LoginRequest {
 
 pub async fn register(
     state: web::Data<AppState>,
+    req: HttpRequest,
     body: web::Json<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    throttle(&req, Class::Credentials)?;
     let RegisterRequest {
         email,
         password,
@@ -45,8 +49,10 @@ pub async fn login(
     req: HttpRequest,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    throttle(&req, Class::Credentials)?;
     let LoginRequest { email, password } = body.into_inner();
-    let user = accounts::authenticate(&state.db, &state.hasher, &email, password).await?;
+    let user =
+        lockout::authenticate(&state.db, &state.hasher, state.lockout, &email, password).await?;
     let login = &state.settings.login;
     let started = sessions::start(
         &state.db,

@@ -8,9 +8,11 @@ use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::error::{authorize_failure, browser_failure, page_failure};
+use super::error::{
+    authorize_failure, browser_failure, page_failure, set_retry_after, throttled_page,
+};
 use super::pages::{self, ConsentPage, LoginPage};
-use super::{AppState, client_info};
+use super::{AppState, client_info, throttle};
 use crate::accounts::{self, AccountError};
 use crate::clients::Client;
 use crate::oauth::authorization::{
@@ -19,6 +21,8 @@ use crate::oauth::authorization::{
 };
 use crate::secrets::{is_token_shaped, random_token};
 use crate::sso::{self, BrowserSession, Pending, PendingError, PendingForm, Stage};
+use crate::throttle::Class;
+use crate::throttle::lockout::{self, LoginError};
 
 /// The cookies a browser holds: the SSO session, and a value binding
 /// sign-in forms to the browser that opened them. `__Host-` names (no
@@ -92,6 +96,9 @@ pub async fn authorize_post(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "the form must be sent as application/x-www-form-urlencoded",
         );
+    }
+    if let Err(t) = throttle(&req, Class::Credentials) {
+        return throttled_page(t);
     }
     let params = parse_params(&body);
     let outcome = if params.iter().any(|(k, _)| k == "request_id") {
@@ -244,24 +251,38 @@ async fn continue_sign_in(
         ("login", Stage::Login) => {
             let email = field("email");
             let password = field("password").to_owned();
-            let user = match accounts::authenticate(&state.db, &state.hasher, email, password).await
-            {
+            let login =
+                lockout::authenticate(&state.db, &state.hasher, state.lockout, email, password);
+            let user = match login.await {
                 Ok(user) => user,
-                Err(e @ (AccountError::InvalidCredentials | AccountError::Disabled)) => {
+                Err(LoginError::Locked(t)) => {
+                    let mut page = login_again(
+                        &pending,
+                        &client,
+                        email,
+                        "Too many failed attempts. Please wait a little and try again.",
+                    );
+                    *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                    set_retry_after(&mut page, t.retry_after.as_secs().max(1));
+                    return Ok(page);
+                }
+                Err(LoginError::Account(
+                    e @ (AccountError::InvalidCredentials | AccountError::Disabled),
+                )) => {
                     let message = match e {
                         AccountError::Disabled => "This account is disabled.",
                         _ => "The email or password is not right.",
                     };
                     return Ok(login_again(&pending, &client, email, message));
                 }
-                Err(AccountError::Db(e)) => return Err(e.into()),
-                Err(AccountError::Hashing(_)) => {
+                Err(LoginError::Account(AccountError::Db(e))) => return Err(e.into()),
+                Err(LoginError::Account(AccountError::Hashing(_))) => {
                     return Ok(page_failure(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "The service is busy. Please try again in a moment.",
                     ));
                 }
-                Err(e) => {
+                Err(LoginError::Account(e)) => {
                     tracing::error!(error = %e, "sign-in failed");
                     return Ok(page_failure(
                         StatusCode::INTERNAL_SERVER_ERROR,

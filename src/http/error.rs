@@ -11,6 +11,8 @@ use crate::clients::ClientError;
 use crate::db::DbError;
 use crate::oauth::authorization::{AuthorizeError, redirect_with};
 use crate::oauth::{OAuthError, UserinfoError};
+use crate::throttle::Throttled;
+use crate::throttle::lockout::LoginError;
 use crate::tokens::TokenError;
 
 /// Seconds a client should wait before retrying a 503.
@@ -23,6 +25,8 @@ pub struct ApiError {
     detail: String,
     /// For 401s: the RFC 6750 `error` attribute of the challenge, if any.
     bearer_error: Option<&'static str>,
+    /// For 429s: seconds until a retry may succeed.
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -42,6 +46,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             bearer_error: None,
+            retry_after: None,
         }
     }
 
@@ -111,7 +116,9 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED || self.bearer_error.is_some() {
             response.insert_header((header::WWW_AUTHENTICATE, self.challenge()));
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
         }
         response.body(serde_json::to_vec(&problem).unwrap_or_default())
@@ -230,6 +237,7 @@ pub struct OAuthApiError {
     status: StatusCode,
     error: &'static str,
     description: String,
+    retry_after: Option<u64>,
 }
 
 impl OAuthApiError {
@@ -238,6 +246,7 @@ impl OAuthApiError {
             status: StatusCode::BAD_REQUEST,
             error: "invalid_request",
             description: description.into(),
+            retry_after: None,
         }
     }
 }
@@ -260,7 +269,9 @@ impl ResponseError for OAuthApiError {
             // RFC 6749 §5.2: invalid_client answers with the scheme to use.
             response.insert_header((header::WWW_AUTHENTICATE, r#"Basic realm="tessera""#));
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
         }
         response
@@ -306,6 +317,7 @@ impl From<OAuthError> for OAuthApiError {
             status,
             error,
             description,
+            retry_after: None,
         }
     }
 }
@@ -385,6 +397,60 @@ pub fn browser_failure(e: DbError) -> HttpResponse {
             tracing::error!(error = %e, "browser sign-in failed");
             page_failure(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong.")
         }
+    }
+}
+
+fn retry_seconds(t: &Throttled) -> u64 {
+    t.retry_after.as_secs().max(1)
+}
+
+impl From<Throttled> for ApiError {
+    fn from(t: Throttled) -> Self {
+        ApiError {
+            retry_after: Some(retry_seconds(&t)),
+            ..ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                t.to_string(),
+            )
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> Self {
+        match e {
+            LoginError::Locked(t) => t.into(),
+            LoginError::Account(e) => e.into(),
+        }
+    }
+}
+
+impl From<Throttled> for OAuthApiError {
+    fn from(t: Throttled) -> Self {
+        OAuthApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            error: "too_many_requests",
+            description: t.to_string(),
+            retry_after: Some(retry_seconds(&t)),
+        }
+    }
+}
+
+/// A page saying to slow down, for the browser endpoints.
+pub fn throttled_page(t: Throttled) -> HttpResponse {
+    let mut response = page_failure(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts. Please wait a little and try again.",
+    );
+    set_retry_after(&mut response, retry_seconds(&t));
+    response
+}
+
+/// Sets `Retry-After` on a response built elsewhere.
+pub fn set_retry_after(response: &mut HttpResponse, seconds: u64) {
+    if let Ok(value) = header::HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
     }
 }
 

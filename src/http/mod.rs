@@ -12,6 +12,7 @@ mod health;
 mod oauth;
 mod pages;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::http::header;
@@ -24,6 +25,8 @@ use crate::keys::KeyRing;
 use crate::oauth::Issuance;
 use crate::sessions::{ClientInfo, SessionPolicy};
 use crate::sso::SsoPolicy;
+use crate::throttle::lockout::LockoutPolicy;
+use crate::throttle::{Class, RateLimiter, Throttled, TrustedProxies};
 use crate::tokens::{TokenIssuer, TokenVerifier};
 
 pub use bearer::Authenticated;
@@ -39,6 +42,9 @@ pub struct AppState {
     pub verifier: TokenVerifier,
     pub sessions: SessionPolicy,
     pub sso: SsoPolicy,
+    pub rate_limiter: RateLimiter,
+    pub lockout: LockoutPolicy,
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl AppState {
@@ -52,8 +58,31 @@ impl AppState {
     }
 }
 
-/// Where the request came from: the peer address (a proxy's, when behind
-/// one) and the User-Agent.
+/// The client's IP address: the socket peer's, or what a trusted proxy
+/// says it is.
+pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
+    let peer = req.peer_addr().map(|a| a.ip());
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return peer;
+    };
+    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    state.trusted_proxies.client_ip(
+        peer,
+        header(header::HeaderName::from_static("x-forwarded-for")),
+        header(header::FORWARDED),
+    )
+}
+
+/// Takes one request from the client's allowance for `class`.
+pub fn throttle(req: &HttpRequest, class: Class) -> Result<(), Throttled> {
+    match req.app_data::<web::Data<AppState>>() {
+        Some(state) => state.rate_limiter.check(class, client_ip(req)),
+        None => Ok(()),
+    }
+}
+
+/// Where the request came from (the client's address, see [`client_ip`])
+/// and its User-Agent.
 pub fn client_info(req: &HttpRequest) -> ClientInfo {
     ClientInfo {
         user_agent: req
@@ -61,7 +90,7 @@ pub fn client_info(req: &HttpRequest) -> ClientInfo {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
-        ip: req.peer_addr().map(|a| a.ip().to_string()),
+        ip: client_ip(req).map(|ip| ip.to_string()),
     }
 }
 

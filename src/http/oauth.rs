@@ -10,11 +10,12 @@ use base64::engine::general_purpose::STANDARD;
 use super::Authenticated;
 use super::error::ApiError;
 use super::error::OAuthApiError;
-use super::{AppState, client_info};
+use super::{AppState, client_info, throttle};
 use crate::clients::ClientError;
 use crate::clients::{self, Client};
 use crate::oauth::authorization::CodeRedemption;
 use crate::oauth::{self, OAuthError, RefreshRequest};
+use crate::throttle::Class;
 
 /// Form parameters. RFC 6749 §3.1: a parameter must not repeat (but
 /// RFC 8707 `resource`, which may); unknown ones are ignored.
@@ -123,6 +124,7 @@ pub async fn token(
     req: HttpRequest,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, OAuthApiError> {
+    throttle(&req, Class::Token)?;
     let params = Params(form.into_inner());
     let grant_type = params.one("grant_type")?.map(str::to_owned);
     let client = authenticated_client(&state, &req, &params).await?;
@@ -249,6 +251,7 @@ pub async fn introspect(
     req: HttpRequest,
     form: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, OAuthApiError> {
+    throttle(&req, Class::Token)?;
     let params = Params(form.into_inner());
     authenticated_client(&state, &req, &params)
         .await?

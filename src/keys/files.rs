@@ -27,6 +27,8 @@ pub struct KeyFile {
     pub created_at: DateTime<Utc>,
     /// Signs from creation, without the pre-publication delay.
     pub immediate: bool,
+    /// Renamed `….revoked`: never used again.
+    pub revoked: bool,
     pub pem: String,
 }
 
@@ -44,13 +46,12 @@ fn folder_error(dir: &Path, e: impl std::fmt::Display) -> KeyError {
     }
 }
 
-/// What the keys folder holds: usable-looking key files, and `.pem` files
-/// that can't be used (unreadable, or readable by anyone).
+/// What the keys folder holds: key files (revoked ones included), and
+/// files that can't be used (unreadable, readable by anyone, or without
+/// a creation time in their name).
 pub struct Folder {
     pub keys: Vec<KeyFile>,
     pub problems: Vec<KeyProblem>,
-    /// Revoked key files (`*.pem.revoked`).
-    pub revoked: Vec<PathBuf>,
 }
 
 /// Reads every `*.pem` file in `dir` (a missing folder holds no keys).
@@ -58,7 +59,6 @@ pub fn read_folder(dir: &Path) -> Result<Folder, KeyError> {
     let mut folder = Folder {
         keys: Vec::new(),
         problems: Vec::new(),
-        revoked: Vec::new(),
     };
     let entries = match fs::read_dir(dir) {
         Ok(entries) => entries,
@@ -68,29 +68,29 @@ pub fn read_folder(dir: &Path) -> Result<Folder, KeyError> {
     for entry in entries {
         let entry = entry.map_err(|e| folder_error(dir, e))?;
         let path = entry.path();
-        let extension = path.extension().and_then(|e| e.to_str());
-        if extension == Some(REVOKED_EXTENSION) {
-            folder.revoked.push(path);
-            continue;
-        }
-        if extension != Some("pem") {
-            continue;
-        }
-        match read_key(&path) {
+        let revoked = match path.extension().and_then(|e| e.to_str()) {
+            Some("pem") => false,
+            Some(REVOKED_EXTENSION)
+                if path.with_extension("").extension() == Some("pem".as_ref()) =>
+            {
+                true
+            }
+            _ => continue,
+        };
+        match read_key(&path, revoked) {
             Ok(file) => folder.keys.push(file),
             Err(reason) => folder.problems.push(KeyProblem { path, reason }),
         }
     }
     folder.keys.sort_by(|a, b| a.path.cmp(&b.path));
     folder.problems.sort_by(|a, b| a.path.cmp(&b.path));
-    folder.revoked.sort();
     Ok(folder)
 }
 
-fn read_key(path: &Path) -> Result<KeyFile, String> {
+fn read_key(path: &Path, revoked: bool) -> Result<KeyFile, String> {
     let metadata = fs::metadata(path).map_err(|e| e.to_string())?;
     let mode = metadata.permissions().mode();
-    if mode & 0o004 != 0 {
+    if mode & 0o004 != 0 && !revoked {
         return Err(format!(
             "readable by everyone (mode {:o}); chmod 600 it",
             mode & 0o777
@@ -99,21 +99,25 @@ fn read_key(path: &Path) -> Result<KeyFile, String> {
     if mode & 0o070 != 0 {
         tracing::warn!(path = %path.display(), "key file is readable by its group; chmod 600 it");
     }
-    let pem = fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let (created_at, immediate) = match times_from_name(path) {
-        Some(times) => times,
-        None => (
-            metadata
-                .modified()
-                .map(DateTime::<Utc>::from)
-                .unwrap_or(DateTime::UNIX_EPOCH),
-            false,
-        ),
+    // The creation time must come from the name: a file's mtime differs
+    // between instances (and secret mounts rewrite it), so instances would
+    // disagree on which key signs.
+    let named = if revoked {
+        path.with_extension("")
+    } else {
+        path.to_owned()
     };
+    let (created_at, immediate) = times_from_name(&named).ok_or_else(|| {
+        format!(
+            "the name must carry the creation time: rename it {NAME_PREFIX}YYYYMMDDTHHMMSSZ.pem"
+        )
+    })?;
+    let pem = fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
     Ok(KeyFile {
         path: path.to_owned(),
         created_at,
         immediate,
+        revoked,
         pem,
     })
 }
@@ -188,6 +192,7 @@ pub fn create_key(
     Ok(KeyFile {
         created_at,
         immediate,
+        revoked: false,
         path,
         pem: pem.to_string(),
     })

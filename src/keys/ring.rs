@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -15,6 +15,7 @@ use tessera_verifier::KeySet;
 use super::files::{self, KeyProblem};
 use super::schedule::{KeyPolicy, KeyState, KeyTimes};
 use super::{Jwks, KeyError, SigningKey, render_jwks};
+use crate::secrets::stored_hash;
 
 /// Where "now" comes from: the system clock, or a test's.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -23,22 +24,30 @@ pub fn system_clock() -> Clock {
     Arc::new(Utc::now)
 }
 
-/// A usable key file, parsed.
+/// A key file, parsed.
 struct LoadedKey {
     key: Arc<SigningKey>,
     path: PathBuf,
     immediate: bool,
-    /// The file's text, to skip re-parsing an unchanged file on rescan.
-    /// Never printed.
-    pem: String,
+    revoked: bool,
+    /// SHA-256 of the file's text: an unchanged file isn't parsed again, and
+    /// the key text itself isn't kept around.
+    digest: String,
 }
 
 /// The folder as last read.
 #[derive(Default)]
 struct Folder {
     keys: Vec<LoadedKey>,
+    /// Files that can't be used, with why; and copies of a key another
+    /// file already holds.
     problems: Vec<KeyProblem>,
-    revoked: Vec<PathBuf>,
+}
+
+/// The folder and the view of it at one moment, replaced together.
+struct Snapshot {
+    folder: Arc<Folder>,
+    view: Arc<KeyView>,
 }
 
 /// The keys at one moment.
@@ -80,10 +89,12 @@ pub struct KeyListing {
     pub kid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_at: Option<DateTime<Utc>>,
-    /// next, active, previous, expired; or invalid, revoked.
+    /// next, active, previous, expired, revoked; or invalid.
     pub state: String,
     /// When the state next changes (none: it won't by itself).
     pub next_change_at: Option<DateTime<Utc>>,
+    /// No token it signed can still be live: `keys prune` deletes it.
+    pub retired: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip)]
@@ -94,8 +105,9 @@ pub struct KeyRing {
     dir: PathBuf,
     policy: KeyPolicy,
     clock: Clock,
-    folder: RwLock<Arc<Folder>>,
-    view: RwLock<Arc<KeyView>>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// One folder read at a time (periodic rescan and SIGHUP may meet).
+    reloading: Mutex<()>,
 }
 
 impl std::fmt::Debug for KeyRing {
@@ -132,7 +144,7 @@ impl KeyRing {
             }
         }
         let ring = Self::load(dir, policy, clock)?;
-        let folder = ring.folder.read().expect("key folder lock").clone();
+        let folder = ring.folder();
         if folder.keys.is_empty()
             && let Some(problem) = folder.problems.first()
         {
@@ -146,16 +158,17 @@ impl KeyRing {
 
     /// Reads the keys folder as it is.
     pub fn load(dir: &Path, policy: KeyPolicy, clock: Clock) -> Result<KeyRing, KeyError> {
+        let empty = Arc::new(Folder::default());
+        let view = Arc::new(build_view(&empty, &policy, Utc::now()));
         let ring = KeyRing {
             dir: dir.to_owned(),
             policy,
             clock,
-            folder: RwLock::new(Arc::new(Folder::default())),
-            view: RwLock::new(Arc::new(build_view(
-                &Folder::default(),
-                &policy,
-                Utc::now(),
-            ))),
+            snapshot: RwLock::new(Arc::new(Snapshot {
+                folder: empty,
+                view,
+            })),
+            reloading: Mutex::new(()),
         };
         ring.reload()?;
         Ok(ring)
@@ -169,50 +182,106 @@ impl KeyRing {
         &self.dir
     }
 
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn folder(&self) -> Arc<Folder> {
+        self.snapshot().folder.clone()
+    }
+
     /// Reads the folder again: new key files are published at once, removed
-    /// or revoked ones no longer. Files that can't be used are reported and
-    /// skipped; when the folder itself can't be read, the keys already held
-    /// stay in use.
+    /// or revoked ones no longer. A new file that can't be used is reported
+    /// and skipped. A file that was in use and now can't be read, or now
+    /// holds another key, keeps its last good key (and is reported): a
+    /// passing I/O error or an in-place edit on one instance must not make
+    /// it disagree with the others. When the folder itself can't be read,
+    /// the keys already held stay in use.
     pub fn reload(&self) -> Result<(), KeyError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|p| p.into_inner());
         let read = files::read_folder(&self.dir)?;
-        let previous = self.folder.read().expect("key folder lock").clone();
+        let previous = self.folder();
         let known: HashMap<&Path, &LoadedKey> = previous
             .keys
             .iter()
             .map(|k| (k.path.as_path(), k))
             .collect();
-        let mut folder = Folder {
-            keys: Vec::new(),
-            problems: read.problems,
-            revoked: read.revoked,
-        };
-        for file in read.keys {
-            if let Some(loaded) = known.get(file.path.as_path())
-                && loaded.pem == file.pem
-                && loaded.immediate == file.immediate
-            {
-                folder.keys.push(LoadedKey {
-                    key: loaded.key.clone(),
-                    path: file.path,
-                    immediate: file.immediate,
-                    pem: file.pem,
+        let mut folder = Folder::default();
+        let mut problems = read.problems;
+        // A file in use that can't be read now: keep its key.
+        problems.retain(|problem| match known.get(problem.path.as_path()) {
+            Some(kept) => {
+                folder.keys.push(kept.clone_entry());
+                folder.problems.push(KeyProblem {
+                    path: problem.path.clone(),
+                    reason: format!("{} (the key read before is kept)", problem.reason),
                 });
+                false
+            }
+            None => true,
+        });
+        folder.problems.extend(problems);
+        for file in read.keys {
+            let digest = stored_hash(&file.pem);
+            let before = known.get(file.path.as_path());
+            if let Some(loaded) = before
+                && loaded.digest == digest
+                && loaded.revoked == file.revoked
+            {
+                folder.keys.push(loaded.clone_entry());
                 continue;
             }
             match SigningKey::from_pem(&file.pem, file.created_at) {
-                Ok(key) => folder.keys.push(LoadedKey {
-                    key: Arc::new(key),
-                    path: file.path,
-                    immediate: file.immediate,
-                    pem: file.pem,
-                }),
-                Err(reason) => folder.problems.push(KeyProblem {
-                    path: file.path,
-                    reason,
-                }),
+                Ok(key) => {
+                    if let Some(loaded) = before
+                        && loaded.key.kid() != key.kid()
+                    {
+                        folder.keys.push(loaded.clone_entry());
+                        folder.problems.push(KeyProblem {
+                            path: file.path,
+                            reason: "the file now holds another key; a new key needs a new file (tessera keys rotate); the key read before is kept".into(),
+                        });
+                        continue;
+                    }
+                    folder.keys.push(LoadedKey {
+                        key: Arc::new(key),
+                        path: file.path,
+                        immediate: file.immediate,
+                        revoked: file.revoked,
+                        digest,
+                    });
+                }
+                Err(reason) => match before {
+                    Some(loaded) => {
+                        folder.keys.push(loaded.clone_entry());
+                        folder.problems.push(KeyProblem {
+                            path: file.path,
+                            reason: format!("{reason} (the key read before is kept)"),
+                        });
+                    }
+                    None => folder.problems.push(KeyProblem {
+                        path: file.path,
+                        reason,
+                    }),
+                },
             }
         }
-        // The same key in two files counts once (the earlier file).
+        // One key in two files counts once: a revoked copy revokes it, else
+        // the earliest file stands and the others are reported.
+        let revoked_kids: std::collections::HashSet<String> = folder
+            .keys
+            .iter()
+            .filter(|k| k.revoked)
+            .map(|k| k.key.kid().to_owned())
+            .collect();
+        for k in folder.keys.iter_mut() {
+            if revoked_kids.contains(k.key.kid()) {
+                k.revoked = true;
+            }
+        }
         folder.keys.sort_by(|a, b| {
             a.key
                 .created_at()
@@ -220,23 +289,36 @@ impl KeyRing {
                 .then(a.path.cmp(&b.path))
         });
         let mut seen = std::collections::HashSet::new();
-        folder.keys.retain(|k| seen.insert(k.key.kid().to_owned()));
+        let mut duplicates = Vec::new();
+        folder.keys.retain(|k| {
+            let first = seen.insert(k.key.kid().to_owned());
+            if !first {
+                duplicates.push(KeyProblem {
+                    path: k.path.clone(),
+                    reason: format!(
+                        "a copy of key {} held by another file; not used",
+                        k.key.kid()
+                    ),
+                });
+            }
+            first
+        });
+        folder.problems.extend(duplicates);
+        folder.problems.sort_by(|a, b| a.path.cmp(&b.path));
         for problem in &folder.problems {
             let new = !previous
                 .problems
                 .iter()
                 .any(|p| p.path == problem.path && p.reason == problem.reason);
             if new {
-                tracing::error!(path = %problem.path.display(), reason = %problem.reason, "key file not used");
+                tracing::error!(path = %problem.path.display(), reason = %problem.reason, "key file not used as is");
             }
         }
         let changed = folder.keys.len() != previous.keys.len()
-            || folder
-                .keys
-                .iter()
-                .zip(&previous.keys)
-                .any(|(a, b)| a.key.kid() != b.key.kid() || a.immediate != b.immediate);
-        let view = build_view(&folder, &self.policy, self.now());
+            || folder.keys.iter().zip(&previous.keys).any(|(a, b)| {
+                a.key.kid() != b.key.kid() || a.immediate != b.immediate || a.revoked != b.revoked
+            });
+        let view = Arc::new(build_view(&folder, &self.policy, self.now()));
         if changed {
             tracing::info!(
                 keys = folder.keys.len(),
@@ -244,27 +326,35 @@ impl KeyRing {
                 "signing keys loaded"
             );
         }
-        *self.folder.write().expect("key folder lock") = Arc::new(folder);
-        *self.view.write().expect("key view lock") = Arc::new(view);
+        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Snapshot {
+            folder: Arc::new(folder),
+            view,
+        });
         Ok(())
     }
 
     /// The keys now: recomputed when the clock has passed a key's change.
     pub fn view(&self) -> Arc<KeyView> {
         let now = self.now();
-        let current = self.view.read().expect("key view lock").clone();
-        if current.valid_until.is_none_or(|t| now < t) {
-            return current;
+        let current = self.snapshot();
+        if current.view.valid_until.is_none_or(|t| now < t) {
+            return current.view.clone();
         }
-        let folder = self.folder.read().expect("key folder lock").clone();
-        let view = Arc::new(build_view(&folder, &self.policy, now));
-        *self.view.write().expect("key view lock") = view.clone();
+        let view = Arc::new(build_view(&current.folder, &self.policy, now));
+        let mut slot = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
+        // Only over the folder it was built from: a reload in between wins.
+        if Arc::ptr_eq(&slot.folder, &current.folder) {
+            *slot = Arc::new(Snapshot {
+                folder: current.folder.clone(),
+                view: view.clone(),
+            });
+        }
         view
     }
 
     /// Every file in the folder, with its state now.
     pub fn listing(&self) -> Vec<KeyListing> {
-        let folder = self.folder.read().expect("key folder lock").clone();
+        let folder = self.folder();
         let schedule = self.policy.schedule(&times(&folder), self.now());
         let mut out: Vec<KeyListing> = folder
             .keys
@@ -276,6 +366,7 @@ impl KeyRing {
                 created_at: Some(k.key.created_at()),
                 state: state_name(s.state).to_owned(),
                 next_change_at: s.next_change,
+                retired: s.retired,
                 error: None,
                 path: k.path.clone(),
             })
@@ -286,29 +377,36 @@ impl KeyRing {
             created_at: None,
             state: "invalid".into(),
             next_change_at: None,
+            retired: false,
             error: Some(p.reason.clone()),
             path: p.path.clone(),
-        }));
-        out.extend(folder.revoked.iter().map(|path| KeyListing {
-            file: file_name(path),
-            kid: None,
-            created_at: None,
-            state: "revoked".into(),
-            next_change_at: None,
-            error: None,
-            path: path.clone(),
         }));
         out
     }
 
-    /// The file of a loaded key.
-    pub fn path_of(&self, kid: &str) -> Option<PathBuf> {
-        let folder = self.folder.read().expect("key folder lock").clone();
-        folder
-            .keys
-            .iter()
-            .find(|k| k.key.kid() == kid)
-            .map(|k| k.path.clone())
+    /// Every file holding the key `kid` (copies included), not yet revoked.
+    pub fn paths_of(&self, kid: &str) -> Vec<PathBuf> {
+        let Ok(read) = files::read_folder(&self.dir) else {
+            return Vec::new();
+        };
+        read.keys
+            .into_iter()
+            .filter(|f| !f.revoked)
+            .filter(|f| SigningKey::from_pem(&f.pem, f.created_at).is_ok_and(|k| k.kid() == kid))
+            .map(|f| f.path)
+            .collect()
+    }
+}
+
+impl LoadedKey {
+    fn clone_entry(&self) -> LoadedKey {
+        LoadedKey {
+            key: self.key.clone(),
+            path: self.path.clone(),
+            immediate: self.immediate,
+            revoked: self.revoked,
+            digest: self.digest.clone(),
+        }
     }
 }
 
@@ -324,6 +422,7 @@ fn state_name(state: KeyState) -> &'static str {
         KeyState::Active => "active",
         KeyState::Previous => "previous",
         KeyState::Expired => "expired",
+        KeyState::Revoked => "revoked",
     }
 }
 
@@ -335,6 +434,7 @@ fn times(folder: &Folder) -> Vec<KeyTimes> {
             kid: k.key.kid().to_owned(),
             created_at: k.key.created_at(),
             immediate: k.immediate,
+            revoked: k.revoked,
         })
         .collect()
 }

@@ -8,6 +8,12 @@
 //! Of the keys past their activation the latest one signs; an older one
 //! stays published as *previous* for `retention` after it was superseded
 //! (the longest a token it signed can live), then it is *expired*.
+//!
+//! A *revoked* key (leaked) is never published nor used, but still counts
+//! as having superseded the keys before it: if it was the one signing, the
+//! newest key still published (a *previous* one) signs again; a key that
+//! has expired never comes back. Until some key reaches its activation
+//! (a first key, or only fresh ones), the earliest one signs.
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -19,6 +25,8 @@ pub struct KeyTimes {
     pub created_at: DateTime<Utc>,
     /// Created with `--now`: active from creation (emergency rotation).
     pub immediate: bool,
+    /// Revoked: never published or used again.
+    pub revoked: bool,
 }
 
 /// How long keys wait before signing, and stay published after.
@@ -39,11 +47,13 @@ pub enum KeyState {
     Previous,
     /// No longer published.
     Expired,
+    /// Revoked: not published, not used.
+    Revoked,
 }
 
 impl KeyState {
     pub fn is_published(self) -> bool {
-        self != KeyState::Expired
+        matches!(self, KeyState::Next | KeyState::Active | KeyState::Previous)
     }
 }
 
@@ -52,6 +62,9 @@ impl KeyState {
 pub struct Scheduled {
     pub state: KeyState,
     pub next_change: Option<DateTime<Utc>>,
+    /// Past its retention, revoked or not: no token it signed can still be
+    /// live, so its file may be deleted.
+    pub retired: bool,
 }
 
 impl KeyPolicy {
@@ -65,6 +78,42 @@ impl KeyPolicy {
 
     /// The state of every key at `now`, in the order given.
     pub fn schedule(&self, keys: &[KeyTimes], now: DateTime<Utc>) -> Vec<Scheduled> {
+        let mut out = self.natural_schedule(keys, now);
+        for s in out.iter_mut() {
+            s.retired = s.state == KeyState::Expired;
+        }
+        let natural_active = out.iter().position(|s| s.state == KeyState::Active);
+        for (key, s) in keys.iter().zip(out.iter_mut()) {
+            if key.revoked {
+                s.state = KeyState::Revoked;
+                s.next_change = None;
+            }
+        }
+        if let Some(i) = natural_active.filter(|&i| keys[i].revoked) {
+            // The signing key is revoked: the newest key still published
+            // before it signs again, until the next activation.
+            let resume = keys
+                .iter()
+                .zip(&out)
+                .enumerate()
+                .filter(|(_, (_, s))| s.state == KeyState::Previous)
+                .max_by(|(_, (a, _)), (_, (b, _))| {
+                    self.activation(a)
+                        .cmp(&self.activation(b))
+                        .then_with(|| a.kid.cmp(&b.kid))
+                })
+                .map(|(j, _)| j);
+            if let Some(j) = resume {
+                let next = self.natural_schedule(keys, now)[i].next_change;
+                out[j].state = KeyState::Active;
+                out[j].next_change = next;
+            }
+        }
+        out
+    }
+
+    /// The schedule as if nothing were revoked.
+    fn natural_schedule(&self, keys: &[KeyTimes], now: DateTime<Utc>) -> Vec<Scheduled> {
         // By activation, ties broken by kid: the same order everywhere.
         let mut order: Vec<usize> = (0..keys.len()).collect();
         order.sort_by(|&a, &b| {
@@ -79,6 +128,7 @@ impl KeyPolicy {
             Scheduled {
                 state: KeyState::Expired,
                 next_change: None,
+                retired: false,
             };
             keys.len()
         ];
@@ -91,22 +141,26 @@ impl KeyPolicy {
                     Scheduled {
                         state: KeyState::Active,
                         next_change: later,
+                        retired: false,
                     }
                 } else {
                     Scheduled {
                         state: KeyState::Next,
                         next_change: Some(activations[rank]),
+                        retired: false,
                     }
                 }
             } else if rank + 1 == eligible {
                 Scheduled {
                     state: KeyState::Active,
                     next_change: later,
+                    retired: false,
                 }
             } else if rank >= eligible {
                 Scheduled {
                     state: KeyState::Next,
                     next_change: Some(activations[rank]),
+                    retired: false,
                 }
             } else {
                 // Superseded when the next key in line became active.
@@ -116,11 +170,13 @@ impl KeyPolicy {
                     Scheduled {
                         state: KeyState::Previous,
                         next_change: Some(expires),
+                        retired: false,
                     }
                 } else {
                     Scheduled {
                         state: KeyState::Expired,
                         next_change: None,
+                        retired: false,
                     }
                 }
             };
@@ -142,7 +198,13 @@ mod tests {
             kid: kid.into(),
             created_at: at(created),
             immediate,
+            revoked: false,
         }
+    }
+
+    fn revoked(mut key: KeyTimes) -> KeyTimes {
+        key.revoked = true;
+        key
     }
 
     const POLICY: KeyPolicy = KeyPolicy {
@@ -200,6 +262,26 @@ mod tests {
             sa.rotate_right(1);
             assert_eq!(sa, sb, "at {now}");
         }
+    }
+
+    #[test]
+    fn revoking_the_signing_key_brings_back_a_published_one_never_an_expired_one() {
+        let keys = [
+            key("old", 0, false),
+            key("mid", 100, false),
+            revoked(key("leaked", 200, false)),
+        ];
+        // At 215 "mid" was superseded 5 minutes ago: still published, signs again.
+        assert_eq!(states(&keys, 215), [Expired, Active, Revoked]);
+        // Long after: "mid" expired too, and nothing may sign.
+        assert_eq!(states(&keys, 300), [Expired, Expired, Revoked]);
+        // The revoked key still retires what came before it.
+        let schedule = POLICY.schedule(&keys, at(300));
+        assert!(schedule.iter().all(|s| s.retired || s.state == Revoked));
+        assert!(!POLICY.schedule(&keys, at(215))[2].retired);
+        // A revoked next key is simply never used.
+        let keys = [key("current", 0, false), revoked(key("fresh", 100, false))];
+        assert_eq!(states(&keys, 200), [Active, Revoked]);
     }
 
     #[test]

@@ -80,7 +80,10 @@ pub async fn find_session(
         let Some((id, user_id, auth_time)) = found else {
             return Ok(None);
         };
+        // Activity is recorded at most once a minute: an idle timeout of
+        // minutes needs no finer clock, and each write costs a commit.
         diesel::update(browser_sessions::table.find(&id))
+            .filter(browser_sessions::last_seen_at.lt(now - Duration::seconds(60)))
             .set(browser_sessions::last_seen_at.eq(now))
             .execute(conn)?;
         Ok(Some(BrowserSession {

@@ -16,4 +16,5 @@ mod oidc;
 mod rotation;
 mod sessions;
 mod sibling;
+mod throttle;
 mod tokens;

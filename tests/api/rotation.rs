@@ -207,9 +207,14 @@ async fn unusable_key_files_are_reported_and_skipped(backend: Backend) {
         std::fs::write(&path, text).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
     };
-    write("garbage.pem", "not a key at all", 0o600);
+    write("tessera-20260401T000000Z.pem", "not a key at all", 0o600);
     write(
-        "elliptic.pem",
+        "unnamed.pem",
+        &std::fs::read_to_string(fixture_path("other-key.pem")).unwrap(),
+        0o600,
+    );
+    write(
+        "tessera-20260402T000000Z.pem",
         concat!(
             "-----BEGIN EC ",
             "PRIVATE KEY-----\nMHcCAQEEIA==\n-----END EC ",
@@ -226,7 +231,7 @@ async fn unusable_key_files_are_reported_and_skipped(backend: Backend) {
             .unwrap()
             .to_string()
     };
-    write("short.pem", &short, 0o600);
+    write("tessera-20260403T000000Z.pem", &short, 0o600);
     app.keys.reload().unwrap();
 
     let admin = app.admin_token(&unique_email()).await;
@@ -255,10 +260,11 @@ async fn unusable_key_files_are_reported_and_skipped(backend: Backend) {
             .unwrap_or_else(|| panic!("{file} listed: {listing}"))
     };
     for (file, why) in [
-        ("garbage.pem", "not an RSA private key"),
-        ("elliptic.pem", "not an RSA private key"),
+        ("tessera-20260401T000000Z.pem", "not an RSA private key"),
+        ("tessera-20260402T000000Z.pem", "not an RSA private key"),
         ("tessera-20260301T000000Z.pem", "readable by everyone"),
-        ("short.pem", "1024 bits"),
+        ("tessera-20260403T000000Z.pem", "1024 bits"),
+        ("unnamed.pem", "creation time"),
     ] {
         let (state, error) = error_of(file);
         assert_eq!(state, "invalid", "{file}");
@@ -399,15 +405,23 @@ fn keys_cli_lists_rotates_revokes_and_prunes_only_expired_keys() {
     assert!(now.contains(&("tessera-20200601T000000Z.pem".into(), "active".into())));
     assert!(now.contains(&(new_file.clone(), "next".into())));
 
-    // Revoke: the key is gone from use at once and pruned later.
+    // Revoke: the key is out of use at once; the active key goes on.
     let revoked = json_stdout(&tessera(&["keys", "revoke", &new_kid], &env));
     assert_eq!(revoked["revoked"], new_kid.as_str());
-    assert!(states().contains(&(format!("{new_file}.revoked"), "revoked".into())));
-    let pruned = json_stdout(&tessera(&["keys", "prune"], &env));
-    assert_eq!(
-        pruned["removed"],
-        serde_json::json!([format!("{new_file}.revoked")])
+    let revoked_file = format!("{new_file}.revoked");
+    assert!(
+        revoked["files"][0]
+            .as_str()
+            .unwrap()
+            .ends_with(&revoked_file),
+        "{revoked}"
     );
+    assert!(revoked["signing_kid"].is_string(), "{revoked}");
+    assert!(states().contains(&(revoked_file, "revoked".into())));
+    // A revoked file stays while keys before it may be live (it still
+    // marks them superseded): nothing to prune yet.
+    let pruned = json_stdout(&tessera(&["keys", "prune"], &env));
+    assert_eq!(pruned["removed"], serde_json::json!([]));
     let output = tessera(&["keys", "revoke", "no-such-kid"], &env);
     assert!(!output.status.success());
 
@@ -492,4 +506,57 @@ fn published_over_tcp(port: u16) -> Option<usize> {
     let body = response.split_once("\r\n\r\n")?.1;
     let jwks: Value = serde_json::from_str(body).ok()?;
     Some(jwks["keys"].as_array()?.len())
+}
+
+/// A key file edited in place keeps its key (an instance must not switch
+/// keys on its own); a copy of a key counts once, and revoking the key
+/// revokes every copy.
+#[test]
+fn files_changing_under_the_ring_do_not_switch_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let install = |fixture: &str, name: &str| {
+        let path = keys.join(name);
+        std::fs::copy(fixture_path(fixture), &path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    install("signing-key.pem", FIXTURE_KEY_NAME);
+    let policy = tessera::keys::KeyPolicy {
+        prepublication: Duration::seconds(600),
+        retention: Duration::seconds(930),
+    };
+    let ring = tessera::keys::KeyRing::load(&keys, policy, tessera::keys::system_clock()).unwrap();
+    let kid = ring.view().active().unwrap().kid().to_owned();
+
+    // The same key under a second name: used once, the copy reported.
+    install("signing-key.pem", "tessera-20260102T000000Z.pem");
+    ring.reload().unwrap();
+    let listing = ring.listing();
+    let copy = listing
+        .iter()
+        .find(|k| k.file == "tessera-20260102T000000Z.pem")
+        .unwrap();
+    assert_eq!(copy.state, "invalid");
+    assert!(copy.error.as_deref().unwrap().contains("copy"), "{copy:?}");
+    assert_eq!(ring.view().active().unwrap().kid(), kid);
+
+    // The active file overwritten with another key: the old key stays.
+    install("other-key.pem", FIXTURE_KEY_NAME);
+    ring.reload().unwrap();
+    assert_eq!(ring.view().active().unwrap().kid(), kid);
+    let replaced = ring
+        .listing()
+        .into_iter()
+        .find(|k| k.file == FIXTURE_KEY_NAME && k.state == "invalid");
+    assert!(replaced.is_some_and(|k| k.error.unwrap().contains("another key")));
+
+    // Revoking the key renames every file that holds it.
+    install("signing-key.pem", FIXTURE_KEY_NAME);
+    let env = [("TESSERA__KEYS__DIR", keys.display().to_string())];
+    let revoked = json_stdout(&tessera(&["keys", "revoke", &kid], &env));
+    assert_eq!(revoked["files"].as_array().unwrap().len(), 2, "{revoked}");
+    ring.reload().unwrap();
+    assert!(ring.view().active().is_none());
+    assert!(ring.view().jwks().body.len() < 20, "nothing published");
 }

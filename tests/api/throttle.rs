@@ -1,0 +1,185 @@
+//! Throttling: token buckets per client IP (429 + Retry-After), the client
+//! IP taken from a trusted proxy's header only, and the per-account lockout
+//! after failed logins — shared by every instance through the database, and
+//! the same for unknown addresses as for real ones.
+
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::helpers::{PASSWORD, TestApp, assert_oauth_error, assert_problem, unique_email};
+
+fn limits(s: &mut tessera::configuration::Settings) {
+    s.throttle.enabled = true;
+    s.throttle.credentials_burst = 3;
+    s.throttle.credentials_per_minute = 1;
+    s.throttle.token_burst = 2;
+    s.throttle.token_per_minute = 1;
+    s.throttle.lockout_threshold = 0;
+}
+
+fn lockout(s: &mut tessera::configuration::Settings) {
+    s.throttle.enabled = true;
+    s.throttle.credentials_burst = 1000;
+    s.throttle.credentials_per_minute = 1000;
+    s.throttle.lockout_threshold = 3;
+    s.throttle.lockout_base_seconds = 60;
+    s.throttle.lockout_max_seconds = 600;
+}
+
+fn behind_a_proxy(s: &mut tessera::configuration::Settings) {
+    limits(s);
+    s.throttle.trusted_proxies = vec!["127.0.0.1".into()];
+}
+
+async fn login_as(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .post(app.url("/v1/auth/login"))
+        .json(&json!({"email": email, "password": password}));
+    if let Some(ip) = forwarded_for {
+        request = request.header("x-forwarded-for", ip);
+    }
+    request.send().await.unwrap()
+}
+
+fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+both_backends! {
+    async fn logins_over_the_per_ip_limit_get_429(app: TestApp, settings = limits) {
+        let email = unique_email();
+        for _ in 0..3 {
+            assert_eq!(login_as(&app, &email, PASSWORD, None).await.status(), 401);
+        }
+        let response = login_as(&app, &email, PASSWORD, None).await;
+        assert!(retry_after(&response) >= 1);
+        assert_problem(response, 429, "too_many_requests").await;
+        // Registration shares the bucket; a forged X-Forwarded-For from a
+        // client that is no trusted proxy changes nothing.
+        let response = app.post_json("/v1/auth/register", &json!({"email": unique_email(), "password": PASSWORD})).await;
+        assert_eq!(response.status(), 429);
+        assert_eq!(login_as(&app, &email, PASSWORD, Some("198.51.100.7")).await.status(), 429);
+        // Other endpoints are not in this bucket.
+        assert_eq!(app.get("/.well-known/jwks.json").await.status(), 200);
+    }
+
+    async fn the_token_endpoint_has_its_own_bucket(app: TestApp, settings = limits) {
+        for _ in 0..2 {
+            let response = app.post_form("/oauth2/token", &[("grant_type", "client_credentials")]).await;
+            assert_eq!(response.status(), 401);
+        }
+        let response = app.post_form("/oauth2/token", &[("grant_type", "client_credentials")]).await;
+        assert!(retry_after(&response) >= 1);
+        assert_oauth_error(response, 429, "too_many_requests").await;
+        let response = app.post_form("/oauth2/introspect", &[("token", "x")]).await;
+        assert_eq!(response.status(), 429);
+    }
+
+    async fn behind_a_trusted_proxy_each_client_has_its_own_limit(app: TestApp, settings = behind_a_proxy) {
+        let email = unique_email();
+        for _ in 0..3 {
+            assert_eq!(login_as(&app, &email, PASSWORD, Some("203.0.113.1")).await.status(), 401);
+        }
+        assert_eq!(login_as(&app, &email, PASSWORD, Some("203.0.113.1")).await.status(), 429);
+        // Another client behind the same proxy is not held back by the first,
+        // and a client can't pick its address by prepending one.
+        assert_eq!(login_as(&app, &email, PASSWORD, Some("203.0.113.2")).await.status(), 401);
+        let spoofed = login_as(&app, &email, PASSWORD, Some("192.0.2.99, 203.0.113.1")).await;
+        assert_eq!(spoofed.status(), 429);
+    }
+
+    async fn failed_logins_lock_the_account_and_unknown_addresses_alike(app: TestApp, settings = lockout) {
+        let email = unique_email();
+        app.register(&email).await;
+        let unknown = unique_email();
+        // The same answers for a real account and an unknown address.
+        for target in [&email, &unknown] {
+            let mut statuses = Vec::new();
+            for _ in 0..4 {
+                statuses.push(login_as(&app, target, "wrong password", None).await.status().as_u16());
+            }
+            assert_eq!(statuses, [401, 401, 401, 429], "{target}");
+        }
+        // Locked: even the right password is refused, without a hint.
+        let response = login_as(&app, &email, PASSWORD, None).await;
+        let wait = retry_after(&response);
+        assert!((60..=600).contains(&wait), "{wait}");
+        let body = assert_problem(response, 429, "too_many_requests").await;
+        assert!(!body.to_string().contains("exist"), "{body}");
+        // The lock lives in the database: another instance enforces it.
+        let other = app.spawn_beside(tessera::keys::system_clock()).await;
+        assert_eq!(login_as(&other, &email, PASSWORD, None).await.status(), 429);
+    }
+
+    async fn a_successful_login_resets_the_count(app: TestApp, settings = lockout) {
+        let email = unique_email();
+        app.register(&email).await;
+        for _ in 0..2 {
+            assert_eq!(login_as(&app, &email, "wrong password", None).await.status(), 401);
+        }
+        assert_eq!(login_as(&app, &email, PASSWORD, None).await.status(), 200);
+        for _ in 0..2 {
+            assert_eq!(login_as(&app, &email, "wrong password", None).await.status(), 401);
+        }
+        assert_eq!(login_as(&app, &email, PASSWORD, None).await.status(), 200);
+    }
+
+    async fn the_sign_in_page_shares_the_lockout(app: TestApp, settings = lockout) {
+        let email = unique_email();
+        app.register(&email).await;
+        for _ in 0..3 {
+            assert_eq!(login_as(&app, &email, "wrong password", None).await.status(), 401);
+        }
+        let admin = app.admin_token(&unique_email()).await;
+        let client: Value = app
+            .client
+            .post(app.url("/v1/admin/clients"))
+            .bearer_auth(&admin)
+            .json(&json!({
+                "name": "app", "grant_types": ["authorization_code"], "scopes": ["openid"],
+                "redirect_uris": ["http://127.0.0.1:9/cb"], "public": true, "first_party": true,
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let browser = reqwest::Client::builder().cookie_store(true).build().unwrap();
+        let url = format!(
+            "/oauth2/authorize?response_type=code&client_id={}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+            client["client_id"].as_str().unwrap()
+        );
+        let html = browser.get(app.url(&url)).send().await.unwrap().text().await.unwrap();
+        let field = |name: &str| {
+            let marker = format!("name=\"{name}\" value=\"");
+            let start = html.find(&marker).unwrap() + marker.len();
+            html[start..start + html[start..].find('"').unwrap()].to_owned()
+        };
+        let response = browser
+            .post(app.url("/oauth2/authorize"))
+            .form(&[
+                ("request_id", field("request_id")),
+                ("csrf_token", field("csrf_token")),
+                ("action", "login".into()),
+                ("email", email.clone()),
+                ("password", PASSWORD.into()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 429);
+        assert!(retry_after(&response) >= 1);
+        assert!(response.text().await.unwrap().contains("id=\"error\""));
+    }
+}
