@@ -273,6 +273,20 @@ fn http() -> reqwest::Client {
         .unwrap()
 }
 
+/// The library redeems a code with its PKCE verifier.
+async fn redeem(
+    rp: &CoreClientWithEndpoints,
+    code: String,
+    verifier: PkceCodeVerifier,
+) -> openidconnect::core::CoreTokenResponse {
+    rp.exchange_code(AuthorizationCode::new(code))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http())
+        .await
+        .expect("code exchange")
+}
+
 /// An authorization URL from the library, with PKCE and a nonce.
 struct Authorization {
     url: String,
@@ -393,13 +407,7 @@ both_backends! {
 
         // The library redeems the code and validates the ID token: signature
         // through the JWKS, issuer, audience, expiry, nonce; then at_hash.
-        let tokens = rp
-            .exchange_code(AuthorizationCode::new(code))
-            .unwrap()
-            .set_pkce_verifier(auth.verifier)
-            .request_async(&http())
-            .await
-            .expect("code exchange");
+        let tokens = redeem(&rp, code, auth.verifier).await;
         let id_token = tokens.id_token().expect("an id_token");
         let verifier = rp.id_token_verifier();
         let claims: &CoreIdTokenClaims = id_token.claims(&verifier, &auth.nonce).expect("a valid id_token");
@@ -461,13 +469,7 @@ both_backends! {
         let (native, _) = relying_party(&app, &f.native, OTHER_REDIRECT).await;
         let auth = authorization(&native, &[]);
         let code = code_from(browser.open(&auth.url).await, OTHER_REDIRECT, &auth.state, &app);
-        let tokens = native
-            .exchange_code(AuthorizationCode::new(code))
-            .unwrap()
-            .set_pkce_verifier(auth.verifier)
-            .request_async(&http())
-            .await
-            .expect("code exchange by a public client");
+        let tokens = redeem(&native, code, auth.verifier).await;
         let id_token = tokens.id_token().unwrap();
         let claims = id_token.claims(&native.id_token_verifier(), &auth.nonce).unwrap();
         assert_eq!(claims.email().map(|e| e.as_str()), Some(f.email.as_str()));
@@ -533,13 +535,7 @@ both_backends! {
         let (web, metadata) = relying_party(&app, &f.web, REDIRECT).await;
         let auth = authorization(&web, &[]);
         let code = sign_in_to_web(&app, &f, &browser, &auth).await;
-        let tokens = web
-            .exchange_code(AuthorizationCode::new(code))
-            .unwrap()
-            .set_pkce_verifier(auth.verifier)
-            .request_async(&http())
-            .await
-            .unwrap();
+        let tokens = redeem(&web, code, auth.verifier).await;
         let id_token = tokens.id_token().unwrap().clone();
 
         // An unregistered post-logout URI is refused with a page.
@@ -624,13 +620,7 @@ both_backends! {
         let (web, _) = relying_party(&app, &f.web, REDIRECT).await;
         let auth = authorization(&web, &[]);
         let code = sign_in_to_web(&app, &f, &victim, &auth).await;
-        let tokens = web
-            .exchange_code(AuthorizationCode::new(code))
-            .unwrap()
-            .set_pkce_verifier(auth.verifier)
-            .request_async(&http())
-            .await
-            .unwrap();
+        let tokens = redeem(&web, code, auth.verifier).await;
         let hint = tokens.id_token().unwrap().to_string();
         // Someone else holding the ID token (another browser, no cookie).
         let attacker = Browser::new();
@@ -658,13 +648,7 @@ both_backends! {
         let (web, _) = relying_party(&app, &f.web, REDIRECT).await;
         let auth = authorization(&web, &[]);
         let code = sign_in_to_web(&app, &f, &browser, &auth).await;
-        let first = web
-            .exchange_code(AuthorizationCode::new(code))
-            .unwrap()
-            .set_pkce_verifier(auth.verifier)
-            .request_async(&http())
-            .await
-            .unwrap();
+        let first = redeem(&web, code, auth.verifier).await;
         let old_cookie = browser_cookie(&browser, &app, "tessera-sso");
 
         // prompt=login: the password again, then straight back (consent
@@ -675,13 +659,7 @@ both_backends! {
         let skipped = browser.consent(&app, &form, "allow").await;
         assert!(matches!(skipped, Step::Page(400, _)), "{skipped:?}");
         let code = code_from(browser.sign_in(&app, &form, &f.email, PASSWORD).await, REDIRECT, &auth.state, &app);
-        let second = web
-            .exchange_code(AuthorizationCode::new(code))
-            .unwrap()
-            .set_pkce_verifier(auth.verifier)
-            .request_async(&http())
-            .await
-            .unwrap();
+        let second = redeem(&web, code, auth.verifier).await;
         let new_cookie = browser_cookie(&browser, &app, "tessera-sso");
         assert_ne!(old_cookie, new_cookie, "a new cookie value after signing in");
         let sid = |t: &openidconnect::core::CoreTokenResponse| {
@@ -1021,13 +999,7 @@ both_backends! {
         let (web, _) = relying_party(&app, &f.web, REDIRECT).await;
         let auth = authorization(&web, &[]);
         let code = sign_in_to_web(&app, &f, &browser, &auth).await;
-        let tokens = web
-            .exchange_code(AuthorizationCode::new(code))
-            .unwrap()
-            .set_pkce_verifier(auth.verifier)
-            .request_async(&http())
-            .await
-            .unwrap();
+        let tokens = redeem(&web, code, auth.verifier).await;
         let refresh = tokens.refresh_token().unwrap().secret().clone();
         let access = tokens.access_token().secret().clone();
         let revoke = |id: String, secret: String| {
