@@ -237,6 +237,7 @@ impl Application {
         };
         let shutdown_timeout = s.server.shutdown_timeout_seconds;
         let json_limit = s.server.json_body_limit_bytes;
+        let https = s.issuer.starts_with("https://");
         let state = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -246,7 +247,7 @@ impl Application {
                 .app_data(http::query_config())
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))
-                .wrap_fn(|req, srv| {
+                .wrap_fn(move |req, srv| {
                     // Method, path and status only: queries and headers can
                     // carry secrets.
                     let method = req.method().clone();
@@ -254,7 +255,8 @@ impl Application {
                     let started = Instant::now();
                     let response = srv.call(req);
                     async move {
-                        let response = response.await?;
+                        let mut response = response.await?;
+                        http::security_headers(&path, https, response.headers_mut());
                         tracing::info!(
                             target: "tessera::access",
                             %method,

@@ -94,6 +94,28 @@ pub fn client_info(req: &HttpRequest) -> ClientInfo {
     }
 }
 
+/// Headers every response carries: no MIME sniffing, no Referer leaving
+/// with tokens or codes in URLs, HSTS when the issuer is https, and —
+/// for the API and OAuth endpoints, which carry tokens and personal data —
+/// no caching unless the handler said otherwise (discovery and the JWKS
+/// are public and cacheable).
+pub fn security_headers(path: &str, https: bool, headers: &mut header::HeaderMap) {
+    use header::HeaderValue;
+    let mut default = |name: header::HeaderName, value: &'static str| {
+        if !headers.contains_key(&name) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    };
+    default(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    default(header::REFERRER_POLICY, "no-referrer");
+    if https {
+        default(header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    }
+    if path.starts_with("/v1/") || path.starts_with("/oauth2/") {
+        default(header::CACHE_CONTROL, "no-store");
+    }
+}
+
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(

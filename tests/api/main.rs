@@ -11,6 +11,7 @@ mod cli;
 mod clients;
 mod database;
 mod forgery;
+mod headers;
 mod keys;
 mod oidc;
 mod rotation;
