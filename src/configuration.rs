@@ -50,6 +50,9 @@ pub struct ServerSettings {
     pub workers: usize,
     pub shutdown_timeout_seconds: u64,
     pub json_body_limit_bytes: usize,
+    pub request_head_timeout_seconds: u64,
+    pub keep_alive_seconds: u64,
+    pub max_connections_per_worker: usize,
 }
 
 #[derive(Clone, Deserialize)]
@@ -190,6 +193,18 @@ impl Settings {
             return Err(invalid(
                 "server.bind",
                 format!("{:?} is not a host:port address", self.server.bind),
+            ));
+        }
+        if !(1..=300).contains(&self.server.request_head_timeout_seconds) {
+            return Err(invalid(
+                "server.request_head_timeout_seconds",
+                "must be between 1 and 300",
+            ));
+        }
+        if self.server.keep_alive_seconds > 3600 || self.server.max_connections_per_worker == 0 {
+            return Err(invalid(
+                "server.keep_alive_seconds",
+                "keep-alive must be at most 3600 s and max_connections_per_worker at least 1",
             ));
         }
         if self.server.json_body_limit_bytes < 1024 {

@@ -238,6 +238,9 @@ impl Application {
         let shutdown_timeout = s.server.shutdown_timeout_seconds;
         let json_limit = s.server.json_body_limit_bytes;
         let https = s.issuer.starts_with("https://");
+        let head_timeout = std::time::Duration::from_secs(s.server.request_head_timeout_seconds);
+        let keep_alive = std::time::Duration::from_secs(s.server.keep_alive_seconds);
+        let max_connections = s.server.max_connections_per_worker;
         let state = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -270,6 +273,11 @@ impl Application {
         })
         .workers(workers)
         .shutdown_timeout(shutdown_timeout)
+        // Slowloris: a connection that dribbles its request head, or idles,
+        // is closed; each worker takes a bounded number of connections.
+        .client_request_timeout(head_timeout)
+        .keep_alive(keep_alive)
+        .max_connections(max_connections)
         .listen(listener)
         .map_err(|source| StartupError::Bind { bind, source })?
         .run();

@@ -26,3 +26,27 @@ both_backends! {
         assert_eq!(response.headers()["strict-transport-security"], "max-age=31536000");
     }
 }
+
+// A client that sends its request head slowly (slowloris) is cut off after
+// `server.request_head_timeout_seconds`, not held forever.
+both_backends! {
+    async fn a_dribbled_request_head_is_cut_off(
+        app: TestApp,
+        settings = |s| s.server.request_head_timeout_seconds = 1
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = app.address.trim_start_matches("http://").to_owned();
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        // Never finish the head: the server answers 408 and closes.
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut answer),
+        )
+        .await;
+        assert!(read.is_ok(), "the server closed the connection");
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+}
