@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use crate::accounts::now;
 use crate::db::schema::audit_events;
-use crate::db::{AnyConnection, DbError};
+use crate::db::{AnyConnection, Db, DbError};
 
 // Actions. Sessions that end are recorded under their end reason
 // (`sessions::end_reason`): logout, logout_all, revoked, ...
@@ -47,4 +47,89 @@ pub fn record(conn: &mut AnyConnection, event: Event<'_>) -> Result<(), DbError>
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// An event as administrators read it.
+#[derive(Debug, Clone, serde::Serialize, Queryable)]
+pub struct RecordedEvent {
+    pub id: String,
+    #[serde(serialize_with = "crate::accounts::rfc3339")]
+    pub occurred_at: chrono::NaiveDateTime,
+    pub action: String,
+    pub outcome: String,
+    pub actor_id: Option<String>,
+    pub user_id: Option<String>,
+    pub session_id: Option<String>,
+    pub client_id: Option<String>,
+    pub ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub user_id: Option<String>,
+    pub action: Option<String>,
+}
+
+const MAX_PAGE: i64 = 200;
+
+/// Events newest first, `limit` at a time; the cursor continues after the
+/// last one returned.
+pub async fn list(
+    db: &Db,
+    filter: EventFilter,
+    limit: i64,
+    cursor: Option<&str>,
+) -> Result<(Vec<RecordedEvent>, Option<String>), ListError> {
+    let before = match cursor {
+        None => None,
+        Some(c) => Some(crate::db::decode_cursor(c).ok_or(ListError::InvalidCursor)?),
+    };
+    let limit = limit.clamp(1, MAX_PAGE);
+    let mut events: Vec<RecordedEvent> = db
+        .run(move |conn| {
+            let mut query = audit_events::table
+                .select((
+                    audit_events::id,
+                    audit_events::occurred_at,
+                    audit_events::action,
+                    audit_events::outcome,
+                    audit_events::actor_id,
+                    audit_events::user_id,
+                    audit_events::session_id,
+                    audit_events::client_id,
+                    audit_events::ip,
+                    audit_events::detail,
+                ))
+                .order(audit_events::id.desc())
+                .limit(limit + 1)
+                .into_boxed();
+            if let Some(before) = before {
+                query = query.filter(audit_events::id.lt(before));
+            }
+            if let Some(user) = filter.user_id {
+                query = query.filter(audit_events::user_id.eq(user));
+            }
+            if let Some(action) = filter.action {
+                query = query.filter(audit_events::action.eq(action));
+            }
+            Ok(query.load(conn)?)
+        })
+        .await?;
+    let next = if events.len() as i64 > limit {
+        events.truncate(limit as usize);
+        events.last().map(|e| crate::db::encode_cursor(&e.id))
+    } else {
+        None
+    };
+    Ok((events, next))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("the cursor is not one this endpoint gave out")]
+    InvalidCursor,
+    #[error(transparent)]
+    Db(#[from] DbError),
 }

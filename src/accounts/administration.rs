@@ -1,8 +1,6 @@
 //! What administrators do to accounts: list them page by page, change roles,
 //! disable, delete — never leaving the system without an enabled admin.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use diesel::prelude::*;
 
 use super::{ADMIN_ROLE, AccountError, User, UserRow, find_row, now};
@@ -55,13 +53,7 @@ pub async fn list_page(
 ) -> Result<Page, AccountError> {
     let after = match cursor {
         None => None,
-        Some(c) => Some(
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .ok_or(AccountError::InvalidCursor)?,
-        ),
+        Some(c) => Some(crate::db::decode_cursor(c).ok_or(AccountError::InvalidCursor)?),
     };
     let limit = limit.clamp(1, MAX_PAGE);
     let rows: Vec<UserRow> = db
@@ -90,7 +82,7 @@ pub async fn list_page(
     let mut users: Vec<User> = rows.into_iter().map(UserRow::into_user).collect();
     let next_cursor = if users.len() as i64 > limit {
         users.truncate(limit as usize);
-        users.last().map(|u| URL_SAFE_NO_PAD.encode(&u.id))
+        users.last().map(|u| crate::db::encode_cursor(&u.id))
     } else {
         None
     };

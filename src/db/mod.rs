@@ -343,6 +343,23 @@ impl r2d2::HandleError<DieselError> for LogPoolErrors {
     }
 }
 
+/// Keyset pagination: a cursor is the last row's id (UUIDv7, so ordered by
+/// creation), base64url so clients treat it as opaque.
+pub fn encode_cursor(id: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
+}
+
+/// The id in a cursor made by [`encode_cursor`]; None for anything else.
+pub fn decode_cursor(cursor: &str) -> Option<String> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .filter(|id| id.len() <= 64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

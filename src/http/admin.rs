@@ -1,5 +1,6 @@
 //! `/v1/admin/*`: for bearers of the `admin` role only.
 
+use crate::audit;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -155,6 +156,40 @@ pub async fn get_client(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(clients::find(&state.db, id.into_inner()).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    user: Option<String>,
+    kind: Option<String>,
+}
+
+/// The audit trail, newest first: `?user=` (a user id), `?kind=` (an
+/// action such as `refresh`, `logout`, `sso_sign_in`), `?cursor=`.
+pub async fn list_audit(
+    state: web::Data<AppState>,
+    _: Admin,
+    query: web::Query<AuditQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let AuditQuery {
+        limit,
+        cursor,
+        user,
+        kind,
+    } = query.into_inner();
+    let filter = audit::EventFilter {
+        user_id: user.filter(|u| !u.is_empty()),
+        action: kind.filter(|k| !k.is_empty()),
+    };
+    let (events, next_cursor) =
+        audit::list(&state.db, filter, limit.unwrap_or(50), cursor.as_deref()).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "events": events,
+        "next_cursor": next_cursor,
+    })))
 }
 
 /// The signing keys and their rotation states (never key material).

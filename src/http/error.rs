@@ -454,6 +454,17 @@ pub fn set_retry_after(response: &mut HttpResponse, seconds: u64) {
     }
 }
 
+impl From<crate::audit::ListError> for ApiError {
+    fn from(e: crate::audit::ListError) -> Self {
+        match e {
+            crate::audit::ListError::InvalidCursor => {
+                ApiError::bad_request("invalid_cursor", e.to_string())
+            }
+            crate::audit::ListError::Db(e) => e.into(),
+        }
+    }
+}
+
 impl From<UserinfoError> for ApiError {
     fn from(e: UserinfoError) -> Self {
         match e {

@@ -143,6 +143,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/admin/clients", web::post().to(admin::create_client))
             .route("/admin/clients/{id}", web::get().to(admin::get_client))
             .route("/admin/keys", web::get().to(admin::list_keys))
+            .route("/admin/audit", web::get().to(admin::list_audit))
             .route(
                 "/admin/clients/{id}",
                 web::delete().to(admin::delete_client),

@@ -142,6 +142,40 @@ both_backends! {
         assert_problem(response, 404, "not_found").await;
     }
 
+    async fn administrators_read_the_audit_trail(app: TestApp) {
+        let admin = app.admin_token(&unique_email()).await;
+        let email = unique_email();
+        let user = app.register(&email).await;
+        let user_id = user["id"].as_str().unwrap().to_owned();
+        let tokens = app.tokens(&email).await;
+        let mut refresh = tokens.refresh.clone();
+        for _ in 0..3 {
+            let response = app.refresh(&refresh).await;
+            assert_eq!(response.status(), 200);
+            refresh = Tokens::from_response(response).await.refresh;
+        }
+        let audit = |query: String| {
+            let request = app.client.get(app.url(&format!("/v1/admin/audit?{query}"))).bearer_auth(&admin);
+            async move { request.send().await.unwrap() }
+        };
+        let page: Value = audit(format!("user={user_id}&kind=refresh&limit=2")).await.json().await.unwrap();
+        let events = page["events"].as_array().unwrap();
+        assert_eq!(events.len(), 2, "{page}");
+        assert!(events.iter().all(|e| e["user_id"] == user_id.as_str() && e["action"] == "refresh"));
+        assert!(events[0]["id"].as_str() > events[1]["id"].as_str(), "newest first");
+        let cursor = page["next_cursor"].as_str().expect("more pages").to_owned();
+        let rest: Value = audit(format!("user={user_id}&kind=refresh&cursor={cursor}")).await.json().await.unwrap();
+        let rest = rest["events"].as_array().unwrap();
+        assert!(!rest.is_empty());
+        assert!(rest.iter().all(|e| e["id"].as_str() < events[1]["id"].as_str()));
+        // No secrets in the trail.
+        assert!(!page.to_string().contains(&tokens.refresh));
+        assert_problem(audit("cursor=%%%".into()).await, 400, "invalid_cursor").await;
+        let user_token = app.access_token(&unique_email()).await;
+        let response = app.get_with_token("/v1/admin/audit", &user_token).await;
+        assert_eq!(response.status(), 403);
+    }
+
     async fn pagination_sees_every_user_once_while_users_are_added(app: TestApp) {
         let admin = app.admin_token("pager@example.com").await;
         for i in 0..12 {
