@@ -14,6 +14,7 @@ pub mod configuration;
 pub mod db;
 pub mod http;
 pub mod keys;
+pub mod metrics;
 pub mod oauth;
 pub mod secrets;
 pub mod sessions;

@@ -13,6 +13,7 @@ use crate::configuration::Settings;
 use crate::db::{Db, DbError};
 use crate::http::{self, AppState};
 use crate::keys::{Clock, KeyError, KeyPolicy, KeyRing, system_clock};
+use crate::metrics::Metrics;
 use crate::sessions::SessionPolicy;
 use crate::sso::SsoPolicy;
 use crate::throttle::lockout::LockoutPolicy;
@@ -124,6 +125,7 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
         verifier,
         sessions,
         sso,
+        metrics: Arc::new(Metrics::default()),
         rate_limiter: RateLimiter::new(&settings_throttle),
         lockout: LockoutPolicy::from(&settings_throttle),
         trusted_proxies,
@@ -238,6 +240,7 @@ impl Application {
         let shutdown_timeout = s.server.shutdown_timeout_seconds;
         let json_limit = s.server.json_body_limit_bytes;
         let https = s.issuer.starts_with("https://");
+        let metrics = state.metrics.clone();
         let head_timeout = std::time::Duration::from_secs(s.server.request_head_timeout_seconds);
         let keep_alive = std::time::Duration::from_secs(s.server.keep_alive_seconds);
         let max_connections = s.server.max_connections_per_worker;
@@ -250,24 +253,38 @@ impl Application {
                 .app_data(http::query_config())
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))
-                .wrap_fn(move |req, srv| {
-                    // Method, path and status only: queries and headers can
-                    // carry secrets.
-                    let method = req.method().clone();
-                    let path = req.path().to_owned();
-                    let started = Instant::now();
-                    let response = srv.call(req);
-                    async move {
-                        let mut response = response.await?;
-                        http::security_headers(&path, https, response.headers_mut());
-                        tracing::info!(
-                            target: "tessera::access",
-                            %method,
-                            %path,
-                            status = response.status().as_u16(),
-                            micros = started.elapsed().as_micros() as u64,
-                        );
-                        Ok(response)
+                .wrap_fn({
+                    let metrics = metrics.clone();
+                    move |req, srv| {
+                        // Method, path and status only: queries and headers can
+                        // carry secrets.
+                        let method = req.method().clone();
+                        let path = req.path().to_owned();
+                        let started = Instant::now();
+                        let response = srv.call(req);
+                        let metrics = metrics.clone();
+                        async move {
+                            let mut response = response.await?;
+                            http::security_headers(&path, https, response.headers_mut());
+                            let route = response
+                                .request()
+                                .match_pattern()
+                                .unwrap_or_else(|| "unmatched".to_owned());
+                            metrics.observe_request(
+                                &route,
+                                method.as_str(),
+                                response.status().as_u16(),
+                                started.elapsed(),
+                            );
+                            tracing::info!(
+                                target: "tessera::access",
+                                %method,
+                                %path,
+                                status = response.status().as_u16(),
+                                micros = started.elapsed().as_micros() as u64,
+                            );
+                            Ok(response)
+                        }
                     }
                 })
         })

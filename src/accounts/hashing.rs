@@ -37,6 +37,8 @@ type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 pub struct PasswordHasher {
     params: Params,
     jobs: SyncSender<Job>,
+    /// Jobs accepted and not yet started (the queue's depth, for metrics).
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
     /// A hash of a random password: unknown emails are verified against it
     /// so that they cost the same time as a wrong password.
     dummy_hash: String,
@@ -69,6 +71,7 @@ impl PasswordHasher {
         Ok(PasswordHasher {
             params,
             jobs,
+            waiting: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             dummy_hash,
         })
     }
@@ -96,6 +99,11 @@ impl PasswordHasher {
     }
 
     /// Hashes synchronously, for the CLI.
+    /// Hashes accepted and waiting for a thread.
+    pub fn queue_depth(&self) -> usize {
+        self.waiting.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn hash_blocking(&self, password: &str) -> Result<String, HashError> {
         hash_with(&self.params, password.as_bytes(), &mut Vec::new())
     }
@@ -104,14 +112,22 @@ impl PasswordHasher {
         &self,
         work: impl FnOnce(&mut Vec<Block>) -> Result<T, HashError> + Send + 'static,
     ) -> Result<T, HashError> {
+        use std::sync::atomic::Ordering::Relaxed;
         let (done, result) = oneshot::channel();
+        let waiting = self.waiting.clone();
         let job: Job = Box::new(move |memory| {
+            waiting.fetch_sub(1, Relaxed);
             let _ = done.send(work(memory));
         });
+        self.waiting.fetch_add(1, Relaxed);
         match self.jobs.try_send(job) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => return Err(HashError::Busy),
+            Err(TrySendError::Full(_)) => {
+                self.waiting.fetch_sub(1, Relaxed);
+                return Err(HashError::Busy);
+            }
             Err(TrySendError::Disconnected(_)) => {
+                self.waiting.fetch_sub(1, Relaxed);
                 return Err(HashError::Internal("hashing threads are gone".into()));
             }
         }

@@ -243,6 +243,12 @@ impl Db {
         self.backend_name
     }
 
+    /// Connections the pool holds, and how many of them are idle.
+    pub fn pool_usage(&self) -> (u32, u32) {
+        let state = self.pool.state();
+        (state.connections, state.idle_connections)
+    }
+
     /// Runs the embedded migrations of this backend.
     pub fn migrate(&self) -> Result<usize, DbError> {
         let mut conn = self.pool.get()?;

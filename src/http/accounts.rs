@@ -49,10 +49,15 @@ pub async fn login(
     req: HttpRequest,
     body: web::Json<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    throttle(&req, Class::Credentials)?;
+    if let Err(t) = throttle(&req, Class::Credentials) {
+        state.metrics.login("throttled");
+        return Err(t.into());
+    }
     let LoginRequest { email, password } = body.into_inner();
-    let user =
-        lockout::authenticate(&state.db, &state.hasher, state.lockout, &email, password).await?;
+    let result =
+        lockout::authenticate(&state.db, &state.hasher, state.lockout, &email, password).await;
+    state.metrics.login(super::login_outcome(&result));
+    let user = result?;
     let login = &state.settings.login;
     let started = sessions::start(
         &state.db,
@@ -74,6 +79,7 @@ pub async fn login(
             refresh_token: &started.refresh_token,
         })
         .await?;
+    state.metrics.token_issued("login");
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

@@ -251,9 +251,11 @@ async fn continue_sign_in(
         ("login", Stage::Login) => {
             let email = field("email");
             let password = field("password").to_owned();
-            let login =
-                lockout::authenticate(&state.db, &state.hasher, state.lockout, email, password);
-            let user = match login.await {
+            let result =
+                lockout::authenticate(&state.db, &state.hasher, state.lockout, email, password)
+                    .await;
+            state.metrics.login(super::login_outcome(&result));
+            let user = match result {
                 Ok(user) => user,
                 Err(LoginError::Locked(t)) => {
                     let mut page = login_again(

@@ -12,6 +12,25 @@ pub async fn healthz() -> HttpResponse {
 
 /// The service can do its work: a database connection answers and a
 /// signing key is loaded. 503 otherwise, so a load balancer routes around it.
+/// Prometheus metrics (text format 0.0.4). No secrets, no per-user labels.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let (db_connections, db_idle_connections) = state.db.pool_usage();
+    let mut keys_by_state = std::collections::BTreeMap::new();
+    for key in state.keys.listing() {
+        *keys_by_state.entry(key.state).or_insert(0) += 1;
+    }
+    let text = state.metrics.render(&crate::metrics::Gauges {
+        hash_queue_depth: state.hasher.queue_depth(),
+        db_connections,
+        db_idle_connections,
+        keys_by_state,
+    });
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(text)
+}
+
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let timeout = state.settings.pool_checkout_timeout() + Duration::from_secs(1);
     let database = match tokio::time::timeout(timeout, state.db.ping()).await {

@@ -22,10 +22,11 @@ use crate::accounts::PasswordHasher;
 use crate::configuration::Settings;
 use crate::db::Db;
 use crate::keys::KeyRing;
+use crate::metrics::Metrics;
 use crate::oauth::Issuance;
 use crate::sessions::{ClientInfo, SessionPolicy};
 use crate::sso::SsoPolicy;
-use crate::throttle::lockout::LockoutPolicy;
+use crate::throttle::lockout::{LockoutPolicy, LoginError};
 use crate::throttle::{Class, RateLimiter, Throttled, TrustedProxies};
 use crate::tokens::{TokenIssuer, TokenVerifier};
 
@@ -45,6 +46,7 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     pub lockout: LockoutPolicy,
     pub trusted_proxies: TrustedProxies,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -116,6 +118,19 @@ pub fn security_headers(path: &str, https: bool, headers: &mut header::HeaderMap
     }
 }
 
+/// How a login attempt ended, for the metrics.
+pub fn login_outcome<T>(result: &Result<T, LoginError>) -> &'static str {
+    use crate::accounts::{AccountError, HashError};
+    match result {
+        Ok(_) => "success",
+        Err(LoginError::Locked(_)) => "locked",
+        Err(LoginError::Account(AccountError::InvalidCredentials)) => "invalid_credentials",
+        Err(LoginError::Account(AccountError::Disabled)) => "disabled",
+        Err(LoginError::Account(AccountError::Hashing(HashError::Busy))) => "busy",
+        Err(_) => "error",
+    }
+}
+
 /// Registers every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -161,6 +176,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/revoke", web::post().to(oauth::revoke))
             .route("/introspect", web::post().to(oauth::introspect)),
     )
+    .route("/metrics", web::get().to(health::metrics))
     .route("/healthz", web::get().to(health::healthz))
     .route("/readyz", web::get().to(health::readyz));
 }

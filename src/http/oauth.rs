@@ -190,6 +190,9 @@ pub async fn token(
         Some(other) => return Err(OAuthError::UnsupportedGrantType(other.to_owned()).into()),
         None => return Err(OAuthError::InvalidRequest("grant_type is required".into()).into()),
     };
+    state
+        .metrics
+        .token_issued(grant_type.as_deref().unwrap_or_default());
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))

@@ -13,6 +13,7 @@ mod database;
 mod forgery;
 mod headers;
 mod keys;
+mod metrics;
 mod oidc;
 mod rotation;
 mod sessions;
