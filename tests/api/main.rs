@@ -12,6 +12,7 @@ mod clients;
 mod database;
 mod forgery;
 mod headers;
+mod hostile_input;
 mod keys;
 mod metrics;
 mod oidc;

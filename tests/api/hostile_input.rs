@@ -1,0 +1,95 @@
+//! Property test: whatever bytes arrive as a body, a form, a query or a
+//! bearer token, the answer is never a 5xx.
+
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+use crate::both_backends;
+use crate::helpers::TestApp;
+
+/// Where the bytes go.
+const TARGETS: usize = 9;
+
+async fn send(app: &TestApp, target: usize, bytes: Vec<u8>) -> Option<u16> {
+    let json = |path: &str| {
+        app.client
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .body(bytes.clone())
+    };
+    let form = |path: &str| {
+        app.client
+            .post(app.url(path))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(bytes.clone())
+    };
+    // As a query: percent-encode what a URL can't carry as is.
+    let query: String = url::form_urlencoded::byte_serialize(&bytes).collect();
+    let raw_query = String::from_utf8_lossy(&bytes)
+        .chars()
+        .filter(|c| c.is_ascii_graphic() && *c != '#')
+        .collect::<String>();
+    let request = match target {
+        0 => json("/v1/auth/login"),
+        1 => json("/v1/auth/register"),
+        2 => form("/oauth2/token"),
+        3 => form("/oauth2/authorize"),
+        4 => form("/oauth2/introspect"),
+        5 => form("/oauth2/revoke"),
+        6 => app
+            .client
+            .get(app.url(&format!("/oauth2/authorize?{raw_query}&x={query}"))),
+        7 => app
+            .client
+            .get(app.url(&format!("/oauth2/logout?{raw_query}"))),
+        _ => {
+            // A header value can't hold control characters: those bytes
+            // can't even be sent.
+            let value =
+                reqwest::header::HeaderValue::from_bytes(&[b"Bearer ".as_slice(), &bytes].concat())
+                    .ok()?;
+            app.client
+                .get(app.url("/v1/me"))
+                .header("authorization", value)
+        }
+    };
+    Some(request.send().await.unwrap().status().as_u16())
+}
+
+/// Bytes of three kinds: anything, form-like text, JSON-like text.
+fn input() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..400),
+        "[a-z_]{0,12}=[a-zA-Z0-9%+&=._~-]{0,200}".prop_map(String::into_bytes),
+        r#"\{("[a-z_]{1,10}": ?("[^"]{0,40}"|[0-9-]{1,12}|true|null|\[\]|\{\}),? ?){0,6}\}"#
+            .prop_map(String::into_bytes),
+    ]
+}
+
+both_backends! {
+    async fn arbitrary_input_never_gets_a_5xx(app: TestApp) {
+        let handle = tokio::runtime::Handle::current();
+        let mut runner = TestRunner::new(Config {
+            cases: 160,
+            failure_persistence: None,
+            ..Config::default()
+        });
+        let app = &app;
+        tokio::task::block_in_place(|| {
+            runner.run(&(input(), 0..TARGETS), |(bytes, target)| {
+                let status = handle.block_on(send(app, target, bytes.clone()));
+                if let Some(status) = status {
+                    prop_assert!(
+                        status < 500,
+                        "target {} answered {} to {:?}",
+                        target,
+                        status,
+                        String::from_utf8_lossy(&bytes)
+                    );
+                }
+                Ok(())
+            })
+        })
+        .unwrap();
+    }
+}
