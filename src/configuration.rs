@@ -39,6 +39,7 @@ pub struct Settings {
     pub sessions: SessionSettings,
     pub sso: SsoSettings,
     pub throttle: ThrottleSettings,
+    pub cors: CorsSettings,
     pub passwords: PasswordSettings,
     pub log: LogSettings,
 }
@@ -117,6 +118,14 @@ pub struct SsoSettings {
     pub absolute_lifetime_seconds: u64,
     pub code_ttl_seconds: u64,
     pub login_timeout_seconds: u64,
+}
+
+/// Origins whose pages may call the API from JavaScript (`[cors]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsSettings {
+    #[serde(deserialize_with = "string_or_list")]
+    pub allowed_origins: Vec<String>,
 }
 
 /// Rate limits per client IP and lockout per account (`[throttle]`).
@@ -335,6 +344,21 @@ impl Settings {
             .retain(|p| !p.trim().is_empty());
         if let Err(e) = crate::throttle::TrustedProxies::parse(&self.throttle.trusted_proxies) {
             return Err(invalid("throttle.trusted_proxies", e));
+        }
+        self.cors.allowed_origins.retain(|o| !o.trim().is_empty());
+        for origin in &self.cors.allowed_origins {
+            let ok = url::Url::parse(origin).is_ok_and(|u| {
+                matches!(u.scheme(), "https" | "http")
+                    && u.origin().ascii_serialization() == *origin
+            });
+            if !ok {
+                return Err(invalid(
+                    "cors.allowed_origins",
+                    format!(
+                        "{origin:?} is not an origin like https://app.example.com (no path, no trailing slash)"
+                    ),
+                ));
+            }
         }
         let p = &self.passwords;
         if let Err(e) = argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None) {

@@ -244,6 +244,7 @@ impl Application {
         let head_timeout = std::time::Duration::from_secs(s.server.request_head_timeout_seconds);
         let keep_alive = std::time::Duration::from_secs(s.server.keep_alive_seconds);
         let max_connections = s.server.max_connections_per_worker;
+        let cors_origins = std::sync::Arc::new(s.cors.allowed_origins.clone());
         let state = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -253,6 +254,28 @@ impl Application {
                 .app_data(http::query_config())
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))
+                .wrap_fn({
+                    let cors_origins = cors_origins.clone();
+                    move |req, srv| {
+                        use futures_util::future::{Either, ready};
+                        let origin =
+                            http::cors::allowed_origin(&cors_origins, req.path(), req.headers());
+                        if http::cors::is_preflight(req.method(), req.headers())
+                            && let Some(origin) = origin
+                        {
+                            let response = req.into_response(http::cors::preflight(origin));
+                            return Either::Left(ready(Ok(response)));
+                        }
+                        let response = srv.call(req);
+                        Either::Right(async move {
+                            let mut response = response.await?;
+                            if let Some(origin) = origin {
+                                http::cors::decorate(origin, response.headers_mut());
+                            }
+                            Ok(response)
+                        })
+                    }
+                })
                 .wrap_fn({
                     let metrics = metrics.clone();
                     move |req, srv| {

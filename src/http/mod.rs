@@ -6,6 +6,7 @@ mod accounts;
 mod admin;
 mod authorize;
 mod bearer;
+pub mod cors;
 mod discovery;
 pub mod error;
 mod health;

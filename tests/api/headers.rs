@@ -2,6 +2,7 @@
 //! token or personal-data responses, HSTS when the issuer is https.
 
 use crate::both_backends;
+use crate::helpers::TestApp;
 
 both_backends! {
     async fn every_response_carries_the_security_headers(app: TestApp) {
@@ -48,5 +49,52 @@ both_backends! {
         assert!(read.is_ok(), "the server closed the connection");
         let text = String::from_utf8_lossy(&answer);
         assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    }
+}
+
+async fn preflight(app: &TestApp, path: &str, origin: &str) -> reqwest::Response {
+    app.client
+        .request(reqwest::Method::OPTIONS, app.url(path))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+        .unwrap()
+}
+
+both_backends! {
+    async fn no_cross_origin_access_by_default(app: TestApp) {
+        let response = preflight(&app, "/oauth2/token", "https://app.example").await;
+        assert!(response.headers().get("access-control-allow-origin").is_none());
+        let response = app.client.get(app.url("/.well-known/jwks.json")).header("origin", "https://app.example").send().await.unwrap();
+        assert!(response.headers().get("access-control-allow-origin").is_none());
+    }
+
+    async fn listed_origins_may_call_the_api(
+        app: TestApp,
+        settings = |s| s.cors.allowed_origins = vec!["https://app.example".into()]
+    ) {
+        let response = preflight(&app, "/oauth2/token", "https://app.example").await;
+        assert_eq!(response.status(), 204);
+        assert_eq!(response.headers()["access-control-allow-origin"], "https://app.example");
+        assert!(response.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+        assert!(response.headers()["access-control-allow-headers"].to_str().unwrap().contains("authorization"));
+        // The actual request carries the header too, errors included.
+        let response = app
+            .client
+            .post(app.url("/v1/auth/login"))
+            .header("origin", "https://app.example")
+            .json(&serde_json::json!({"email": "nobody@example.com", "password": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.headers()["access-control-allow-origin"], "https://app.example");
+        // Other origins, and the sign-in pages, get nothing.
+        let response = preflight(&app, "/oauth2/token", "https://evil.example").await;
+        assert!(response.headers().get("access-control-allow-origin").is_none());
+        let response = preflight(&app, "/oauth2/authorize", "https://app.example").await;
+        assert!(response.headers().get("access-control-allow-origin").is_none());
     }
 }
