@@ -158,6 +158,8 @@ pub struct PasswordSettings {
 #[serde(deny_unknown_fields)]
 pub struct LogSettings {
     pub filter: String,
+    /// `text` or `json`.
+    pub format: String,
 }
 
 /// `audience = "a"`, `audience = ["a", "b"]` and `TESSERA__TOKENS__AUDIENCE=a,b`
@@ -359,6 +361,9 @@ impl Settings {
                     ),
                 ));
             }
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(invalid("log.format", "must be \"text\" or \"json\""));
         }
         let p = &self.passwords;
         if let Err(e) = argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, None) {

@@ -131,7 +131,7 @@ fn main() -> ExitCode {
         Ok(settings) => settings,
         Err(e) => return fail(e),
     };
-    telemetry::init(&settings.log.filter);
+    telemetry::init(&settings.log.filter, settings.log.format == "json");
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings),
         Command::Migrate => startup::connect_database_oneshot(&settings)

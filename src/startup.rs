@@ -284,6 +284,12 @@ impl Application {
                         let method = req.method().clone();
                         let path = req.path().to_owned();
                         let started = Instant::now();
+                        let request_id = crate::telemetry::accepted_request_id(
+                            req.headers()
+                                .get("x-request-id")
+                                .and_then(|v| v.to_str().ok()),
+                        )
+                        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
                         let response = srv.call(req);
                         let metrics = metrics.clone();
                         async move {
@@ -299,9 +305,21 @@ impl Application {
                                 response.status().as_u16(),
                                 started.elapsed(),
                             );
+                            if let Ok(value) =
+                                actix_web::http::header::HeaderValue::from_str(&request_id)
+                            {
+                                response.headers_mut().insert(
+                                    actix_web::http::header::HeaderName::from_static(
+                                        "x-request-id",
+                                    ),
+                                    value,
+                                );
+                            }
                             tracing::info!(
                                 target: "tessera::access",
+                                %request_id,
                                 %method,
+                                %route,
                                 %path,
                                 status = response.status().as_u16(),
                                 micros = started.elapsed().as_micros() as u64,

@@ -98,3 +98,83 @@ both_backends! {
         assert!(response.headers().get("access-control-allow-origin").is_none());
     }
 }
+
+both_backends! {
+    async fn every_response_has_a_request_id(app: TestApp) {
+        let response = app.get("/healthz").await;
+        let generated = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert_eq!(generated.len(), 36, "a UUID: {generated}");
+        let send = |id: &'static str| app.client.get(app.url("/healthz")).header("x-request-id", id).send();
+        // A proxy's plain id is kept; anything else is replaced.
+        let kept = send("edge-4711").await.unwrap();
+        assert_eq!(kept.headers()["x-request-id"], "edge-4711");
+        let replaced = send("<script>").await.unwrap();
+        assert_ne!(replaced.headers()["x-request-id"], "<script>");
+    }
+}
+
+/// `log.format = "json"`: one JSON object per line, the request line with
+/// route, status, latency and request id — and never a password.
+#[test]
+fn json_logs_carry_the_request_id_and_no_secrets() {
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .current_dir(dir.path())
+        .env("TESSERA__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("TESSERA__LOG__FORMAT", "json")
+        .env("TESSERA__LOG__FILTER", "info")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let secret = "correct horse battery staple 42";
+    let body = format!(r#"{{"email":"log@example.com","password":"{secret}"}}"#);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let answer = loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let request = format!(
+                "POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Request-Id: test-req-1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(request.as_bytes()).unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            break answer;
+        }
+        assert!(std::time::Instant::now() < deadline, "the server starts");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let _ = Command::new("kill")
+        .args(["-TERM", &server.id().to_string()])
+        .status();
+    let mut logs = String::new();
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    let _ = server.wait();
+    assert!(!logs.contains(secret), "{logs}");
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let access = lines
+        .iter()
+        .find(|l| l["request_id"] == "test-req-1")
+        .unwrap_or_else(|| panic!("no request line in {logs}"));
+    assert_eq!(access["route"], "/v1/auth/login");
+    assert_eq!(access["status"], 401);
+    assert!(access["micros"].is_u64());
+}
