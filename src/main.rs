@@ -237,7 +237,8 @@ fn manage_keys(settings: Settings, command: KeyCommand) -> Result<(), String> {
             }
             let mut files = Vec::new();
             for path in paths {
-                let revoked = keys::files::revoke(&path).map_err(|e| e.to_string())?;
+                let revoked =
+                    keys::files::revoke(&path, chrono::Utc::now()).map_err(|e| e.to_string())?;
                 files.push(revoked.display().to_string());
             }
             let signing = load()?.view().active().map(|k| k.kid().to_owned());

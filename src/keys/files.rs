@@ -3,7 +3,7 @@
 //! (`tessera-YYYYMMDDTHHMMSSZ.pem`), so it is the same on every instance; a
 //! key made for an emergency rotation, to sign at once, is named
 //! `tessera-YYYYMMDDTHHMMSSZ-now.pem`. A revoked key is renamed
-//! `….pem.revoked`, which nothing loads.
+//! `….pem.revoked-YYYYMMDDTHHMMSSZ` (when it was revoked), and never used.
 
 use std::fs;
 use std::io::Write;
@@ -18,7 +18,7 @@ use super::KeyError;
 const NAME_PREFIX: &str = "tessera-";
 const NAME_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
 const IMMEDIATE_SUFFIX: &str = "-now";
-pub const REVOKED_EXTENSION: &str = "revoked";
+const REVOKED_PREFIX: &str = "revoked-";
 
 /// A PEM file read from the keys folder. The PEM text is the private key:
 /// it must never be logged, hence no Debug.
@@ -27,8 +27,8 @@ pub struct KeyFile {
     pub created_at: DateTime<Utc>,
     /// Signs from creation, without the pre-publication delay.
     pub immediate: bool,
-    /// Renamed `….revoked`: never used again.
-    pub revoked: bool,
+    /// When it was revoked (renamed `….revoked-TIME`): never used again.
+    pub revoked: Option<DateTime<Utc>>,
     pub pem: String,
 }
 
@@ -69,11 +69,15 @@ pub fn read_folder(dir: &Path) -> Result<Folder, KeyError> {
         let entry = entry.map_err(|e| folder_error(dir, e))?;
         let path = entry.path();
         let revoked = match path.extension().and_then(|e| e.to_str()) {
-            Some("pem") => false,
-            Some(REVOKED_EXTENSION)
-                if path.with_extension("").extension() == Some("pem".as_ref()) =>
-            {
-                true
+            Some("pem") => None,
+            Some(extension) if path.with_extension("").extension() == Some("pem".as_ref()) => {
+                match extension
+                    .strip_prefix(REVOKED_PREFIX)
+                    .and_then(|stamp| NaiveDateTime::parse_from_str(stamp, NAME_TIME_FORMAT).ok())
+                {
+                    Some(at) => Some(at.and_utc()),
+                    None => continue,
+                }
             }
             _ => continue,
         };
@@ -87,10 +91,10 @@ pub fn read_folder(dir: &Path) -> Result<Folder, KeyError> {
     Ok(folder)
 }
 
-fn read_key(path: &Path, revoked: bool) -> Result<KeyFile, String> {
+fn read_key(path: &Path, revoked: Option<DateTime<Utc>>) -> Result<KeyFile, String> {
     let metadata = fs::metadata(path).map_err(|e| e.to_string())?;
     let mode = metadata.permissions().mode();
-    if mode & 0o004 != 0 && !revoked {
+    if mode & 0o004 != 0 && revoked.is_none() {
         return Err(format!(
             "readable by everyone (mode {:o}); chmod 600 it",
             mode & 0o777
@@ -102,7 +106,7 @@ fn read_key(path: &Path, revoked: bool) -> Result<KeyFile, String> {
     // The creation time must come from the name: a file's mtime differs
     // between instances (and secret mounts rewrite it), so instances would
     // disagree on which key signs.
-    let named = if revoked {
+    let named = if revoked.is_some() {
         path.with_extension("")
     } else {
         path.to_owned()
@@ -122,10 +126,11 @@ fn read_key(path: &Path, revoked: bool) -> Result<KeyFile, String> {
     })
 }
 
-/// Marks a key revoked by renaming its file; it is never loaded again.
-pub fn revoke(path: &Path) -> Result<PathBuf, KeyError> {
+/// Marks a key revoked at `now` by renaming its file; it is never used
+/// again.
+pub fn revoke(path: &Path, now: DateTime<Utc>) -> Result<PathBuf, KeyError> {
     let mut revoked = path.as_os_str().to_owned();
-    revoked.push(format!(".{REVOKED_EXTENSION}"));
+    revoked.push(format!(".{REVOKED_PREFIX}{}", now.format(NAME_TIME_FORMAT)));
     let revoked = PathBuf::from(revoked);
     fs::rename(path, &revoked).map_err(|e| KeyError::Unusable {
         path: path.display().to_string(),
@@ -192,7 +197,7 @@ pub fn create_key(
     Ok(KeyFile {
         created_at,
         immediate,
-        revoked: false,
+        revoked: None,
         path,
         pem: pem.to_string(),
     })

@@ -29,7 +29,7 @@ struct LoadedKey {
     key: Arc<SigningKey>,
     path: PathBuf,
     immediate: bool,
-    revoked: bool,
+    revoked: Option<DateTime<Utc>>,
     /// SHA-256 of the file's text: an unchanged file isn't parsed again, and
     /// the key text itself isn't kept around.
     digest: String,
@@ -271,15 +271,14 @@ impl KeyRing {
         }
         // One key in two files counts once: a revoked copy revokes it, else
         // the earliest file stands and the others are reported.
-        let revoked_kids: std::collections::HashSet<String> = folder
+        let revoked_kids: HashMap<String, DateTime<Utc>> = folder
             .keys
             .iter()
-            .filter(|k| k.revoked)
-            .map(|k| k.key.kid().to_owned())
+            .filter_map(|k| k.revoked.map(|at| (k.key.kid().to_owned(), at)))
             .collect();
         for k in folder.keys.iter_mut() {
-            if revoked_kids.contains(k.key.kid()) {
-                k.revoked = true;
+            if let Some(at) = revoked_kids.get(k.key.kid()) {
+                k.revoked = Some(*at);
             }
         }
         folder.keys.sort_by(|a, b| {
@@ -391,7 +390,7 @@ impl KeyRing {
         };
         read.keys
             .into_iter()
-            .filter(|f| !f.revoked)
+            .filter(|f| f.revoked.is_none())
             .filter(|f| SigningKey::from_pem(&f.pem, f.created_at).is_ok_and(|k| k.kid() == kid))
             .map(|f| f.path)
             .collect()

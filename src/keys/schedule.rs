@@ -9,10 +9,11 @@
 //! stays published as *previous* for `retention` after it was superseded
 //! (the longest a token it signed can live), then it is *expired*.
 //!
-//! A *revoked* key (leaked) is never published nor used, but still counts
-//! as having superseded the keys before it: if it was the one signing, the
-//! newest key still published (a *previous* one) signs again; a key that
-//! has expired never comes back. Until some key reaches its activation
+//! A *revoked* key (leaked) is never published nor used. Revoked after its
+//! activation, it still counts as having superseded the keys before it: if
+//! it was the one signing, the newest key still published (a *previous*
+//! one) signs again, and a key that has expired never comes back. Revoked
+//! before its activation, it never signed and is left out altogether. Until some key reaches its activation
 //! (a first key, or only fresh ones), the earliest one signs.
 
 use chrono::{DateTime, Duration, Utc};
@@ -25,8 +26,8 @@ pub struct KeyTimes {
     pub created_at: DateTime<Utc>,
     /// Created with `--now`: active from creation (emergency rotation).
     pub immediate: bool,
-    /// Revoked: never published or used again.
-    pub revoked: bool,
+    /// When it was revoked: never published or used again.
+    pub revoked: Option<DateTime<Utc>>,
 }
 
 /// How long keys wait before signing, and stay published after.
@@ -76,20 +77,49 @@ impl KeyPolicy {
         }
     }
 
+    /// Revoked before it could sign: as if it had never existed.
+    fn never_signed(&self, key: &KeyTimes) -> bool {
+        key.revoked.is_some_and(|at| at < self.activation(key))
+    }
+
     /// The state of every key at `now`, in the order given.
     pub fn schedule(&self, keys: &[KeyTimes], now: DateTime<Utc>) -> Vec<Scheduled> {
+        let counted: Vec<usize> = (0..keys.len())
+            .filter(|&i| !self.never_signed(&keys[i]))
+            .collect();
+        let subset: Vec<KeyTimes> = counted.iter().map(|&i| keys[i].clone()).collect();
+        let mut out = vec![
+            Scheduled {
+                state: KeyState::Revoked,
+                next_change: None,
+                retired: true,
+            };
+            keys.len()
+        ];
+        for (s, &i) in self
+            .with_revocations(&subset, now)
+            .into_iter()
+            .zip(&counted)
+        {
+            out[i] = s;
+        }
+        out
+    }
+
+    /// The schedule of keys that all count (none revoked before activation).
+    fn with_revocations(&self, keys: &[KeyTimes], now: DateTime<Utc>) -> Vec<Scheduled> {
         let mut out = self.natural_schedule(keys, now);
         for s in out.iter_mut() {
             s.retired = s.state == KeyState::Expired;
         }
         let natural_active = out.iter().position(|s| s.state == KeyState::Active);
         for (key, s) in keys.iter().zip(out.iter_mut()) {
-            if key.revoked {
+            if key.revoked.is_some() {
                 s.state = KeyState::Revoked;
                 s.next_change = None;
             }
         }
-        if let Some(i) = natural_active.filter(|&i| keys[i].revoked) {
+        if let Some(i) = natural_active.filter(|&i| keys[i].revoked.is_some()) {
             // The signing key is revoked: the newest key still published
             // before it signs again, until the next activation.
             let resume = keys
@@ -198,12 +228,12 @@ mod tests {
             kid: kid.into(),
             created_at: at(created),
             immediate,
-            revoked: false,
+            revoked: None,
         }
     }
 
-    fn revoked(mut key: KeyTimes) -> KeyTimes {
-        key.revoked = true;
+    fn revoked(mut key: KeyTimes, at_minute: i64) -> KeyTimes {
+        key.revoked = Some(at(at_minute));
         key
     }
 
@@ -269,7 +299,7 @@ mod tests {
         let keys = [
             key("old", 0, false),
             key("mid", 100, false),
-            revoked(key("leaked", 200, false)),
+            revoked(key("leaked", 200, false), 212),
         ];
         // At 215 "mid" was superseded 5 minutes ago: still published, signs again.
         assert_eq!(states(&keys, 215), [Expired, Active, Revoked]);
@@ -279,8 +309,11 @@ mod tests {
         let schedule = POLICY.schedule(&keys, at(300));
         assert!(schedule.iter().all(|s| s.retired || s.state == Revoked));
         assert!(!POLICY.schedule(&keys, at(215))[2].retired);
-        // A revoked next key is simply never used.
-        let keys = [key("current", 0, false), revoked(key("fresh", 100, false))];
+        // A key revoked before it signed changes nothing for the others.
+        let keys = [
+            key("current", 0, false),
+            revoked(key("fresh", 100, false), 105),
+        ];
         assert_eq!(states(&keys, 200), [Active, Revoked]);
     }
 
