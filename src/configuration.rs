@@ -54,6 +54,23 @@ pub struct ServerSettings {
     pub request_head_timeout_seconds: u64,
     pub keep_alive_seconds: u64,
     pub max_connections_per_worker: usize,
+    pub tls: TlsSettings,
+}
+
+/// `[server.tls]`: both set, or neither (plain HTTP).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSettings {
+    #[serde(deserialize_with = "optional_path")]
+    pub cert: Option<PathBuf>,
+    #[serde(deserialize_with = "optional_path")]
+    pub key: Option<PathBuf>,
+}
+
+/// An empty string is no path (so `TESSERA__SERVER__TLS__CERT=` unsets it).
+fn optional_path<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<PathBuf>, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok((!s.trim().is_empty()).then(|| PathBuf::from(s)))
 }
 
 #[derive(Clone, Deserialize)]
@@ -204,6 +221,12 @@ impl Settings {
             return Err(invalid(
                 "server.bind",
                 format!("{:?} is not a host:port address", self.server.bind),
+            ));
+        }
+        if self.server.tls.cert.is_some() != self.server.tls.key.is_some() {
+            return Err(invalid(
+                "server.tls",
+                "set both cert and key (PEM files), or neither",
             ));
         }
         if !(1..=300).contains(&self.server.request_head_timeout_seconds) {

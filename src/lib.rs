@@ -22,4 +22,5 @@ pub mod sso;
 pub mod startup;
 pub mod telemetry;
 pub mod throttle;
+pub mod tls;
 pub mod tokens;

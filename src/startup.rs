@@ -28,6 +28,8 @@ pub enum StartupError {
     Keys(#[from] KeyError),
     #[error("passwords: {0}")]
     Hashing(#[from] HashError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot listen on {bind}: {source}")]
     Bind {
         bind: String,
@@ -220,6 +222,11 @@ impl Application {
         listener: TcpListener,
         clock: Clock,
     ) -> Result<Application, StartupError> {
+        // TLS files first: a bad one stops the start before anything else.
+        let tls = match (&settings.server.tls.cert, &settings.server.tls.key) {
+            (Some(cert), Some(key)) => Some(crate::tls::server_config(cert, key)?),
+            _ => None,
+        };
         let bind = settings.server.bind.clone();
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let state = build_state(settings, clock)?;
@@ -335,8 +342,11 @@ impl Application {
         // is closed; each worker takes a bounded number of connections.
         .client_request_timeout(head_timeout)
         .keep_alive(keep_alive)
-        .max_connections(max_connections)
-        .listen(listener)
+        .max_connections(max_connections);
+        let server = match tls {
+            Some(config) => server.listen_rustls_0_23(listener, config),
+            None => server.listen(listener),
+        }
         .map_err(|source| StartupError::Bind { bind, source })?
         .run();
         Ok(Application { port, server, keys })

@@ -20,4 +20,5 @@ mod rotation;
 mod sessions;
 mod sibling;
 mod throttle;
+mod tls;
 mod tokens;
