@@ -121,3 +121,117 @@ async fn postgres_outage_gives_503_and_recovers() {
         200
     );
 }
+
+/// Under load, PostgreSQL goes away and comes back: requests during the
+/// outage get 503 quickly (none hangs), `/readyz` says so, the service
+/// recovers by itself, and no data is lost — every registration that was
+/// answered 201 exists afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_under_load_loses_no_acknowledged_registration() {
+    let Some(probe) = crate::helpers::TestDatabase::create() else {
+        return;
+    };
+    let db_url = url::Url::parse(&probe.url).unwrap();
+    let target = format!(
+        "{}:{}",
+        db_url.host_str().unwrap(),
+        db_url.port().unwrap_or(5432)
+    );
+    let relay = Relay::start(target).await;
+    let mut relayed = db_url.clone();
+    relayed.set_host(Some("127.0.0.1")).unwrap();
+    relayed.set_port(Some(relay.port)).unwrap();
+    let relayed = relayed.to_string();
+    let app = Arc::new(
+        TestApp::spawn_with(Backend::Postgres, |s| {
+            s.database.url = relayed;
+            s.database.connect_timeout_seconds = 1;
+        })
+        .await
+        .unwrap(),
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let (app, stop) = (app.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let (mut acknowledged, mut unavailable, mut slowest) = (Vec::new(), 0, Duration::ZERO);
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let email = format!("load-{writer}-{n}@example.com");
+                let started = Instant::now();
+                let response = app
+                    .post_json(
+                        "/v1/auth/register",
+                        &serde_json::json!({"email": email, "password": PASSWORD}),
+                    )
+                    .await;
+                slowest = slowest.max(started.elapsed());
+                match response.status().as_u16() {
+                    201 => acknowledged.push(email),
+                    503 => unavailable += 1,
+                    other => panic!("{email}: unexpected {other}"),
+                }
+            }
+            (acknowledged, unavailable, slowest)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    relay.cut();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.get("/readyz").await.status(),
+        503,
+        "readyz reports the outage"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    relay.restore();
+    let outage_over = Instant::now();
+    let mut recovered = None;
+    while outage_over.elapsed() < Duration::from_secs(20) {
+        if app.get("/readyz").await.status() == 200 {
+            recovered = Some(outage_over.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovered = recovered.expect("the service recovers without a restart");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let (mut acknowledged, mut unavailable, mut slowest) = (Vec::new(), 0, Duration::ZERO);
+    for writer in writers {
+        let (a, u, s) = writer.await.unwrap();
+        acknowledged.extend(a);
+        unavailable += u;
+        slowest = slowest.max(s);
+    }
+    assert!(unavailable > 0, "the outage was felt");
+    assert!(
+        slowest < Duration::from_secs(10),
+        "no request hung ({slowest:?})"
+    );
+    eprintln!(
+        "outage: {} registrations acknowledged, {unavailable} answered 503, slowest {slowest:?}, ready again {recovered:?} after the database came back",
+        acknowledged.len()
+    );
+    // Every acknowledged registration is there.
+    let db = app.db();
+    let stored: Vec<String> = db
+        .run(|conn| {
+            use diesel::prelude::*;
+            use tessera::db::schema::users;
+            Ok(users::table.select(users::email).load(conn)?)
+        })
+        .await
+        .unwrap();
+    let stored: std::collections::HashSet<String> = stored.into_iter().collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|e| !stored.contains(*e))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+    assert!(!acknowledged.is_empty());
+}
