@@ -73,6 +73,11 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     pub argon2_p: u32,
 
+    /// Logins of each kind in the `timing` scenario (wrong password,
+    /// unknown address), sent one at a time, interleaved.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u32).range(2..))]
+    pub timing_samples: u32,
+
     /// Signatures timed per signer in the `sign` scenario; for the signing
     /// bound of `client_credentials`, signatures timed before the load and
     /// again after it.
@@ -103,6 +108,11 @@ pub enum Scenario {
     /// /oauth2/token grant_type=authorization_code with PKCE; one session
     /// per concurrent task. Needs --sso-client-id and --sso-redirect-uri.
     Sso,
+    /// POST /v1/auth/login, one at a time: wrong-password logins for one
+    /// account interleaved with logins for unknown addresses, their
+    /// latencies compared (medians, Kolmogorov–Smirnov). Ignores
+    /// --concurrency, --duration and --warmup; see --timing-samples.
+    Timing,
     /// In-process: Tessera's parse-once signer vs jsonwebtoken::encode.
     Sign,
 }
@@ -110,6 +120,12 @@ pub enum Scenario {
 impl Scenario {
     pub fn needs_server(self) -> bool {
         self != Scenario::Sign
+    }
+
+    /// A closed-loop load run, shaped by --concurrency, --duration and
+    /// --warmup.
+    pub fn is_load(self) -> bool {
+        self.needs_server() && self != Scenario::Timing
     }
 
     pub fn needs_client(self) -> bool {
@@ -186,7 +202,7 @@ mod tests {
         let oauth = Args::parse_from([
             "tessera-bench",
             "--scenario",
-            "refresh,client_credentials,client-credentials,introspect,sso",
+            "refresh,client_credentials,client-credentials,introspect,sso,timing",
         ]);
         assert_eq!(
             oauth.scenario,
@@ -195,9 +211,21 @@ mod tests {
                 Scenario::ClientCredentials,
                 Scenario::ClientCredentials,
                 Scenario::Introspect,
-                Scenario::Sso
+                Scenario::Sso,
+                Scenario::Timing
             ]
         );
+        assert!(Scenario::Timing.needs_server() && !Scenario::Timing.is_load());
+        assert!(Scenario::Login.is_load() && !Scenario::Sign.is_load());
+    }
+
+    #[test]
+    fn timing_samples_default_to_300() {
+        let args = Args::parse_from(["tessera-bench", "--scenario", "timing"]);
+        assert_eq!(args.timing_samples, 300);
+        let args = Args::parse_from(["tessera-bench", "--timing-samples", "50"]);
+        assert_eq!(args.timing_samples, 50);
+        assert!(Args::try_parse_from(["tessera-bench", "--timing-samples", "1"]).is_err());
     }
 
     #[test]

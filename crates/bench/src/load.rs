@@ -223,8 +223,12 @@ pub struct LoadOutcome {
     /// Latency of each successful iteration, in microseconds: one request's
     /// for most scenarios.
     pub ok_latencies_us: Vec<u32>,
-    /// Failed iterations by kind of failure ("HTTP 503", "transport").
+    /// Failed iterations by kind of failure ("HTTP 503 server_busy",
+    /// "transport").
     pub errors: BTreeMap<String, u64>,
+    /// The longest a failed iteration took, in microseconds (a refusal
+    /// should come back fast; a timeout takes the client's whole timeout).
+    pub slowest_error_us: u32,
     /// The first failure, with its status and body or transport error.
     pub first_error: Option<String>,
     /// HTTP requests sent, whatever became of them.
@@ -261,6 +265,7 @@ impl LoadOutcome {
         if self.first_error.is_none() {
             self.first_error = other.first_error;
         }
+        self.slowest_error_us = self.slowest_error_us.max(other.slowest_error_us);
         self.http_requests += other.http_requests;
         for (index, step) in other.steps.into_iter().enumerate() {
             match self.steps.get_mut(index) {
@@ -322,6 +327,7 @@ async fn client_loop<E: Exchange>(
         match iterate(&client, &mut exchange, &mut outcome).await {
             Ok(()) => outcome.ok_latencies_us.push(micros(started.elapsed())),
             Err(failure) => {
+                outcome.slowest_error_us = outcome.slowest_error_us.max(micros(started.elapsed()));
                 *outcome.errors.entry(failure.kind).or_default() += 1;
                 outcome.first_error.get_or_insert(failure.detail);
                 if failure.is_transport {
@@ -416,13 +422,38 @@ async fn send_once<E: Exchange>(client: &Client, exchange: &mut E) -> Result<(),
     exchange.rejected();
     let text = String::from_utf8_lossy(&body);
     Err(Failure {
-        kind: format!("HTTP {}", status.as_u16()),
+        kind: error_kind(status, &body),
         detail: format!(
             "HTTP {status} to {request}: {}",
             text.chars().take(300).collect::<String>()
         ),
         is_transport: false,
     })
+}
+
+/// "HTTP 503", and the answer's error code when it gives one — the `code`
+/// of a problem+json body, or OAuth's `error` — so that different refusals
+/// with one status are counted apart: "HTTP 503 server_busy".
+fn error_kind(status: StatusCode, body: &[u8]) -> String {
+    let kind = format!("HTTP {}", status.as_u16());
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) else {
+        return kind;
+    };
+    let code = ["code", "error"]
+        .iter()
+        .find_map(|name| fields.get(*name)?.as_str())
+        // A code, not a message: short, and one word.
+        .filter(|code| {
+            !code.is_empty()
+                && code.len() <= 40
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        });
+    match code {
+        Some(code) => format!("{kind} {code}"),
+        None => kind,
+    }
 }
 
 /// An error and its causes on one line (reqwest's own message omits them).
@@ -471,6 +502,42 @@ mod tests {
         let request = spec.build(&Client::new()).build().unwrap();
         assert_eq!(request.headers()[COOKIE], "a=1; b=2");
         assert_eq!(spec.describe(), "GET /");
+    }
+
+    #[test]
+    fn error_kinds_carry_the_answers_code() {
+        let busy = br#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"too many sign-ins in progress; retry shortly","code":"server_busy"}"#;
+        assert_eq!(
+            error_kind(StatusCode::SERVICE_UNAVAILABLE, busy),
+            "HTTP 503 server_busy"
+        );
+        let oauth = br#"{"error":"invalid_grant","error_description":"spent"}"#;
+        assert_eq!(
+            error_kind(StatusCode::BAD_REQUEST, oauth),
+            "HTTP 400 invalid_grant"
+        );
+        // No JSON, no code, or a code that is a sentence: the status alone.
+        assert_eq!(error_kind(StatusCode::BAD_GATEWAY, b"<html>"), "HTTP 502");
+        assert_eq!(
+            error_kind(StatusCode::NOT_FOUND, br#"{"code":3}"#),
+            "HTTP 404"
+        );
+        assert_eq!(
+            error_kind(StatusCode::CONFLICT, br#"{"code":"not a code"}"#),
+            "HTTP 409"
+        );
+    }
+
+    #[test]
+    fn merge_keeps_the_slowest_failure() {
+        let mut all = LoadOutcome::default();
+        for slowest_error_us in [300, 9_000, 40] {
+            all.merge(LoadOutcome {
+                slowest_error_us,
+                ..LoadOutcome::default()
+            });
+        }
+        assert_eq!(all.slowest_error_us, 9_000);
     }
 
     #[test]

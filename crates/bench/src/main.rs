@@ -4,6 +4,7 @@
 
 mod argon2_bound;
 mod cli;
+mod ks;
 mod load;
 mod proc_stats;
 mod report;
@@ -66,6 +67,7 @@ async fn run(args: Args) -> Result<()> {
                 let sso_client = sso_client.as_ref().context("no SSO client")?;
                 scenarios::sso::run(&target, sso_client).await?;
             }
+            Scenario::Timing => scenarios::timing::run(&target, args.timing_samples).await?,
             Scenario::Sign => {
                 let iterations = args.sign_iterations;
                 // CPU-bound: off the async workers.
@@ -78,10 +80,14 @@ async fn run(args: Args) -> Result<()> {
 }
 
 fn print_setup(args: &Args, target: &Target) -> Result<()> {
-    println!(
-        "tessera-bench: {} — {} concurrent, {} s measured after {} s warm-up per scenario",
-        args.url, args.concurrency, args.duration, args.warmup
-    );
+    if args.scenario.iter().any(|s| s.is_load()) {
+        println!(
+            "tessera-bench: {} — {} concurrent, {} s measured after {} s warm-up per scenario",
+            args.url, args.concurrency, args.duration, args.warmup
+        );
+    } else {
+        println!("tessera-bench: {}", args.url);
+    }
     if let (Some(pid), Some(sample)) = (target.server_pid(), target.sample_server()?) {
         row(
             "server at start",

@@ -175,17 +175,35 @@ impl HttpResult {
         }
         row("bench CPU", format!("{:.2} s", self.bench_cpu_seconds));
         if !outcome.errors.is_empty() {
-            let kinds: Vec<String> = outcome
-                .errors
-                .iter()
-                .map(|(kind, count)| format!("{kind}: {count}"))
-                .collect();
-            row("errors by kind", kinds.join(", "));
+            row(
+                "errors by kind",
+                errors_by_kind(outcome, self.iteration.unwrap_or("request")),
+            );
+            row("slowest error", millis(outcome.slowest_error_us));
         }
         if let Some(first) = &outcome.first_error {
             row("first error", first.clone());
         }
     }
+}
+
+/// "HTTP 503 server_busy: 120 (4.1 % of requests), transport: 1 (0.0 %)".
+fn errors_by_kind(outcome: &LoadOutcome, noun: &str) -> String {
+    let total = outcome.iteration_count().max(1) as f64;
+    let kinds: Vec<String> = outcome
+        .errors
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, count))| {
+            let share = 100.0 * *count as f64 / total;
+            if i == 0 {
+                format!("{kind}: {count} ({share:.1} % of {noun}s)")
+            } else {
+                format!("{kind}: {count} ({share:.1} %)")
+            }
+        })
+        .collect();
+    kinds.join(", ")
 }
 
 /// "p50 …  p90 …  p99 …  max …" of successful latencies.
@@ -233,6 +251,23 @@ mod tests {
         let ten = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
         assert_eq!(percentile(&ten, 99.0), Some(10));
         assert_eq!(percentile(&ten, 50.0), Some(5));
+    }
+
+    #[test]
+    fn errors_are_shares_of_all_iterations() {
+        let outcome = LoadOutcome {
+            ok_latencies_us: vec![1_000; 195],
+            errors: [
+                ("HTTP 503 server_busy".to_owned(), 4),
+                ("transport".to_owned(), 1),
+            ]
+            .into(),
+            ..LoadOutcome::default()
+        };
+        assert_eq!(
+            errors_by_kind(&outcome, "request"),
+            "HTTP 503 server_busy: 4 (2.0 % of requests), transport: 1 (0.5 %)"
+        );
     }
 
     #[test]

@@ -27,11 +27,22 @@ fn random_text(len: usize) -> String {
         .collect()
 }
 
+/// A random address in the bench's shape, `bench-<12 characters>@example.com`:
+/// every one the same length.
+pub fn random_email() -> String {
+    format!("bench-{}@example.com", random_text(12).to_lowercase())
+}
+
+/// A random password of 20 letters and digits.
+pub fn random_password() -> String {
+    random_text(20)
+}
+
 /// Registers a new user with a random email and password (201 expected).
 pub async fn register_fresh(target: &Target) -> Result<Account> {
     let account = Account {
-        email: format!("bench-{}@example.com", random_text(12).to_lowercase()),
-        password: random_text(20),
+        email: random_email(),
+        password: random_password(),
     };
     let url = target.url("/v1/auth/register")?;
     let response = target

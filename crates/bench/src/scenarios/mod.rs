@@ -10,6 +10,7 @@ pub mod me;
 pub mod refresh;
 pub mod sign;
 pub mod sso;
+pub mod timing;
 
 use std::time::Duration;
 
