@@ -70,7 +70,11 @@ enum KeyCommand {
     Prune,
     /// Stop publishing and using a key at once (after a leak): tokens it
     /// signed stop verifying. Rotate with --now first, or nothing signs.
-    Revoke { kid: String },
+    Revoke {
+        /// Kids are base64url and may begin with '-'.
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,7 +108,11 @@ enum ClientCommand {
     /// List the clients as JSON.
     List,
     /// Delete a client.
-    Delete { client_id: String },
+    Delete {
+        /// Client ids are base64url and may begin with '-'.
+        #[arg(allow_hyphen_values = true)]
+        client_id: String,
+    },
 }
 
 #[derive(Subcommand)]

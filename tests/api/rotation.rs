@@ -421,6 +421,9 @@ fn keys_cli_lists_rotates_revokes_and_prunes_only_expired_keys() {
     assert_eq!(pruned["removed"], serde_json::json!([revoked_file]));
     let output = tessera(&["keys", "revoke", "no-such-kid"], &env);
     assert!(!output.status.success());
+    // Kids are base64url: one may begin with '-', and is still a kid.
+    let output = tessera(&["keys", "revoke", "-no-such-kid"], &env);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no unrevoked key"));
 
     // An emergency key signs at once.
     let urgent = json_stdout(&tessera(&["keys", "rotate", "--now"], &env));
