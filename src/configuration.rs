@@ -27,6 +27,12 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A number of seconds from the settings as a duration; absurdly large
+/// values are capped at what `chrono` can hold instead of panicking.
+pub fn duration_seconds(n: u64) -> chrono::Duration {
+    chrono::Duration::seconds(n.min(i64::MAX as u64 / 1000) as i64)
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -436,6 +442,15 @@ fn validate_issuer(raw: &str) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_second_counts_are_capped_not_a_panic() {
+        assert_eq!(duration_seconds(90), chrono::Duration::seconds(90));
+        assert_eq!(
+            duration_seconds(u64::MAX),
+            chrono::Duration::seconds(i64::MAX / 1000)
+        );
+    }
 
     #[test]
     fn issuer_must_be_http_url() {

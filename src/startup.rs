@@ -71,7 +71,7 @@ fn migrate(db: Db) -> Result<Db, DbError> {
 
 /// How long new keys wait before signing and old ones stay published.
 pub fn key_policy(settings: &Settings) -> KeyPolicy {
-    let seconds = |n: u64| chrono::Duration::seconds(n.min(i64::MAX as u64 / 1000) as i64);
+    let seconds = crate::configuration::duration_seconds;
     KeyPolicy {
         prepublication: seconds(settings.keys.prepublication_delay_seconds),
         // The longest a token signed just before the switch lives: access

@@ -56,7 +56,7 @@ pub struct SessionPolicy {
 
 impl From<&SessionSettings> for SessionPolicy {
     fn from(s: &SessionSettings) -> Self {
-        let seconds = |n: u64| Duration::seconds(n.min(i64::MAX as u64) as i64);
+        let seconds = crate::configuration::duration_seconds;
         SessionPolicy {
             idle_timeout: seconds(s.idle_timeout_seconds),
             absolute_lifetime: seconds(s.absolute_lifetime_seconds),

@@ -32,7 +32,7 @@ pub struct SsoPolicy {
 
 impl From<&SsoSettings> for SsoPolicy {
     fn from(s: &SsoSettings) -> Self {
-        let seconds = |n: u64| Duration::seconds(n.min(i64::MAX as u64) as i64);
+        let seconds = crate::configuration::duration_seconds;
         SsoPolicy {
             idle_timeout: seconds(s.idle_timeout_seconds),
             absolute_lifetime: seconds(s.absolute_lifetime_seconds),
