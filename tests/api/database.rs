@@ -60,13 +60,11 @@ impl Relay {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_outage_gives_503_and_recovers() {
-    // Only PostgreSQL can go away under a running service; an embedded
-    // SQLite file has no outage to simulate.
-    let Some(probe) = crate::helpers::TestDatabase::create() else {
-        return;
-    };
+/// The app on PostgreSQL reached through a relay the test can cut, with a
+/// one-second pool checkout timeout; None when PostgreSQL isn't there.
+/// The database is dropped with the returned `TestDatabase`.
+async fn behind_a_relay() -> Option<(TestApp, Relay, crate::helpers::TestDatabase)> {
+    let probe = crate::helpers::TestDatabase::create()?;
     let db_url = url::Url::parse(&probe.url).unwrap();
     let target = format!(
         "{}:{}",
@@ -82,8 +80,17 @@ async fn postgres_outage_gives_503_and_recovers() {
         s.database.url = relayed;
         s.database.connect_timeout_seconds = 1;
     })
-    .await
-    .unwrap();
+    .await?;
+    Some((app, relay, probe))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_outage_gives_503_and_recovers() {
+    // Only PostgreSQL can go away under a running service; an embedded
+    // SQLite file has no outage to simulate.
+    let Some((app, relay, _probe)) = behind_a_relay().await else {
+        return;
+    };
     // The app's own fresh database is unused; it works in the probe's.
     let token = app.access_token("outage@example.com").await;
 
@@ -128,28 +135,10 @@ async fn postgres_outage_gives_503_and_recovers() {
 /// answered 201 exists afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_under_load_loses_no_acknowledged_registration() {
-    let Some(probe) = crate::helpers::TestDatabase::create() else {
+    let Some((app, relay, _probe)) = behind_a_relay().await else {
         return;
     };
-    let db_url = url::Url::parse(&probe.url).unwrap();
-    let target = format!(
-        "{}:{}",
-        db_url.host_str().unwrap(),
-        db_url.port().unwrap_or(5432)
-    );
-    let relay = Relay::start(target).await;
-    let mut relayed = db_url.clone();
-    relayed.set_host(Some("127.0.0.1")).unwrap();
-    relayed.set_port(Some(relay.port)).unwrap();
-    let relayed = relayed.to_string();
-    let app = Arc::new(
-        TestApp::spawn_with(Backend::Postgres, |s| {
-            s.database.url = relayed;
-            s.database.connect_timeout_seconds = 1;
-        })
-        .await
-        .unwrap(),
-    );
+    let app = Arc::new(app);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();

@@ -43,6 +43,20 @@ async fn signed_by(app: &TestApp, email: &str) -> (String, String) {
     (token, kid)
 }
 
+/// `GET /v1/admin/keys`, as a new administrator.
+async fn admin_keys(app: &TestApp) -> Value {
+    let admin = app.admin_token(&unique_email()).await;
+    app.client
+        .get(app.url("/v1/admin/keys"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// `tessera keys rotate` as the library behind it does it, at `clock`'s time.
 fn rotate(app: &TestApp, clock: &ManualClock, immediate: bool) -> String {
     let created =
@@ -117,17 +131,7 @@ async fn two_instances_rotate_in_step(backend: Backend) {
     }
 
     // The administrators' view says the same.
-    let admin = a.admin_token(&unique_email()).await;
-    let keys: Value = a
-        .client
-        .get(a.url("/v1/admin/keys"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = admin_keys(&a).await;
     let state_of = |kid: &str| {
         keys["keys"]
             .as_array()
@@ -234,17 +238,7 @@ async fn unusable_key_files_are_reported_and_skipped(backend: Backend) {
     write("tessera-20260403T000000Z.pem", &short, 0o600);
     app.keys.reload().unwrap();
 
-    let admin = app.admin_token(&unique_email()).await;
-    let listing: Value = app
-        .client
-        .get(app.url("/v1/admin/keys"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listing = admin_keys(&app).await;
     let error_of = |file: &str| {
         listing["keys"]
             .as_array()
