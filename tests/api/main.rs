@@ -20,5 +20,6 @@ mod rotation;
 mod sessions;
 mod sibling;
 mod throttle;
+mod timing;
 mod tls;
 mod tokens;

@@ -4,7 +4,6 @@
 
 mod argon2_bound;
 mod cli;
-mod ks;
 mod load;
 mod proc_stats;
 mod report;

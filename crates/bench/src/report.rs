@@ -1,5 +1,7 @@
 //! Figures from a run, and how they are printed.
 
+use tessera_latency_stats::percentile;
+
 use crate::load::LoadOutcome;
 
 /// Latency percentiles of successful requests, in microseconds.
@@ -21,16 +23,6 @@ impl LatencySummary {
             max_us: *latencies_us.last()?,
         })
     }
-}
-
-/// Nearest-rank percentile of sorted values: the smallest value that at
-/// least `p` percent of the values are less than or equal to.
-pub fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
 /// The server's resources over a measured run.
@@ -236,22 +228,6 @@ pub fn mebibytes(kib: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let values: Vec<u32> = (1..=100).collect();
-        assert_eq!(percentile(&values, 50.0), Some(50));
-        assert_eq!(percentile(&values, 90.0), Some(90));
-        assert_eq!(percentile(&values, 99.0), Some(99));
-        assert_eq!(percentile(&values, 100.0), Some(100));
-        assert_eq!(percentile(&values, 0.0), Some(1));
-        assert_eq!(percentile(&[7], 99.0), Some(7));
-        assert_eq!(percentile(&[], 50.0), None);
-        // 10 values: p99 is the largest, p50 the 5th.
-        let ten = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-        assert_eq!(percentile(&ten, 99.0), Some(10));
-        assert_eq!(percentile(&ten, 50.0), Some(5));
-    }
 
     #[test]
     fn errors_are_shares_of_all_iterations() {

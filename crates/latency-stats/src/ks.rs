@@ -6,7 +6,12 @@
 //!
 //! The p-value is the asymptotic one (Kolmogorov's distribution) with
 //! Stephens' small-sample correction, as in Numerical Recipes' `kstwo`:
-//! good for samples of a few dozen and more, which is what the bench takes.
+//! good for samples of a few dozen and more, which is what the bench and the
+//! login timing test take.
+//!
+//! It compares the two samples as wholes, so it assumes each sample's values
+//! are independent draws; for samples taken in pairs under a load that
+//! varies over time, see also [`crate::sign::SignTest`].
 
 /// The outcome of one two-sample test.
 #[derive(Debug, Clone, Copy, PartialEq)]
