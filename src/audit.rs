@@ -9,6 +9,8 @@ use crate::db::{AnyConnection, Db, DbError};
 
 // Actions. Sessions that end are recorded under their end reason
 // (`sessions::end_reason`): logout, logout_all, revoked, ...
+/// A password login that started a session (`POST /v1/auth/login`).
+pub const LOGIN: &str = "login";
 pub const REFRESH: &str = "refresh";
 pub const USER_UPDATED: &str = "user_updated";
 pub const USER_DELETED: &str = "user_deleted";
@@ -50,7 +52,7 @@ pub fn record(conn: &mut AnyConnection, event: Event<'_>) -> Result<(), DbError>
 }
 
 /// An event as administrators read it.
-#[derive(Debug, Clone, serde::Serialize, Queryable)]
+#[derive(Debug, Clone, serde::Serialize, Queryable, utoipa::ToSchema)]
 pub struct RecordedEvent {
     pub id: String,
     #[serde(serialize_with = "crate::accounts::rfc3339")]

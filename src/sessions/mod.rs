@@ -93,7 +93,8 @@ pub struct Started {
     pub refresh_token: RefreshToken,
 }
 
-/// Starts a session for `user_id` with `client_id` and `scope`.
+/// Starts a session for `user_id` with `client_id` and `scope` (a password
+/// login), recorded in the audit trail as a `login`.
 pub async fn start(
     db: &Db,
     policy: SessionPolicy,
@@ -109,7 +110,22 @@ pub async fn start(
             scope: &scope,
             browser_session_id: None,
         };
-        conn.transaction(|conn| start_with(conn, &policy, new, &client))
+        conn.transaction(|conn| {
+            let started = start_with(conn, &policy, new, &client)?;
+            audit::record(
+                conn,
+                Event {
+                    action: audit::LOGIN,
+                    outcome: "success",
+                    user_id: Some(&user_id),
+                    session_id: Some(&started.session_id),
+                    client_id: Some(&client_id),
+                    ip: client.ip.as_deref(),
+                    ..Event::default()
+                },
+            )?;
+            Ok(started)
+        })
     })
     .await
 }
@@ -529,7 +545,7 @@ pub async fn find_by_refresh_token(
 }
 
 /// A live session as its owner sees it: never token material.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: String,
     pub client_id: String,

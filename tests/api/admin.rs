@@ -168,6 +168,15 @@ both_backends! {
         let rest = rest["events"].as_array().unwrap();
         assert!(!rest.is_empty());
         assert!(rest.iter().all(|e| e["id"].as_str() < events[1]["id"].as_str()));
+        // The login that started the session is there too, with where it
+        // came from.
+        let logins: Value = audit(format!("user={user_id}&kind=login")).await.json().await.unwrap();
+        let logins = logins["events"].as_array().unwrap();
+        assert_eq!(logins.len(), 1, "{logins:?}");
+        assert_eq!(logins[0]["outcome"], "success");
+        assert_eq!(logins[0]["client_id"], app.settings.login.client_id.as_str());
+        assert_eq!(logins[0]["ip"], "127.0.0.1");
+        assert!(logins[0]["session_id"].is_string());
         // No secrets in the trail.
         assert!(!page.to_string().contains(&tokens.refresh));
         assert_problem(audit("cursor=%%%".into()).await, 400, "invalid_cursor").await;
