@@ -51,7 +51,7 @@ pub enum AccountError {
 }
 
 /// A user as the API shows it: no password hash, no internal flags.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: String,
     pub email: String,

@@ -34,7 +34,7 @@ pub const REFRESH_TOKEN: &str = "refresh_token";
 const GRANT_TYPES: [&str; 3] = [AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN];
 
 /// A client as the API shows it: never its secret or the secret's hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Client {
     pub client_id: String,
     pub name: String,
@@ -121,9 +121,11 @@ pub struct NewClient {
 }
 
 /// The fields of a client registration, before validation.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientRegistration {
+    /// Shown to users on the consent page: 1 to 100 printable characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[serde(default)]
     pub grant_types: Vec<String>,

@@ -2,39 +2,68 @@ use super::throttle;
 use crate::throttle::{Class, lockout};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{ApiError, AppState, Authenticated, client_info};
-use crate::accounts::{self, AccountError, NewAccount};
-use crate::oauth::SessionGrant;
-use crate::sessions::{self, Ending, end_reason};
+use super::error::Problem;
+use super::openapi::PROBLEM;
+use super::{ApiError, AppState, Authenticated, JsonObject, client_info};
+use crate::accounts::{self, AccountError, NewAccount, User};
+use crate::oauth::{SessionGrant, TokenResponse};
+use crate::sessions::{self, Ending, SessionView, end_reason};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    email: String,
-    password: String,
-    name: Option<String>,
+    #[schema(format = "email", example = "ada@example.com")]
+    pub(crate) email: String,
+    /// At least 8 characters, at most 1,024 bytes, neither the email address
+    /// nor one of the most common passwords.
+    #[schema(format = "password", min_length = 8)]
+    pub(crate) password: String,
+    pub(crate) name: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
-    email: String,
-    password: String,
+    #[schema(example = "ada@example.com")]
+    pub(crate) email: String,
+    #[schema(format = "password")]
+    pub(crate) password: String,
 }
 
+/// A user's live sessions, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    sessions: Vec<SessionView>,
+}
+
+/// Register an account
+#[utoipa::path(post, path = "/v1/auth/register", tag = "accounts",
+    request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered", body = User,
+            headers(("Location" = String, description = "/v1/me"))),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The email is taken (`email_taken`)", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Invalid email, password or name", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Too many attempts from this address", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Busy or database unavailable; retry after `Retry-After`", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn register(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<RegisterRequest>,
+    body: web::Json<JsonObject<RegisterRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     throttle(&req, Class::Credentials)?;
     let RegisterRequest {
         email,
         password,
         name,
-    } = body.into_inner();
+    } = body.into_inner().0;
     let account = NewAccount::parse(&email, password, name, Vec::new())?;
     let user = accounts::register(&state.db, &state.hasher, account).await?;
     Ok(HttpResponse::Created()
@@ -42,18 +71,33 @@ pub async fn register(
         .json(user))
 }
 
+/// Log in with email and password
+///
 /// Checks the password, starts a session for the built-in first-party
 /// client, and answers with an access token and a refresh token.
+#[utoipa::path(post, path = "/v1/auth/login", tag = "accounts",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "Wrong email or password (`invalid_credentials`)", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "The account is disabled (`account_disabled`)", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is missing or of the wrong type", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Too many attempts from this address, or the address is locked after failures", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Busy or database unavailable; retry after `Retry-After`", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn login(
     state: web::Data<AppState>,
     req: HttpRequest,
-    body: web::Json<LoginRequest>,
+    body: web::Json<JsonObject<LoginRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     if let Err(t) = throttle(&req, Class::Credentials) {
         state.metrics.login("throttled");
         return Err(t.into());
     }
-    let LoginRequest { email, password } = body.into_inner();
+    let LoginRequest { email, password } = body.into_inner().0;
     let result =
         lockout::authenticate(&state.db, &state.hasher, state.lockout, &email, password).await;
     state.metrics.login(super::login_outcome(&result));
@@ -86,28 +130,40 @@ pub async fn login(
         .json(response))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
+    /// End every session of the user, not only this token's.
     #[serde(default)]
-    all: bool,
+    pub(crate) all: bool,
 }
 
+/// Log out
+///
 /// Ends the token's session, or with `{"all": true}` all the user's. The
 /// body is optional, but a body that is there must be right: a mistyped
 /// "log out everywhere" must not quietly log out here only.
+#[utoipa::path(post, path = "/v1/auth/logout", tag = "accounts",
+    request_body(content = Option<LogoutRequest>, description = "Optional: no body (or `null`) ends this session"),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 400, description = "The token belongs to no session (`no_session`)", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "The body is not a valid logout request", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
     auth: Authenticated,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    let all = if body.iter().all(u8::is_ascii_whitespace) {
-        false
-    } else {
-        serde_json::from_slice::<LogoutRequest>(&body)
-            .map_err(|e| ApiError::unprocessable("invalid_body", e.to_string()))?
-            .all
+    // No body, or `null`: this session.
+    let all = match serde_json::from_slice::<Option<JsonObject<LogoutRequest>>>(&body) {
+        _ if body.iter().all(u8::is_ascii_whitespace) => false,
+        Ok(request) => request.is_some_and(|r| r.0.all),
+        Err(e) => return Err(ApiError::unprocessable("invalid_body", e.to_string())),
     };
     let claims = auth.0;
     let (ending, reason) = match (&claims.sid, all) {
@@ -124,6 +180,14 @@ pub async fn logout(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The token's user
+#[utoipa::path(get, path = "/v1/me", tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = User),
+        (status = 401, description = "No valid access token, or its user is gone", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn me(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
     match accounts::find_by_id(&state.db, auth.0.sub).await {
         Ok(user) => Ok(HttpResponse::Ok()
@@ -137,24 +201,42 @@ pub async fn me(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpR
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
-    current_password: String,
-    new_password: String,
+    #[schema(format = "password")]
+    pub(crate) current_password: String,
+    /// At least 8 characters, at most 1,024 bytes, neither the email address
+    /// nor one of the most common passwords.
+    #[schema(format = "password", min_length = 8)]
+    pub(crate) new_password: String,
 }
 
+/// Change the password
+///
 /// Changes the password and ends every other session of the user.
+#[utoipa::path(put, path = "/v1/me/password", tag = "accounts",
+    request_body = ChangePasswordRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Changed; the user's other sessions ended"),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "The current password is wrong (`invalid_current_password`)", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "The new password is not acceptable", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Busy or database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn change_password(
     state: web::Data<AppState>,
     req: HttpRequest,
     auth: Authenticated,
-    body: web::Json<ChangePasswordRequest>,
+    body: web::Json<JsonObject<ChangePasswordRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let ChangePasswordRequest {
         current_password,
         new_password,
-    } = body.into_inner();
+    } = body.into_inner().0;
     let claims = auth.0;
     let change = accounts::PasswordChange {
         user_id: claims.sub,
@@ -166,6 +248,14 @@ pub async fn change_password(
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// The user's live sessions
+#[utoipa::path(get, path = "/v1/me/sessions", tag = "accounts",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Live sessions; `current` marks the token's", body = SessionList),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn list_sessions(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -174,10 +264,21 @@ pub async fn list_sessions(
     let sessions = sessions::list_live(&state.db, state.sessions, claims.sub, claims.sid).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({ "sessions": sessions })))
+        .json(SessionList { sessions }))
 }
 
+/// End one of the user's sessions
+///
 /// Ends one of the caller's own sessions; anyone else's is "not found".
+#[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "accounts",
+    params(("id" = String, Path, description = "A session id from `GET /v1/me/sessions`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Ended"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such session of this user", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn end_session(
     state: web::Data<AppState>,
     req: HttpRequest,

@@ -7,11 +7,16 @@ use std::pin::Pin;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use super::{ApiError, AppState, Authenticated};
+use super::error::Problem;
+use super::openapi::PROBLEM;
+use super::{ApiError, AppState, Authenticated, JsonObject};
 use crate::accounts::administration::{self, UserChange};
 use crate::accounts::{self, ADMIN_ROLE, User};
-use crate::clients::{self, ClientRegistration, NewClient};
+use crate::audit::RecordedEvent;
+use crate::clients::{self, Client, ClientRegistration, NewClient};
+use crate::keys::KeyListing;
 use crate::tokens::Claims;
 
 /// A request from an administrator: a valid token (401 otherwise) of a user
@@ -44,28 +49,81 @@ impl FromRequest for Admin {
 }
 
 /// A user as administrators see it: with its `disabled` flag.
-#[derive(Serialize)]
-struct AdminUserView<'a> {
+#[derive(Serialize, ToSchema)]
+pub struct AdminUser {
     #[serde(flatten)]
-    user: &'a User,
+    user: User,
     disabled: bool,
 }
 
-fn view(user: &User) -> AdminUserView<'_> {
-    AdminUserView {
-        user,
-        disabled: user.disabled,
+impl From<User> for AdminUser {
+    fn from(user: User) -> AdminUser {
+        AdminUser {
+            disabled: user.disabled,
+            user,
+        }
     }
 }
 
-#[derive(Deserialize)]
+/// One page of users, oldest first.
+#[derive(Serialize, ToSchema)]
+pub struct UserPage {
+    users: Vec<AdminUser>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// One page of audit events, newest first.
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    events: Vec<RecordedEvent>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ClientList {
+    clients: Vec<Client>,
+}
+
+/// A client just registered: the only answer that ever holds its secret.
+#[derive(Serialize, ToSchema)]
+pub struct CreatedClient {
+    #[serde(flatten)]
+    client: Client,
+    /// Confidential clients only. Shown once; only its hash is stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_secret: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KeyList {
+    keys: Vec<KeyListing>,
+}
+
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct UserQuery {
+    /// Page size, 1 to 200 (default 50).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Only the user with this email address.
     email: Option<String>,
 }
 
+/// List users
+#[utoipa::path(get, path = "/v1/admin/users", tag = "admin",
+    params(UserQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of users", body = UserPage),
+        (status = 400, description = "Bad query or cursor", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn list_users(
     state: web::Data<AppState>,
     _: Admin,
@@ -80,40 +138,82 @@ pub async fn list_users(
         administration::list_page(&state.db, limit.unwrap_or(50), cursor.as_deref(), email).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({
-            "users": page.users.iter().map(view).collect::<Vec<_>>(),
-            "next_cursor": page.next_cursor,
-        })))
+        .json(UserPage {
+            users: page.users.into_iter().map(AdminUser::from).collect(),
+            next_cursor: page.next_cursor,
+        }))
 }
 
+/// One user
+#[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user", body = AdminUser),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such user", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn get_user(
     state: web::Data<AppState>,
     _: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let user = accounts::find_by_id(&state.db, id.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(view(&user)))
+    Ok(HttpResponse::Ok().json(AdminUser::from(user)))
 }
 
-#[derive(Deserialize)]
+/// The fields to change; absent ones stay as they are.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PatchUser {
-    roles: Option<Vec<String>>,
-    disabled: Option<bool>,
+    /// The user's roles, replacing the old ones (e.g. `["admin"]`).
+    pub(crate) roles: Option<Vec<String>>,
+    /// A disabled user can't log in, and their sessions end.
+    pub(crate) disabled: Option<bool>,
 }
 
+/// Change a user's roles or disable them
+#[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The user's id")),
+    request_body = PatchUser,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The changed user", body = AdminUser),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such user", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "It would leave no active administrator (`last_admin`)", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "An invalid role or field", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn patch_user(
     state: web::Data<AppState>,
     admin: Admin,
     id: web::Path<String>,
-    body: web::Json<PatchUser>,
+    body: web::Json<JsonObject<PatchUser>>,
 ) -> Result<HttpResponse, ApiError> {
-    let PatchUser { roles, disabled } = body.into_inner();
+    let PatchUser { roles, disabled } = body.into_inner().0;
     let change = UserChange { roles, disabled };
     let user = administration::update(&state.db, id.into_inner(), change, admin.0.sub).await?;
-    Ok(HttpResponse::Ok().json(view(&user)))
+    Ok(HttpResponse::Ok().json(AdminUser::from(user)))
 }
 
+/// Delete a user, with their sessions
+#[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The user's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such user", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "It would leave no active administrator (`last_admin`)", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn delete_user(
     state: web::Data<AppState>,
     admin: Admin,
@@ -123,33 +223,65 @@ pub async fn delete_user(
     Ok(HttpResponse::NoContent().finish())
 }
 
-/// Registers a client; the answer holds its secret, the only time it is
-/// ever shown.
+/// Register a client
+///
+/// The answer holds its secret, the only time it is ever shown.
+#[utoipa::path(post, path = "/v1/admin/clients", tag = "admin",
+    request_body = ClientRegistration,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Registered", body = CreatedClient,
+            headers(("Location" = String, description = "/v1/admin/clients/{client_id}"))),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "An invalid registration (grant types, scopes, redirect URIs, …)", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn create_client(
     state: web::Data<AppState>,
     admin: Admin,
-    body: web::Json<ClientRegistration>,
+    body: web::Json<JsonObject<ClientRegistration>>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = NewClient::parse(body.into_inner())?;
+    let new = NewClient::parse(body.into_inner().0)?;
     let (client, secret) = clients::create(&state.db, new, Some(admin.0.sub)).await?;
-    let mut body = serde_json::to_value(&client).unwrap_or_default();
-    if let Some(secret) = secret {
-        body["client_secret"] = secret.expose().into();
-    }
+    let location = format!("/v1/admin/clients/{}", client.client_id);
+    let body = CreatedClient {
+        client,
+        client_secret: secret.map(|s| s.expose().to_owned()),
+    };
     Ok(HttpResponse::Created()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((
-            header::LOCATION,
-            format!("/v1/admin/clients/{}", client.client_id),
-        ))
+        .insert_header((header::LOCATION, location))
         .json(body))
 }
 
+/// List clients
+#[utoipa::path(get, path = "/v1/admin/clients", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every registered client", body = ClientList),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn list_clients(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
     let clients = clients::list(&state.db).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "clients": clients })))
+    Ok(HttpResponse::Ok().json(ClientList { clients }))
 }
 
+/// One client
+#[utoipa::path(get, path = "/v1/admin/clients/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The client's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The client", body = Client),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such client", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn get_client(
     state: web::Data<AppState>,
     _: Admin,
@@ -158,17 +290,34 @@ pub async fn get_client(
     Ok(HttpResponse::Ok().json(clients::find(&state.db, id.into_inner()).await?))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Page size, 1 to 200 (default 50).
     limit: Option<i64>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// Only events about this user id.
     user: Option<String>,
+    /// Only events of this action, e.g. `login`, `refresh`, `logout`,
+    /// `sso_sign_in`.
     kind: Option<String>,
 }
 
-/// The audit trail, newest first: `?user=` (a user id), `?kind=` (an
-/// action such as `refresh`, `logout`, `sso_sign_in`), `?cursor=`.
+/// The audit trail
+///
+/// Newest first, filtered by `user` and `kind`, paged by `cursor`.
+#[utoipa::path(get, path = "/v1/admin/audit", tag = "admin",
+    params(AuditQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "One page of events", body = AuditPage),
+        (status = 400, description = "Bad query or cursor", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn list_audit(
     state: web::Data<AppState>,
     _: Admin,
@@ -186,17 +335,40 @@ pub async fn list_audit(
     };
     let (events, next_cursor) =
         audit::list(&state.db, filter, limit.unwrap_or(50), cursor.as_deref()).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "events": events,
-        "next_cursor": next_cursor,
-    })))
+    Ok(HttpResponse::Ok().json(AuditPage {
+        events,
+        next_cursor,
+    }))
 }
 
-/// The signing keys and their rotation states (never key material).
+/// The signing keys
+///
+/// Every key file and its rotation state; never key material.
+#[utoipa::path(get, path = "/v1/admin/keys", tag = "admin",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The key files", body = KeyList),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn list_keys(state: web::Data<AppState>, _: Admin) -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({ "keys": state.keys.listing() }))
+    HttpResponse::Ok().json(KeyList {
+        keys: state.keys.listing(),
+    })
 }
 
+/// Delete a client, with its sessions
+#[utoipa::path(delete, path = "/v1/admin/clients/{id}", tag = "admin",
+    params(("id" = String, Path, description = "The client's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such client", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn delete_client(
     state: web::Data<AppState>,
     admin: Admin,

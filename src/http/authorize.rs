@@ -7,6 +7,7 @@
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
+use utoipa::{IntoParams, ToSchema};
 
 use super::error::{
     authorize_failure, browser_failure, page_failure, set_retry_after, throttled_page,
@@ -70,22 +71,120 @@ fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
 
 /// Query or form parameters; bytes that aren't UTF-8 become U+FFFD and
 /// fail validation like any other bad value.
-fn parse_params(raw: &[u8]) -> Vec<(String, String)> {
+pub(crate) fn parse_params(raw: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(raw)
         .into_owned()
         .take(100)
         .collect()
 }
 
-/// `GET /oauth2/authorize`: an authorization request in the query.
+// The parameters are read through `RequestParams` (repeats refused, empty
+// means absent); these types only describe them in the OpenAPI document.
+
+/// An OpenID Connect / OAuth 2.0 authorization request (OIDC Core
+/// §3.1.2.1, RFC 6749 §4.1.1, RFC 7636).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct AuthorizationParams {
+    /// A registered client.
+    #[param(min_length = 1)]
+    client_id: String,
+    /// One of the client's registered redirect URIs, exactly.
+    #[param(min_length = 1)]
+    redirect_uri: String,
+    /// `code`, the only response type.
+    #[param(min_length = 1)]
+    response_type: String,
+    /// Space-separated, e.g. `openid profile email`.
+    scope: Option<String>,
+    /// Returned with the answer.
+    state: Option<String>,
+    /// Put into the ID token.
+    nonce: Option<String>,
+    /// PKCE S256 challenge; required for public clients.
+    code_challenge: Option<String>,
+    /// `S256` (`plain` is refused).
+    code_challenge_method: Option<String>,
+    /// Space-separated: `none`, `login`, `consent`, `select_account`.
+    prompt: Option<String>,
+    /// Seconds since the last sign-in beyond which the user signs in again.
+    #[param(minimum = 0)]
+    max_age: Option<i64>,
+    /// Pre-fills the email field.
+    login_hint: Option<String>,
+    /// `query`, the only response mode.
+    response_mode: Option<String>,
+}
+
+/// The sign-in page's forms: the login (`action=login`, `email`,
+/// `password`) or the consent (`action=consent`, `decision`), each with
+/// the `request_id` and `csrf_token` of the page.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct SignInForm {
+    request_id: String,
+    csrf_token: String,
+    /// `login` or `consent`.
+    action: String,
+    email: Option<String>,
+    password: Option<String>,
+    /// `allow` or `deny`.
+    decision: Option<String>,
+}
+
+/// RP-initiated logout (OpenID Connect RP-Initiated Logout 1.0 §2).
+#[derive(IntoParams, ToSchema)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LogoutParams {
+    /// An ID token Tessera issued to the application.
+    id_token_hint: Option<String>,
+    client_id: Option<String>,
+    /// One of the client's registered post-logout redirect URIs.
+    post_logout_redirect_uri: Option<String>,
+    /// Returned with the redirect.
+    state: Option<String>,
+    /// The confirmation page's token (POST only).
+    confirm: Option<String>,
+}
+
+/// Start a sign-in
+///
+/// An authorization request in the query: signs the browser in (or uses
+/// its SSO session), asks for consent where needed, and sends it back to
+/// the redirect URI with a `code` (or an `error`), `state` and `iss`.
+#[utoipa::path(get, path = "/oauth2/authorize", tag = "oidc",
+    params(AuthorizationParams),
+    responses(
+        (status = 200, description = "The sign-in or consent page", body = String, content_type = "text/html"),
+        (status = 303, description = "Back to the redirect URI with `code` or `error`, `state` and `iss`",
+            headers(("Location" = String))),
+        (status = 400, description = "An untrusted request (unknown client, unregistered redirect URI, repeated parameter): an error page, never a redirect", body = String, content_type = "text/html"),
+        (status = 503, description = "Database unavailable: an error page", body = String, content_type = "text/html"),
+    ))]
 pub async fn authorize_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let params = parse_params(req.query_string().as_bytes());
     let outcome = authorize(&state, &req, params).await;
     respond(&state, outcome)
 }
 
-/// `POST /oauth2/authorize`: the login or consent form, or an authorization
+/// Answer the sign-in page
+///
+/// The login or consent form (with `request_id`), or an authorization
 /// request sent as a form (OIDC Core §3.1.2.1).
+#[utoipa::path(post, path = "/oauth2/authorize", tag = "oidc",
+    request_body(description = "The sign-in page's form, or the parameters of an authorization request",
+        content((SignInForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "The page again (with an error), or the consent page", body = String, content_type = "text/html"),
+        (status = 303, description = "Back to the redirect URI with `code` or `error`, `state` and `iss`",
+            headers(("Location" = String))),
+        (status = 400, description = "An untrusted or stale request, or a bad CSRF token: an error page", body = String, content_type = "text/html"),
+        (status = 415, description = "Not a form", body = String, content_type = "text/html"),
+        (status = 429, description = "Too many attempts from this address", body = String, content_type = "text/html"),
+        (status = 503, description = "Busy or database unavailable", body = String, content_type = "text/html"),
+    ))]
 pub async fn authorize_post(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -466,18 +565,51 @@ pub fn redirect(location: &str) -> HttpResponse {
         .finish()
 }
 
-/// `GET|POST /oauth2/logout` (OpenID Connect RP-Initiated Logout 1.0).
+/// Sign out (RP-initiated logout)
 ///
-/// Only the SSO session of this browser's cookie is ever ended. A GET
-/// signs out at once when its `id_token_hint` names that very session (the
-/// application the user is signed in to asked); otherwise the user confirms
-/// on a page whose form carries a token derived from the cookie, so another
-/// site can neither sign the user out nor fake the confirmation.
-pub async fn logout(
+/// OpenID Connect RP-Initiated Logout 1.0: ends this browser's SSO session
+/// at once when `id_token_hint` names it, else after the user confirms.
+#[utoipa::path(get, path = "/oauth2/logout", tag = "oidc",
+    params(LogoutParams),
+    responses(
+        (status = 200, description = "The confirmation page, or signed out", body = String, content_type = "text/html"),
+        (status = 303, description = "Signed out; back to the post-logout redirect URI with `state`",
+            headers(("Location" = String))),
+        (status = 400, description = "Invalid hint, mismatched client, unregistered URI or a repeated parameter: an error page", body = String, content_type = "text/html"),
+        (status = 503, description = "Database unavailable", body = String, content_type = "text/html"),
+    ))]
+pub async fn logout_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    sign_out(state, req, web::Bytes::new()).await
+}
+
+/// Sign out, as a form
+///
+/// The same parameters as the GET, as a form; the confirmation page posts
+/// its `confirm` token here.
+#[utoipa::path(post, path = "/oauth2/logout", tag = "oidc",
+    request_body(content = LogoutParams, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "The confirmation page, or signed out", body = String, content_type = "text/html"),
+        (status = 303, description = "Signed out; back to the post-logout redirect URI with `state`",
+            headers(("Location" = String))),
+        (status = 400, description = "Invalid hint, mismatched client, unregistered URI or a repeated parameter: an error page", body = String, content_type = "text/html"),
+        (status = 415, description = "Not a form", body = String, content_type = "text/html"),
+        (status = 503, description = "Database unavailable", body = String, content_type = "text/html"),
+    ))]
+pub async fn logout_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
+    sign_out(state, req, body).await
+}
+
+/// `GET|POST /oauth2/logout`: OpenID Connect RP-Initiated Logout 1.0. Only the SSO session of this browser's cookie is ever ended. A GET
+/// signs out at once when its `id_token_hint` names that very session (the
+/// application the user is signed in to asked); otherwise the user confirms
+/// on a page whose form carries a token derived from the cookie, so another
+/// site can neither sign the user out nor fake the confirmation.
+async fn sign_out(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let is_post = req.method() == actix_web::http::Method::POST;
     let params = if is_post {
         if !is_form(&req) {

@@ -27,16 +27,34 @@ pub struct ApiError {
     bearer_error: Option<&'static str>,
     /// For 429s: seconds until a retry may succeed.
     retry_after: Option<u64>,
+    /// For 405s: the methods the resource serves.
+    allow: Option<String>,
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// An RFC 9457 problem document, as every `/v1` error answers
+/// (`application/problem+json`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Problem<'a> {
+    /// `urn:tessera:problem:<code>`.
     #[serde(rename = "type")]
     type_: String,
+    /// The HTTP status's reason phrase.
     title: &'a str,
     status: u16,
+    /// What went wrong, for people.
     detail: &'a str,
+    /// What went wrong, for programs: a stable identifier.
     code: &'a str,
+}
+
+/// An RFC 6749 §5.2 error, as every `/oauth2` JSON endpoint answers.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct OAuthErrorBody<'a> {
+    /// `invalid_request`, `invalid_client`, `invalid_grant`,
+    /// `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`,
+    /// `invalid_target`, `too_many_requests`, `temporarily_unavailable`.
+    error: &'a str,
+    error_description: &'a str,
 }
 
 impl ApiError {
@@ -47,6 +65,18 @@ impl ApiError {
             detail: detail.into(),
             bearer_error: None,
             retry_after: None,
+            allow: None,
+        }
+    }
+
+    pub fn method_not_allowed(method: &str, allowed: &[String]) -> ApiError {
+        ApiError {
+            allow: Some(allowed.join(", ")),
+            ..ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed here; use {}", allowed.join(" or ")),
+            )
         }
     }
 
@@ -120,6 +150,9 @@ impl ResponseError for ApiError {
             response.insert_header((header::RETRY_AFTER, seconds.to_string()));
         } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
+        }
+        if let Some(allow) = &self.allow {
+            response.insert_header((header::ALLOW, allow.as_str()));
         }
         response.body(serde_json::to_vec(&problem).unwrap_or_default())
     }
@@ -274,8 +307,10 @@ impl ResponseError for OAuthApiError {
         } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECONDS));
         }
-        response
-            .json(serde_json::json!({"error": self.error, "error_description": self.description}))
+        response.json(OAuthErrorBody {
+            error: self.error,
+            error_description: &self.description,
+        })
     }
 }
 

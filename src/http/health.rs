@@ -1,18 +1,42 @@
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 
-/// The process is up and serving.
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// `ok`.
+    status: &'static str,
 }
 
-/// The service can do its work: a database connection answers and a
-/// signing key is loaded. 503 otherwise, so a load balancer routes around it.
-/// Prometheus metrics (text format 0.0.4). No secrets, no per-user labels.
+/// What `/readyz` found: `ok` or `unavailable` for each dependency.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
+    status: &'static str,
+    database: &'static str,
+    /// Whether a key can sign.
+    keys: &'static str,
+}
+
+/// Liveness
+///
+/// The process is up and serving.
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    responses((status = 200, description = "Up", body = Health)))]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Health { status: "ok" })
+}
+
+/// Metrics
+///
+/// Prometheus text format 0.0.4. No secrets, no per-user labels.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "The metrics", body = String,
+        content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let (db_connections, db_idle_connections) = state.db.pool_usage();
     let mut keys_by_state = std::collections::BTreeMap::new();
@@ -31,6 +55,15 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         .body(text)
 }
 
+/// Readiness
+///
+/// The service can do its work: a database connection answers and a
+/// signing key is loaded. 503 otherwise, so a load balancer routes around it.
+#[utoipa::path(get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "Not ready; which dependency is out", body = Readiness),
+    ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let timeout = state.settings.pool_checkout_timeout() + Duration::from_secs(1);
     let database = match tokio::time::timeout(timeout, state.db.ping()).await {
@@ -43,11 +76,11 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         "unavailable"
     };
     let ready = database == "ok" && keys == "ok";
-    let body = json!({
-        "status": if ready { "ready" } else { "unavailable" },
-        "database": database,
-        "keys": keys,
-    });
+    let body = Readiness {
+        status: if ready { "ready" } else { "unavailable" },
+        database,
+        keys,
+    };
     if ready {
         HttpResponse::Ok().json(body)
     } else {

@@ -2,16 +2,17 @@
 //! stay thin — parse, call the domain module, map the result; every error
 //! becomes a response in [`error`].
 
-mod accounts;
-mod admin;
-mod authorize;
-mod bearer;
+pub(crate) mod accounts;
+pub(crate) mod admin;
+pub(crate) mod authorize;
+pub(crate) mod bearer;
 pub mod cors;
 mod discovery;
 pub mod error;
 mod health;
-mod oauth;
-mod pages;
+pub(crate) mod oauth;
+pub mod openapi;
+pub(crate) mod pages;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -132,54 +133,55 @@ pub fn login_outcome<T>(result: &Result<T, LoginError>) -> &'static str {
     }
 }
 
-/// Registers every route.
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::scope("/.well-known")
-            .route(
-                "/openid-configuration",
-                web::get().to(discovery::openid_configuration),
-            )
-            .route("/jwks.json", web::get().to(discovery::jwks)),
-    )
-    .service(
-        web::scope("/v1")
-            .route("/auth/register", web::post().to(accounts::register))
-            .route("/auth/login", web::post().to(accounts::login))
-            .route("/auth/logout", web::post().to(accounts::logout))
-            .route("/me", web::get().to(accounts::me))
-            .route("/me/password", web::put().to(accounts::change_password))
-            .route("/me/sessions", web::get().to(accounts::list_sessions))
-            .route("/me/sessions/{id}", web::delete().to(accounts::end_session))
-            .route("/admin/users", web::get().to(admin::list_users))
-            .route("/admin/users/{id}", web::get().to(admin::get_user))
-            .route("/admin/users/{id}", web::patch().to(admin::patch_user))
-            .route("/admin/users/{id}", web::delete().to(admin::delete_user))
-            .route("/admin/clients", web::get().to(admin::list_clients))
-            .route("/admin/clients", web::post().to(admin::create_client))
-            .route("/admin/clients/{id}", web::get().to(admin::get_client))
-            .route("/admin/keys", web::get().to(admin::list_keys))
-            .route("/admin/audit", web::get().to(admin::list_audit))
-            .route(
-                "/admin/clients/{id}",
-                web::delete().to(admin::delete_client),
-            ),
-    )
-    .service(
-        web::scope("/oauth2")
-            .route("/authorize", web::get().to(authorize::authorize_get))
-            .route("/authorize", web::post().to(authorize::authorize_post))
-            .route("/logout", web::get().to(authorize::logout))
-            .route("/logout", web::post().to(authorize::logout))
-            .route("/userinfo", web::get().to(oauth::userinfo))
-            .route("/userinfo", web::post().to(oauth::userinfo))
-            .route("/token", web::post().to(oauth::token))
-            .route("/revoke", web::post().to(oauth::revoke))
-            .route("/introspect", web::post().to(oauth::introspect)),
-    )
-    .route("/metrics", web::get().to(health::metrics))
-    .route("/healthz", web::get().to(health::healthz))
-    .route("/readyz", web::get().to(health::readyz));
+/// The route table: method, path and handler of every route, in the order
+/// the router tries them. It makes both the router ([`routes`]) and
+/// [`ROUTES`], which the OpenAPI document is checked against, so the two
+/// can't drift apart.
+macro_rules! route_table {
+    ($($method:ident $path:literal => $handler:path;)*) => {
+        /// Every route as (method, path), paths in OpenAPI template syntax.
+        pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+
+        /// Registers every route.
+        pub fn routes(cfg: &mut web::ServiceConfig) {
+            $(cfg.route($path, web::$method().to($handler));)*
+        }
+    };
+}
+
+route_table! {
+    get "/.well-known/openid-configuration" => discovery::openid_configuration;
+    get "/.well-known/jwks.json" => discovery::jwks;
+    get "/openapi.json" => openapi::document;
+    post "/v1/auth/register" => accounts::register;
+    post "/v1/auth/login" => accounts::login;
+    post "/v1/auth/logout" => accounts::logout;
+    get "/v1/me" => accounts::me;
+    put "/v1/me/password" => accounts::change_password;
+    get "/v1/me/sessions" => accounts::list_sessions;
+    delete "/v1/me/sessions/{id}" => accounts::end_session;
+    get "/v1/admin/users" => admin::list_users;
+    get "/v1/admin/users/{id}" => admin::get_user;
+    patch "/v1/admin/users/{id}" => admin::patch_user;
+    delete "/v1/admin/users/{id}" => admin::delete_user;
+    get "/v1/admin/clients" => admin::list_clients;
+    post "/v1/admin/clients" => admin::create_client;
+    get "/v1/admin/clients/{id}" => admin::get_client;
+    delete "/v1/admin/clients/{id}" => admin::delete_client;
+    get "/v1/admin/keys" => admin::list_keys;
+    get "/v1/admin/audit" => admin::list_audit;
+    get "/oauth2/authorize" => authorize::authorize_get;
+    post "/oauth2/authorize" => authorize::authorize_post;
+    get "/oauth2/logout" => authorize::logout_get;
+    post "/oauth2/logout" => authorize::logout_post;
+    get "/oauth2/userinfo" => oauth::userinfo;
+    post "/oauth2/userinfo" => oauth::userinfo;
+    post "/oauth2/token" => oauth::token;
+    post "/oauth2/revoke" => oauth::revoke;
+    post "/oauth2/introspect" => oauth::introspect;
+    get "/metrics" => health::metrics;
+    get "/healthz" => health::healthz;
+    get "/readyz" => health::readyz;
 }
 
 /// Query strings that don't parse get a 400 problem.
@@ -221,11 +223,65 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
 
 pub use oauth::form_config;
 
-/// Unknown paths get a problem document too.
+/// Unknown paths get a problem document too; a known path asked with a
+/// method it doesn't serve gets 405 and `Allow` (RFC 9110 §15.5.6).
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let allowed: Vec<String> = ROUTES
+        .iter()
+        .filter(|(_, template)| path_matches(template, req.path()))
+        .map(|(method, _)| method.to_ascii_uppercase())
+        .collect();
+    if !allowed.is_empty() {
+        return Err(ApiError::method_not_allowed(req.method().as_str(), &allowed));
+    }
     Err(ApiError::not_found(format!(
         "no route for {} {}",
         req.method(),
         req.path()
     )))
+}
+
+/// Whether `path` is an instance of the route `template` (`{name}` stands
+/// for one non-empty segment).
+fn path_matches(template: &str, path: &str) -> bool {
+    let (mut t, mut p) = (template.split('/'), path.split('/'));
+    loop {
+        match (t.next(), p.next()) {
+            (None, None) => return true,
+            (Some(t), Some(p)) if t == p || (t.starts_with('{') && !p.is_empty()) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// A JSON request body that must be an object: serde's derived
+/// deserialisers would also take a struct as an array of its fields, which
+/// no client means. (Objects go through a `Value`; bodies are small.)
+pub struct JsonObject<T>(pub T);
+
+impl<'de, T: serde::de::DeserializeOwned> serde::Deserialize<'de> for JsonObject<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        match serde_json::Value::deserialize(d)? {
+            object @ serde_json::Value::Object(_) => {
+                T::deserialize(object).map(JsonObject).map_err(D::Error::custom)
+            }
+            _ => Err(D::Error::custom("the body must be a JSON object")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_matches;
+
+    #[test]
+    fn templates_match_one_segment_per_parameter() {
+        assert!(path_matches("/v1/me", "/v1/me"));
+        assert!(path_matches("/v1/admin/users/{id}", "/v1/admin/users/abc"));
+        assert!(!path_matches("/v1/admin/users/{id}", "/v1/admin/users/"));
+        assert!(!path_matches("/v1/admin/users/{id}", "/v1/admin/users/a/b"));
+        assert!(!path_matches("/v1/me", "/v1/me/"));
+        assert!(!path_matches("/v1/me", "/v1"));
+    }
 }

@@ -6,23 +6,25 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use utoipa::ToSchema;
 
 use super::Authenticated;
 use super::error::ApiError;
-use super::error::OAuthApiError;
+use super::error::{OAuthApiError, OAuthErrorBody, Problem};
+use super::openapi::PROBLEM;
 use super::{AppState, client_info, throttle};
 use crate::clients::ClientError;
 use crate::clients::{self, Client};
 use crate::oauth::authorization::CodeRedemption;
-use crate::oauth::{self, OAuthError, RefreshRequest};
+use crate::oauth::{self, Introspection, OAuthError, RefreshRequest, TokenResponse, Userinfo};
 use crate::throttle::Class;
 
 /// Form parameters. RFC 6749 §3.1: a parameter must not repeat (but
 /// RFC 8707 `resource`, which may); unknown ones are ignored.
-pub struct Params(Vec<(String, String)>);
+pub struct Params(pub(crate) Vec<(String, String)>);
 
 impl Params {
-    fn one(&self, name: &str) -> Result<Option<&str>, OAuthError> {
+    pub(crate) fn one(&self, name: &str) -> Result<Option<&str>, OAuthError> {
         let mut values = self
             .0
             .iter()
@@ -37,7 +39,7 @@ impl Params {
         Ok(first.filter(|v| !v.is_empty()))
     }
 
-    fn all(&self, name: &str) -> Vec<String> {
+    pub(crate) fn all(&self, name: &str) -> Vec<String> {
         self.0
             .iter()
             .filter(|(k, v)| k == name && !v.is_empty())
@@ -46,16 +48,73 @@ impl Params {
     }
 }
 
+// The forms below are read through `Params` (repeats refused, empty means
+// absent, unknown ignored); these types only describe them in the OpenAPI
+// document, and the conformance tests check real exchanges against it.
+
+/// RFC 6749 §4.1.3, §4.4.2 and §6 token request. Confidential clients
+/// authenticate with HTTP Basic or `client_id` + `client_secret`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenRequest {
+    grant_type: GrantType,
+    /// `authorization_code`: the code from the redirect.
+    code: Option<String>,
+    /// `authorization_code`: the redirect URI of the authorization request.
+    redirect_uri: Option<String>,
+    /// `authorization_code`: the PKCE verifier (RFC 7636).
+    code_verifier: Option<String>,
+    /// `refresh_token`: the refresh token; a new one replaces it.
+    refresh_token: Option<String>,
+    /// `refresh_token`, `client_credentials`: space-separated scopes, at
+    /// most those granted or allowed.
+    scope: Option<String>,
+    /// RFC 8707 resource indicators (`client_credentials`); may repeat.
+    resource: Option<Vec<String>>,
+    /// The same as `resource`, as many clients send it; may repeat.
+    audience: Option<Vec<String>>,
+    /// Public clients, or `client_secret_post`.
+    client_id: Option<String>,
+    /// `client_secret_post`.
+    client_secret: Option<String>,
+}
+
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+/// RFC 7009 revocation request, or RFC 7662 introspection request.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TokenForm {
+    /// An access token or a refresh token.
+    token: String,
+    /// Ignored: the token's kind is recognised.
+    token_type_hint: Option<String>,
+    /// `client_secret_post`, or a public client (revocation only).
+    client_id: Option<String>,
+    /// `client_secret_post`.
+    client_secret: Option<String>,
+}
+
 /// Credentials a client presented, by either method.
-struct Credentials {
-    id: String,
-    secret: String,
+pub(crate) struct Credentials {
+    pub(crate) id: String,
+    pub(crate) secret: String,
 }
 
 /// `client_secret_basic` (RFC 6749 §2.3.1: id and secret form-urlencoded
 /// inside the Basic value) or `client_secret_post`; both at once is an
 /// error. None when the client presented no secret.
-fn credentials(req: &HttpRequest, params: &Params) -> Result<Option<Credentials>, OAuthError> {
+pub(crate) fn credentials(
+    req: &HttpRequest,
+    params: &Params,
+) -> Result<Option<Credentials>, OAuthError> {
     let basic = match req.headers().get(header::AUTHORIZATION) {
         None => None,
         Some(value) => {
@@ -119,6 +178,20 @@ async fn authenticated_client(
         .ok_or(OAuthError::InvalidClient)
 }
 
+/// The token endpoint
+///
+/// Grants `authorization_code` (with PKCE), `refresh_token` (rotating) and
+/// `client_credentials`.
+#[utoipa::path(post, path = "/oauth2/token", tag = "oauth2",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client" = [])),
+    responses(
+        (status = 200, description = "Tokens", body = TokenResponse),
+        (status = 400, description = "`invalid_request`, `invalid_grant`, `unauthorized_client`, `unsupported_grant_type`, `invalid_scope`, `invalid_target`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+        (status = 429, description = "`too_many_requests`; retry after `Retry-After`", body = OAuthErrorBody),
+        (status = 503, description = "`temporarily_unavailable`; retry after `Retry-After`", body = OAuthErrorBody),
+    ))]
 pub async fn token(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -211,7 +284,17 @@ async fn public_client(state: &AppState, params: &Params) -> Result<Client, OAut
     }
 }
 
-/// `GET|POST /oauth2/userinfo` (OIDC Core §5.3) with a live access token.
+/// The user's claims
+///
+/// OIDC Core §5.3, with a live access token carrying `openid`.
+#[utoipa::path(method(get, post), path = "/oauth2/userinfo", tag = "oauth2",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The claims the token's scopes allow", body = Userinfo),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "The token lacks the `openid` scope (`insufficient_scope`)", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
 pub async fn userinfo(
     state: web::Data<AppState>,
     auth: Authenticated,
@@ -222,7 +305,20 @@ pub async fn userinfo(
         .json(claims))
 }
 
-/// RFC 7009. A client that presents credentials must present good ones.
+/// Revoke a token
+///
+/// RFC 7009: a refresh token, or an access token of a session, ends the
+/// session. A client that presents credentials must present good ones;
+/// an unknown or foreign token is answered 200 all the same.
+#[utoipa::path(post, path = "/oauth2/revoke", tag = "oauth2",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security((), ("client" = [])),
+    responses(
+        (status = 200, description = "Revoked, or nothing to revoke"),
+        (status = 400, description = "`invalid_request`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+        (status = 503, description = "`temporarily_unavailable`", body = OAuthErrorBody),
+    ))]
 pub async fn revoke(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -248,7 +344,19 @@ pub async fn revoke(
         .finish())
 }
 
+/// Introspect a token
+///
 /// RFC 7662, for authenticated clients only.
+#[utoipa::path(post, path = "/oauth2/introspect", tag = "oauth2",
+    request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
+    security(("client" = [])),
+    responses(
+        (status = 200, description = "What the token is, if active", body = Introspection),
+        (status = 400, description = "`invalid_request`", body = OAuthErrorBody),
+        (status = 401, description = "`invalid_client`", body = OAuthErrorBody),
+        (status = 429, description = "`too_many_requests`", body = OAuthErrorBody),
+        (status = 503, description = "`temporarily_unavailable`", body = OAuthErrorBody),
+    ))]
 pub async fn introspect(
     state: web::Data<AppState>,
     req: HttpRequest,

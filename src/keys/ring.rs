@@ -82,7 +82,7 @@ impl KeyView {
 }
 
 /// One key file as `tessera keys list` and `GET /v1/admin/keys` show it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct KeyListing {
     pub file: String,
     #[serde(skip_serializing_if = "Option::is_none")]

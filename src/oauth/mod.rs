@@ -6,7 +6,6 @@
 pub mod authorization;
 
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::accounts::{self, AccountError};
 use crate::audit::{self, Event};
@@ -63,7 +62,7 @@ impl From<SessionError> for OAuthError {
 }
 
 /// RFC 6749 §5.1 token response.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: &'static str,
@@ -300,8 +299,23 @@ pub enum UserinfoError {
     Db(#[from] DbError),
 }
 
+/// OIDC Core §5.3 userinfo answer: the claims the token's scopes allow.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Userinfo {
+    pub sub: String,
+    /// With the `email` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// With the `email` scope; always false (no address is verified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
+    /// With the `profile` scope, when the user has a name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
 /// OIDC Core §5.3: the claims about the token's user that its scopes allow.
-pub async fn userinfo(db: &Db, claims: &Claims) -> Result<Value, UserinfoError> {
+pub async fn userinfo(db: &Db, claims: &Claims) -> Result<Userinfo, UserinfoError> {
     if !has_scope(&claims.scope, "openid") || claims.sid.is_none() {
         return Err(UserinfoError::InsufficientScope);
     }
@@ -311,17 +325,13 @@ pub async fn userinfo(db: &Db, claims: &Claims) -> Result<Value, UserinfoError> 
         Err(AccountError::Db(e)) => return Err(e.into()),
         Err(_) => return Err(UserinfoError::NoUser),
     };
-    let mut answer = json!({"sub": user.id});
-    if has_scope(&claims.scope, "email") {
-        answer["email"] = json!(user.email);
-        answer["email_verified"] = json!(false);
-    }
-    if has_scope(&claims.scope, "profile")
-        && let Some(name) = user.name
-    {
-        answer["name"] = json!(name);
-    }
-    Ok(answer)
+    let email = has_scope(&claims.scope, "email");
+    Ok(Userinfo {
+        sub: user.id,
+        email_verified: email.then_some(false),
+        email: email.then_some(user.email),
+        name: user.name.filter(|_| has_scope(&claims.scope, "profile")),
+    })
 }
 
 /// `grant_type=client_credentials` (RFC 6749 §4.4): a token for the client
@@ -364,6 +374,35 @@ async fn client_credentials_token(
     scope: Option<&str>,
     resources: Vec<String>,
 ) -> Result<TokenResponse, OAuthError> {
+    let (scope, audience) = client_credentials_target(client, scope, resources)?;
+    let issued = issuance
+        .issuer
+        .issue(Grant {
+            subject: client.client_id.clone(),
+            client_id: client.client_id.clone(),
+            audience,
+            scope: scope.clone(),
+            roles: Vec::new(),
+            session_id: None,
+        })
+        .await?;
+    Ok(TokenResponse {
+        access_token: issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in,
+        refresh_token: None,
+        scope,
+        id_token: None,
+    })
+}
+
+/// The scope and audience a client_credentials token for `client` may
+/// have, from the `scope` and `resource`s asked for.
+pub fn client_credentials_target(
+    client: &Client,
+    scope: Option<&str>,
+    resources: Vec<String>,
+) -> Result<(String, Vec<String>), OAuthError> {
     if client.public {
         return Err(OAuthError::UnauthorizedClient(
             "a public client cannot use client_credentials",
@@ -390,25 +429,39 @@ async fn client_credentials_token(
             "this client has no allowed audience".into(),
         ));
     }
-    let issued = issuance
-        .issuer
-        .issue(Grant {
-            subject: client.client_id.clone(),
-            client_id: client.client_id.clone(),
-            audience,
-            scope: scope.clone(),
-            roles: Vec::new(),
-            session_id: None,
-        })
-        .await?;
-    Ok(TokenResponse {
-        access_token: issued.token,
-        token_type: "Bearer",
-        expires_in: issued.expires_in,
-        refresh_token: None,
-        scope,
-        id_token: None,
-    })
+    Ok((scope, audience))
+}
+
+/// RFC 7662 §2.2 introspection answer: `active`, and what an active token
+/// is. Nothing about an inactive one.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct Introspection {
+    pub active: bool,
+    /// `Bearer` for an access token, `refresh_token` for a refresh token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aud: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
 }
 
 /// RFC 7662: what a token is, if it is active. Access tokens: signature,
@@ -419,36 +472,47 @@ pub async fn introspect(
     policy: SessionPolicy,
     verifier: &TokenVerifier,
     token: &str,
-) -> Result<Value, DbError> {
-    let inactive = json!({"active": false});
+) -> Result<Introspection, DbError> {
     if let Some(refresh_token) = RefreshToken::parse(token) {
         return Ok(
             match sessions::find_by_refresh_token(db, policy, refresh_token).await? {
-                Some(session) => json!({
-                    "active": true,
-                    "token_type": "refresh_token",
-                    "client_id": session.client_id,
-                    "sub": session.user_id,
-                    "scope": session.scope,
-                    "sid": session.session_id,
-                    "exp": session.expires_at.and_utc().timestamp(),
-                }),
-                None => inactive,
+                Some(session) => Introspection {
+                    active: true,
+                    token_type: Some("refresh_token"),
+                    client_id: Some(session.client_id),
+                    sub: Some(session.user_id),
+                    scope: Some(session.scope),
+                    sid: Some(session.session_id),
+                    exp: Some(session.expires_at.and_utc().timestamp()),
+                    ..Introspection::default()
+                },
+                None => Introspection::default(),
             },
         );
     }
     let Ok(claims) = verifier.verify_any_audience(token) else {
-        return Ok(inactive);
+        return Ok(Introspection::default());
     };
     if let Some(sid) = &claims.sid
         && !sessions::is_live(db, policy, sid.clone()).await?
     {
-        return Ok(inactive);
+        return Ok(Introspection::default());
     }
-    let mut response = serde_json::to_value(&claims).unwrap_or_default();
-    response["active"] = json!(true);
-    response["token_type"] = json!("Bearer");
-    Ok(response)
+    Ok(Introspection {
+        active: true,
+        token_type: Some("Bearer"),
+        client_id: claims.client_id,
+        sub: Some(claims.sub),
+        scope: Some(claims.scope),
+        sid: claims.sid,
+        exp: Some(claims.exp),
+        iat: claims.iat,
+        nbf: claims.nbf,
+        iss: Some(claims.iss),
+        aud: Some(claims.aud),
+        jti: claims.jti,
+        roles: Some(claims.roles),
+    })
 }
 
 /// RFC 7009: a refresh token ends its session; so does an access token of a

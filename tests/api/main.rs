@@ -16,6 +16,7 @@ mod hostile_input;
 mod keys;
 mod metrics;
 mod oidc;
+mod openapi;
 mod rotation;
 mod sessions;
 mod sibling;

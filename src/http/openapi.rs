@@ -1,0 +1,110 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 document, generated from the
+//! handlers' `#[utoipa::path]` attributes and the request and response
+//! types they name. Every route in [`super::ROUTES`] is in it (a test
+//! checks both ways), and the tests check real answers against it.
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use actix_web::http::header;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{accounts, admin, authorize, discovery, health, oauth};
+
+/// The media type of `/v1` errors (RFC 9457).
+pub const PROBLEM: &str = "application/problem+json";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tessera",
+        description = "Authentication service: accounts, RS256 access tokens and their JWKS, \
+            OAuth 2.0 and OpenID Connect. `/v1` errors are RFC 9457 problem documents with a \
+            stable `code`; `/oauth2` JSON errors are RFC 6749 §5.2 objects.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0"),
+    ),
+    paths(
+        discovery::openid_configuration,
+        discovery::jwks,
+        document,
+        accounts::register,
+        accounts::login,
+        accounts::logout,
+        accounts::me,
+        accounts::change_password,
+        accounts::list_sessions,
+        accounts::end_session,
+        admin::list_users,
+        admin::get_user,
+        admin::patch_user,
+        admin::delete_user,
+        admin::list_clients,
+        admin::create_client,
+        admin::get_client,
+        admin::delete_client,
+        admin::list_keys,
+        admin::list_audit,
+        authorize::authorize_get,
+        authorize::authorize_post,
+        authorize::logout_get,
+        authorize::logout_post,
+        oauth::userinfo,
+        oauth::token,
+        oauth::revoke,
+        oauth::introspect,
+        health::metrics,
+        health::healthz,
+        health::readyz,
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "accounts", description = "Register, log in, sessions (first-party clients)"),
+        (name = "oauth2", description = "Token, revocation, introspection, userinfo"),
+        (name = "oidc", description = "Browser sign-in and sign-out (single sign-on)"),
+        (name = "discovery", description = "Provider metadata and signing keys"),
+        (name = "admin", description = "For users with the `admin` role"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// `bearer`: an access token; `client`: a client's id and secret by HTTP
+/// Basic (RFC 6749 §2.3.1; `client_secret_post` is in the forms).
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let mut bearer = Http::new(HttpAuthScheme::Bearer);
+        bearer.bearer_format = Some("JWT".to_owned());
+        components.add_security_scheme("bearer", SecurityScheme::Http(bearer));
+        components.add_security_scheme(
+            "client",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
+    }
+}
+
+/// The document as served: rendered once per process (it depends on
+/// nothing but the code).
+pub fn rendered() -> &'static [u8] {
+    static RENDERED: OnceLock<Vec<u8>> = OnceLock::new();
+    RENDERED.get_or_init(|| {
+        let mut doc = ApiDoc::openapi();
+        doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+        serde_json::to_vec(&doc).expect("the OpenAPI document serialises")
+    })
+}
+
+/// This document
+///
+/// OpenAPI 3.1, generated from the code.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(rendered())
+}
