@@ -59,11 +59,17 @@ pub struct RecordedEvent {
     pub occurred_at: chrono::NaiveDateTime,
     pub action: String,
     pub outcome: String,
+    #[schema(required = true)]
     pub actor_id: Option<String>,
+    #[schema(required = true)]
     pub user_id: Option<String>,
+    #[schema(required = true)]
     pub session_id: Option<String>,
+    #[schema(required = true)]
     pub client_id: Option<String>,
+    #[schema(required = true)]
     pub ip: Option<String>,
+    #[schema(required = true)]
     pub detail: Option<String>,
 }
 

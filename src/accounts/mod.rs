@@ -55,6 +55,7 @@ pub enum AccountError {
 pub struct User {
     pub id: String,
     pub email: String,
+    #[schema(required = true)]
     pub name: Option<String>,
     pub roles: Vec<String>,
     #[serde(serialize_with = "rfc3339")]

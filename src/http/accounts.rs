@@ -7,7 +7,9 @@ use utoipa::ToSchema;
 
 use super::error::Problem;
 use super::openapi::PROBLEM;
-use super::{ApiError, AppState, Authenticated, JsonObject, client_info};
+use super::{
+    ApiError, AppState, Authenticated, JsonObject, client_info, json_body_error, read_body,
+};
 use crate::accounts::{self, AccountError, NewAccount, User};
 use crate::oauth::{SessionGrant, TokenResponse};
 use crate::sessions::{self, Ending, SessionView, end_reason};
@@ -103,7 +105,7 @@ pub async fn login(
     state.metrics.login(super::login_outcome(&result));
     let user = result?;
     let login = &state.settings.login;
-    let started = sessions::start(
+    let started = sessions::start_login(
         &state.db,
         state.sessions,
         user.id.clone(),
@@ -150,6 +152,8 @@ pub struct LogoutRequest {
         (status = 204, description = "Logged out"),
         (status = 400, description = "The token belongs to no session (`no_session`)", body = Problem, content_type = PROBLEM),
         (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 422, description = "The body is not a valid logout request", body = Problem, content_type = PROBLEM),
         (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
     ))]
@@ -157,13 +161,16 @@ pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
     auth: Authenticated,
-    body: web::Bytes,
+    body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let body = read_body(body, state.settings.server.json_body_limit_bytes).await?;
     // No body, or `null`: this session.
-    let all = match serde_json::from_slice::<Option<JsonObject<LogoutRequest>>>(&body) {
-        _ if body.iter().all(u8::is_ascii_whitespace) => false,
-        Ok(request) => request.is_some_and(|r| r.0.all),
-        Err(e) => return Err(ApiError::unprocessable("invalid_body", e.to_string())),
+    let all = if body.iter().all(u8::is_ascii_whitespace) {
+        false
+    } else {
+        serde_json::from_slice::<Option<JsonObject<LogoutRequest>>>(&body)
+            .map_err(|e| json_body_error(&e))?
+            .is_some_and(|request| request.0.all)
     };
     let claims = auth.0;
     let (ending, reason) = match (&claims.sid, all) {
@@ -223,6 +230,7 @@ pub struct ChangePasswordRequest {
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
         (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "The current password is wrong (`invalid_current_password`)", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
         (status = 422, description = "The new password is not acceptable", body = Problem, content_type = PROBLEM),
         (status = 503, description = "Busy or database unavailable", body = Problem, content_type = PROBLEM),

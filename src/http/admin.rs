@@ -70,6 +70,7 @@ impl From<User> for AdminUser {
 pub struct UserPage {
     users: Vec<AdminUser>,
     /// Pass as `cursor` for the next page; null on the last.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
@@ -78,6 +79,7 @@ pub struct UserPage {
 pub struct AuditPage {
     events: Vec<RecordedEvent>,
     /// Pass as `cursor` for the next page; null on the last.
+    #[schema(required = true)]
     next_cursor: Option<String>,
 }
 
@@ -93,6 +95,7 @@ pub struct CreatedClient {
     client: Client,
     /// Confidential clients only. Shown once; only its hash is stored.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     client_secret: Option<String>,
 }
 
@@ -186,6 +189,7 @@ pub struct PatchUser {
         (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such user", body = Problem, content_type = PROBLEM),
         (status = 409, description = "It would leave no active administrator (`last_admin`)", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
         (status = 422, description = "An invalid role or field", body = Problem, content_type = PROBLEM),
         (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
@@ -235,6 +239,7 @@ pub async fn delete_user(
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
         (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
         (status = 422, description = "An invalid registration (grant types, scopes, redirect URIs, …)", body = Problem, content_type = PROBLEM),
         (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),

@@ -181,6 +181,7 @@ pub async fn authorize_get(state: web::Data<AppState>, req: HttpRequest) -> Http
         (status = 303, description = "Back to the redirect URI with `code` or `error`, `state` and `iss`",
             headers(("Location" = String))),
         (status = 400, description = "An untrusted or stale request, or a bad CSRF token: an error page", body = String, content_type = "text/html"),
+        (status = 413, description = "Body too large", body = String, content_type = "text/plain"),
         (status = 415, description = "Not a form", body = String, content_type = "text/html"),
         (status = 429, description = "Too many attempts from this address", body = String, content_type = "text/html"),
         (status = 503, description = "Busy or database unavailable", body = String, content_type = "text/html"),
@@ -593,6 +594,7 @@ pub async fn logout_get(state: web::Data<AppState>, req: HttpRequest) -> HttpRes
         (status = 303, description = "Signed out; back to the post-logout redirect URI with `state`",
             headers(("Location" = String))),
         (status = 400, description = "Invalid hint, mismatched client, unregistered URI or a repeated parameter: an error page", body = String, content_type = "text/html"),
+        (status = 413, description = "Body too large", body = String, content_type = "text/plain"),
         (status = 415, description = "Not a form", body = String, content_type = "text/html"),
         (status = 503, description = "Database unavailable", body = String, content_type = "text/html"),
     ))]
@@ -604,8 +606,10 @@ pub async fn logout_post(
     sign_out(state, req, body).await
 }
 
-/// `GET|POST /oauth2/logout`: OpenID Connect RP-Initiated Logout 1.0. Only the SSO session of this browser's cookie is ever ended. A GET
-/// signs out at once when its `id_token_hint` names that very session (the
+/// `GET|POST /oauth2/logout`: OpenID Connect RP-Initiated Logout 1.0.
+///
+/// Only the SSO session of this browser's cookie is ever ended. A GET signs
+/// out at once when its `id_token_hint` names that very session (the
 /// application the user is signed in to asked); otherwise the user confirms
 /// on a page whose form carries a token derived from the cookie, so another
 /// site can neither sign the user out nor fake the confirmation.

@@ -1,5 +1,6 @@
 //! CORS for the endpoints browsers' JavaScript calls (the API, the token,
-//! userinfo and revocation endpoints, discovery and the JWKS): only origins
+//! userinfo and revocation endpoints, discovery, the JWKS and the OpenAPI
+//! document): only origins
 //! listed in `cors.allowed_origins` get CORS headers; nothing by default.
 //! The sign-in, consent and logout pages are navigations and get none.
 
@@ -11,6 +12,7 @@ use actix_web::http::{Method, StatusCode};
 fn is_cross_origin_api(path: &str) -> bool {
     path.starts_with("/v1/")
         || path.starts_with("/.well-known/")
+        || path == "/openapi.json"
         || matches!(
             path,
             "/oauth2/token" | "/oauth2/userinfo" | "/oauth2/revoke"

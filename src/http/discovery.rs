@@ -99,7 +99,8 @@ pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
         })
 }
 
-/// RFC 7517 §5 JWK set, as `/.well-known/jwks.json` serves it.
+/// RFC 7517 §5 JWK set, as `/.well-known/jwks.json` serves it. Only the
+/// document uses it: the JWKS is served pre-rendered (`KeyView::jwks`).
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct JwkSet {

@@ -36,7 +36,7 @@ pub async fn healthz() -> HttpResponse {
 /// Prometheus text format 0.0.4. No secrets, no per-user labels.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "The metrics", body = String,
-        content_type = "text/plain; version=0.0.4")))]
+        content_type = "text/plain; version=0.0.4; charset=utf-8")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let (db_connections, db_idle_connections) = state.db.pool_usage();
     let mut keys_by_state = std::collections::BTreeMap::new();

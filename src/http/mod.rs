@@ -144,9 +144,22 @@ macro_rules! route_table {
 
         /// Registers every route.
         pub fn routes(cfg: &mut web::ServiceConfig) {
-            $(cfg.route($path, web::$method().to($handler));)*
+            $(cfg.route($path, route_for(stringify!($method)).to($handler));)*
         }
     };
+}
+
+/// A route answering `method`; GET routes answer HEAD too (RFC 9110
+/// §9.3.2: the server sends the headers only).
+fn route_for(method: &str) -> actix_web::Route {
+    use actix_web::guard;
+    match method {
+        "get" => web::route().guard(guard::Any(guard::Get()).or(guard::Head())),
+        other => web::route().method(
+            actix_web::http::Method::from_bytes(other.to_ascii_uppercase().as_bytes())
+                .expect("the route table names HTTP methods"),
+        ),
+    }
 }
 
 route_table! {
@@ -199,22 +212,13 @@ pub fn json_config(limit: usize) -> web::JsonConfig {
         .error_handler(|err, _req| {
             use actix_web::error::JsonPayloadError as E;
             let api = match &err {
-                E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::new(
-                    actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "the request body is too large",
-                ),
+                E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::body_too_large(),
                 E::ContentType => ApiError::new(
                     actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
                     "unsupported_media_type",
                     "the request body must be application/json",
                 ),
-                E::Deserialize(e) if e.is_data() => {
-                    ApiError::unprocessable("invalid_body", e.to_string())
-                }
-                E::Deserialize(e) => {
-                    ApiError::bad_request("malformed_body", format!("malformed JSON: {e}"))
-                }
+                E::Deserialize(e) => json_body_error(e),
                 _ => ApiError::bad_request("malformed_body", "the request body could not be read"),
             };
             api.into()
@@ -226,13 +230,20 @@ pub use oauth::form_config;
 /// Unknown paths get a problem document too; a known path asked with a
 /// method it doesn't serve gets 405 and `Allow` (RFC 9110 §15.5.6).
 pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let allowed: Vec<String> = ROUTES
-        .iter()
-        .filter(|(_, template)| path_matches(template, req.path()))
-        .map(|(method, _)| method.to_ascii_uppercase())
-        .collect();
+    // The percent-decoded path, as the router matched it.
+    let path = req.match_info().as_str();
+    let mut allowed: Vec<String> = Vec::new();
+    for (method, _) in ROUTES.iter().filter(|(_, t)| path_matches(t, path)) {
+        allowed.push(method.to_ascii_uppercase());
+        if *method == "get" {
+            allowed.push("HEAD".to_owned());
+        }
+    }
     if !allowed.is_empty() {
-        return Err(ApiError::method_not_allowed(req.method().as_str(), &allowed));
+        return Err(ApiError::method_not_allowed(
+            req.method().as_str(),
+            &allowed,
+        ));
     }
     Err(ApiError::not_found(format!(
         "no route for {} {}",
@@ -256,18 +267,55 @@ fn path_matches(template: &str, path: &str) -> bool {
 
 /// A JSON request body that must be an object: serde's derived
 /// deserialisers would also take a struct as an array of its fields, which
-/// no client means. (Objects go through a `Value`; bodies are small.)
+/// no client means. The object's entries go straight to `T`, so its
+/// checks (repeated or unknown fields) and the error positions stay.
 pub struct JsonObject<T>(pub T);
 
-impl<'de, T: serde::de::DeserializeOwned> serde::Deserialize<'de> for JsonObject<T> {
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for JsonObject<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        match serde_json::Value::deserialize(d)? {
-            object @ serde_json::Value::Object(_) => {
-                T::deserialize(object).map(JsonObject).map_err(D::Error::custom)
+        struct ObjectOnly<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for ObjectOnly<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
             }
-            _ => Err(D::Error::custom("the body must be a JSON object")),
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
         }
+
+        d.deserialize_map(ObjectOnly(std::marker::PhantomData))
+            .map(JsonObject)
+    }
+}
+
+/// Reads a request body of at most `limit` bytes as a problem-speaking
+/// handler must: more is 413 `body_too_large`.
+pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    use futures_util::StreamExt;
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::bad_request("malformed_body", "the request body could not be read")
+        })?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::body_too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// A JSON body error as a problem: 400 when it isn't JSON, 422 when it is
+/// but doesn't fit.
+pub fn json_body_error(e: &serde_json::Error) -> ApiError {
+    if e.is_data() {
+        ApiError::unprocessable("invalid_body", e.to_string())
+    } else {
+        ApiError::bad_request("malformed_body", format!("malformed JSON: {e}"))
     }
 }
 

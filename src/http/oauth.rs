@@ -79,6 +79,7 @@ pub struct TokenRequest {
     client_secret: Option<String>,
 }
 
+/// The grants `token` dispatches on (`clients::AUTHORIZATION_CODE`, …).
 #[derive(ToSchema)]
 #[schema(rename_all = "snake_case")]
 #[allow(dead_code)]

@@ -86,16 +86,20 @@ impl KeyView {
 pub struct KeyListing {
     pub file: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub kid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub created_at: Option<DateTime<Utc>>,
     /// next, active, previous, expired, revoked; or invalid.
     pub state: String,
-    /// When the state next changes (none: it won't by itself).
+    /// When the state next changes (null: it won't by itself).
+    #[schema(required = true)]
     pub next_change_at: Option<DateTime<Utc>>,
     /// No token it signed can still be live: `keys prune` deletes it.
     pub retired: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub error: Option<String>,
     #[serde(skip)]
     pub path: PathBuf,

@@ -93,9 +93,9 @@ pub struct Started {
     pub refresh_token: RefreshToken,
 }
 
-/// Starts a session for `user_id` with `client_id` and `scope` (a password
-/// login), recorded in the audit trail as a `login`.
-pub async fn start(
+/// A password login: starts a session for `user_id` with `client_id` and
+/// `scope`, recorded in the audit trail as a `login`.
+pub async fn start_login(
     db: &Db,
     policy: SessionPolicy,
     user_id: String,
@@ -555,7 +555,9 @@ pub struct SessionView {
     pub last_used_at: NaiveDateTime,
     #[serde(serialize_with = "crate::accounts::rfc3339")]
     pub expires_at: NaiveDateTime,
+    #[schema(required = true)]
     pub user_agent: Option<String>,
+    #[schema(required = true)]
     pub ip: Option<String>,
     /// The session of the token that asked.
     pub current: bool,

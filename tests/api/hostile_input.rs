@@ -101,11 +101,35 @@ both_backends! {
         let response = app.client.request(reqwest::Method::TRACE, app.url("/v1/admin/users/abc"))
             .send().await.unwrap();
         assert_eq!(response.status(), 405);
-        assert_eq!(response.headers()["allow"], "GET, PATCH, DELETE");
+        assert_eq!(response.headers()["allow"], "GET, HEAD, PATCH, DELETE");
         let problem = crate::helpers::assert_problem(response, 405, "method_not_allowed").await;
         assert!(problem["detail"].as_str().unwrap().contains("TRACE"));
         let response = app.client.put(app.url("/oauth2/logout")).send().await.unwrap();
-        assert_eq!(response.headers()["allow"], "GET, POST");
+        assert_eq!(response.headers()["allow"], "GET, HEAD, POST");
+        // Percent-encoded paths are matched as the router decodes them.
+        let response = app.client.put(app.url("/v1/%6De")).send().await.unwrap();
+        assert_eq!(response.headers()["allow"], "GET, HEAD");
+        // HEAD is GET without the body.
+        let response = app.client.head(app.url("/.well-known/jwks.json")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert!(response.headers().contains_key("etag"));
+        assert!(response.bytes().await.unwrap().is_empty());
+        // Repeated fields are refused, as before bodies had to be objects.
+        let response = app.client.post(app.url("/v1/auth/login"))
+            .header("content-type", "application/json")
+            .body(r#"{"email": "a@example.com", "email": "b@example.com", "password": "x"}"#)
+            .send().await.unwrap();
+        let problem = crate::helpers::assert_problem(response, 422, "invalid_body").await;
+        assert!(problem["detail"].as_str().unwrap().contains("duplicate field"), "{problem}");
+        // A logout body is small: a large one is a problem document too.
+        let token = app.access_token(&crate::helpers::unique_email()).await;
+        let response = app.client.post(app.url("/v1/auth/logout")).bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(vec![b' '; app.settings.server.json_body_limit_bytes + 1]).send().await.unwrap();
+        crate::helpers::assert_problem(response, 413, "body_too_large").await;
+        let response = app.client.post(app.url("/v1/auth/logout")).bearer_auth(&token)
+            .header("content-type", "application/json").body("{").send().await.unwrap();
+        crate::helpers::assert_problem(response, 400, "malformed_body").await;
         let response = app.get("/v1/no/such/path").await;
         crate::helpers::assert_problem(response, 404, "not_found").await;
 

@@ -284,8 +284,8 @@ both_backends! {
         }
         let bad_cursor = send(app, "get", "/v1/admin/users?cursor=%%%", Some(&admin)).await;
         assert_eq!(check("get", "/v1/admin/users", bad_cursor).await.0, 400);
-        // A refresh and a registered client so far: a page of one has a
-        // next one.
+        // Two logins, a refresh and a registered client so far: a page of
+        // one has a next one.
         let audit = send(app, "get", "/v1/admin/audit?limit=1", Some(&admin)).await;
         let (_, page) = check("get", "/v1/admin/audit", audit).await;
         let cursor = page["next_cursor"].as_str().expect("a next page").to_owned();
