@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::Problem;
-use super::openapi::PROBLEM;
+use super::openapi::{BearerErrors, PROBLEM};
 use super::{
     ApiError, AppState, Authenticated, JsonObject, client_info, json_body_error, read_body,
 };
@@ -151,11 +151,10 @@ pub struct LogoutRequest {
     responses(
         (status = 204, description = "Logged out"),
         (status = 400, description = "The token belongs to no session (`no_session`)", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 422, description = "The body is not a valid logout request", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        BearerErrors,
     ))]
 pub async fn logout(
     state: web::Data<AppState>,
@@ -261,8 +260,7 @@ pub async fn change_password(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Live sessions; `current` marks the token's", body = SessionList),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        BearerErrors,
     ))]
 pub async fn list_sessions(
     state: web::Data<AppState>,
@@ -283,9 +281,8 @@ pub async fn list_sessions(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Ended"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such session of this user", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        BearerErrors,
     ))]
 pub async fn end_session(
     state: web::Data<AppState>,

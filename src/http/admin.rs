@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::Problem;
-use super::openapi::PROBLEM;
+use super::openapi::{AdminErrors, PROBLEM};
 use super::{ApiError, AppState, Authenticated, JsonObject};
 use crate::accounts::administration::{self, UserChange};
 use crate::accounts::{self, ADMIN_ROLE, User};
@@ -123,9 +123,7 @@ pub struct UserQuery {
     responses(
         (status = 200, description = "One page of users", body = UserPage),
         (status = 400, description = "Bad query or cursor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        AdminErrors,
     ))]
 pub async fn list_users(
     state: web::Data<AppState>,
@@ -153,10 +151,8 @@ pub async fn list_users(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The user", body = AdminUser),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such user", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        AdminErrors,
     ))]
 pub async fn get_user(
     state: web::Data<AppState>,
@@ -185,14 +181,12 @@ pub struct PatchUser {
     responses(
         (status = 200, description = "The changed user", body = AdminUser),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such user", body = Problem, content_type = PROBLEM),
         (status = 409, description = "It would leave no active administrator (`last_admin`)", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
         (status = 422, description = "An invalid role or field", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        AdminErrors,
     ))]
 pub async fn patch_user(
     state: web::Data<AppState>,
@@ -212,11 +206,9 @@ pub async fn patch_user(
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such user", body = Problem, content_type = PROBLEM),
         (status = 409, description = "It would leave no active administrator (`last_admin`)", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        AdminErrors,
     ))]
 pub async fn delete_user(
     state: web::Data<AppState>,
@@ -237,12 +229,10 @@ pub async fn delete_user(
         (status = 201, description = "Registered", body = CreatedClient,
             headers(("Location" = String, description = "/v1/admin/clients/{client_id}"))),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
         (status = 422, description = "An invalid registration (grant types, scopes, redirect URIs, …)", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        AdminErrors,
     ))]
 pub async fn create_client(
     state: web::Data<AppState>,
@@ -267,9 +257,7 @@ pub async fn create_client(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Every registered client", body = ClientList),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        AdminErrors,
     ))]
 pub async fn list_clients(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
     let clients = clients::list(&state.db).await?;
@@ -282,10 +270,8 @@ pub async fn list_clients(state: web::Data<AppState>, _: Admin) -> Result<HttpRe
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The client", body = Client),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such client", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        AdminErrors,
     ))]
 pub async fn get_client(
     state: web::Data<AppState>,
@@ -319,9 +305,7 @@ pub struct AuditQuery {
     responses(
         (status = 200, description = "One page of events", body = AuditPage),
         (status = 400, description = "Bad query or cursor", body = Problem, content_type = PROBLEM),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        AdminErrors,
     ))]
 pub async fn list_audit(
     state: web::Data<AppState>,
@@ -353,9 +337,7 @@ pub async fn list_audit(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The key files", body = KeyList),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        AdminErrors,
     ))]
 pub async fn list_keys(state: web::Data<AppState>, _: Admin) -> HttpResponse {
     HttpResponse::Ok().json(KeyList {
@@ -369,10 +351,8 @@ pub async fn list_keys(state: web::Data<AppState>, _: Admin) -> HttpResponse {
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
-        (status = 403, description = "Not an administrator", body = Problem, content_type = PROBLEM),
         (status = 404, description = "No such client", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        AdminErrors,
     ))]
 pub async fn delete_client(
     state: web::Data<AppState>,

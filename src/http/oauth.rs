@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::Authenticated;
 use super::error::ApiError;
 use super::error::{OAuthApiError, OAuthErrorBody, Problem};
-use super::openapi::PROBLEM;
+use super::openapi::{BearerErrors, PROBLEM};
 use super::{AppState, client_info, throttle};
 use crate::clients::ClientError;
 use crate::clients::{self, Client};
@@ -292,9 +292,8 @@ async fn public_client(state: &AppState, params: &Params) -> Result<Client, OAut
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The claims the token's scopes allow", body = Userinfo),
-        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "The token lacks the `openid` scope (`insufficient_scope`)", body = Problem, content_type = PROBLEM),
-        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        BearerErrors,
     ))]
 pub async fn userinfo(
     state: web::Data<AppState>,

@@ -8,12 +8,40 @@ use std::sync::OnceLock;
 use actix_web::HttpResponse;
 use actix_web::http::header;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::{IntoResponses, Modify, OpenApi};
 
+use super::error::Problem;
 use super::{accounts, admin, authorize, discovery, health, oauth};
 
 /// The media type of `/v1` errors (RFC 9457).
 pub const PROBLEM: &str = "application/problem+json";
+
+/// What every operation behind a bearer token may answer besides its own.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum BearerErrors {
+    /// No valid access token
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem<'static>),
+    /// Database unavailable; retry after `Retry-After`
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem<'static>),
+}
+
+/// What every `/v1/admin` operation may answer besides its own.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum AdminErrors {
+    /// No valid access token
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem<'static>),
+    /// Not an administrator
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem<'static>),
+    /// Database unavailable; retry after `Retry-After`
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem<'static>),
+}
 
 #[derive(OpenApi)]
 #[openapi(
