@@ -156,9 +156,25 @@ pub fn is_scope_token(s: &str) -> bool {
 /// `data:` and the like.
 fn redirect_scheme_allowed(uri: &url::Url) -> bool {
     match uri.scheme() {
-        "https" => uri.host_str().is_some(),
+        "https" => has_plain_host(uri),
         "http" => matches!(uri.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
         scheme => scheme.contains('.'),
+    }
+}
+
+/// A DNS name or an IP address. The url crate lets characters such as `;`
+/// through in a host, and the origin goes into the sign-in pages' CSP
+/// (`form-action`), where `;` would start another directive.
+fn has_plain_host(uri: &url::Url) -> bool {
+    match uri.host() {
+        Some(url::Host::Domain(name)) => {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        }
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => true,
+        None => false,
     }
 }
 

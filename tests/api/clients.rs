@@ -152,6 +152,10 @@ both_backends! {
             json!({"name": "x", "grant_types": ["authorization_code"]}),
             json!({"name": "x", "grant_types": ["client_credentials"], "scopes": ["a b"]}),
             json!({"name": "", "grant_types": ["client_credentials"]}),
+            // A host that would break out of the pages' CSP (`form-action`).
+            json!({"name": "x", "grant_types": ["authorization_code"], "redirect_uris": ["https://x;script-src/cb"]}),
+            json!({"name": "x", "grant_types": ["authorization_code"], "redirect_uris": ["https://a.example/cb"],
+                   "post_logout_redirect_uris": ["https://x,y/out"]}),
         ] {
             let response = app.client.post(app.url("/v1/admin/clients")).bearer_auth(&admin).json(&bad).send().await.unwrap();
             assert_problem(response, 422, "invalid_client_metadata").await;
