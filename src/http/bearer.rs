@@ -1,7 +1,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, http::header, web};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use super::{ApiError, AppState};
 use crate::sessions;
@@ -37,22 +38,22 @@ impl FromRequest for Authenticated {
 }
 
 fn verified_claims(req: &HttpRequest, state: &AppState) -> Result<Claims, ApiError> {
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or(ApiError::missing_token(
-            "an Authorization: Bearer token is required",
-        ))?;
+    let token = bearer_token(req.headers().get(header::AUTHORIZATION))?;
+    Ok(state.verifier.verify(token)?)
+}
+
+/// The token of an `Authorization: Bearer` header value (RFC 6750 §2.1).
+pub fn bearer_token(value: Option<&HeaderValue>) -> Result<&str, ApiError> {
+    let value = value.ok_or(ApiError::missing_token(
+        "an Authorization: Bearer token is required",
+    ))?;
     let value = value
         .to_str()
         .map_err(|_| ApiError::invalid_token("malformed Authorization header"))?;
-    let token = match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-        _ => {
-            return Err(ApiError::missing_token(
-                "the Authorization scheme must be Bearer",
-            ));
-        }
-    };
-    Ok(state.verifier.verify(token)?)
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim()),
+        _ => Err(ApiError::missing_token(
+            "the Authorization scheme must be Bearer",
+        )),
+    }
 }

@@ -68,18 +68,8 @@ pub fn read_folder(dir: &Path) -> Result<Folder, KeyError> {
     for entry in entries {
         let entry = entry.map_err(|e| folder_error(dir, e))?;
         let path = entry.path();
-        let revoked = match path.extension().and_then(|e| e.to_str()) {
-            Some("pem") => None,
-            Some(extension) if path.with_extension("").extension() == Some("pem".as_ref()) => {
-                match extension
-                    .strip_prefix(REVOKED_PREFIX)
-                    .and_then(|stamp| NaiveDateTime::parse_from_str(stamp, NAME_TIME_FORMAT).ok())
-                {
-                    Some(at) => Some(at.and_utc()),
-                    None => continue,
-                }
-            }
-            _ => continue,
+        let Some(revoked) = key_file_kind(&path) else {
+            continue;
         };
         match read_key(&path, revoked) {
             Ok(file) => folder.keys.push(file),
@@ -89,6 +79,35 @@ pub fn read_folder(dir: &Path) -> Result<Folder, KeyError> {
     folder.keys.sort_by(|a, b| a.path.cmp(&b.path));
     folder.problems.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(folder)
+}
+
+/// Whether a file is a key file, by its name: `Some(None)` for `….pem`,
+/// `Some(Some(when))` for `….pem.revoked-TIME`, None for any other file
+/// (not read at all).
+pub fn key_file_kind(path: &Path) -> Option<Option<DateTime<Utc>>> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("pem") => Some(None),
+        Some(extension) if path.with_extension("").extension() == Some("pem".as_ref()) => extension
+            .strip_prefix(REVOKED_PREFIX)
+            .and_then(|stamp| NaiveDateTime::parse_from_str(stamp, NAME_TIME_FORMAT).ok())
+            .map(|at| Some(at.and_utc())),
+        _ => None,
+    }
+}
+
+/// The creation time a key file's name carries, and whether the key signs
+/// at once; a revoked file's name is read without its `.revoked-…` suffix.
+pub fn creation_from_name(path: &Path, revoked: bool) -> Result<(DateTime<Utc>, bool), String> {
+    let named = if revoked {
+        path.with_extension("")
+    } else {
+        path.to_owned()
+    };
+    times_from_name(&named).ok_or_else(|| {
+        format!(
+            "the name must carry the creation time: rename it {NAME_PREFIX}YYYYMMDDTHHMMSSZ.pem"
+        )
+    })
 }
 
 fn read_key(path: &Path, revoked: Option<DateTime<Utc>>) -> Result<KeyFile, String> {
@@ -106,16 +125,7 @@ fn read_key(path: &Path, revoked: Option<DateTime<Utc>>) -> Result<KeyFile, Stri
     // The creation time must come from the name: a file's mtime differs
     // between instances (and secret mounts rewrite it), so instances would
     // disagree on which key signs.
-    let named = if revoked.is_some() {
-        path.with_extension("")
-    } else {
-        path.to_owned()
-    };
-    let (created_at, immediate) = times_from_name(&named).ok_or_else(|| {
-        format!(
-            "the name must carry the creation time: rename it {NAME_PREFIX}YYYYMMDDTHHMMSSZ.pem"
-        )
-    })?;
+    let (created_at, immediate) = creation_from_name(path, revoked.is_some())?;
     let pem = fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
     Ok(KeyFile {
         path: path.to_owned(),

@@ -95,6 +95,22 @@ pub async fn validate(
     db: &Db,
     params: RequestParams<'_>,
 ) -> Result<(AuthorizationRequest, Client), AuthorizeError> {
+    let client_id = requested_client_id(&params)?;
+    let client = match clients::find(db, client_id.to_owned()).await {
+        Ok(client) => client,
+        Err(ClientError::Db(e)) => return Err(e.into()),
+        Err(_) => {
+            return Err(AuthorizeError::Untrusted(
+                "the application is not registered here".into(),
+            ));
+        }
+    };
+    let request = validate_for(&params, &client)?;
+    Ok((request, client))
+}
+
+/// The `client_id` of an authorization request, before it is looked up.
+pub fn requested_client_id<'p>(params: &'p RequestParams<'_>) -> Result<&'p str, AuthorizeError> {
     let untrusted = |m: String| AuthorizeError::Untrusted(m);
     let client_id = params
         .one("client_id")
@@ -103,11 +119,15 @@ pub async fn validate(
     if client_id.len() > 200 {
         return Err(untrusted("the client_id is not valid".into()));
     }
-    let client = match clients::find(db, client_id.to_owned()).await {
-        Ok(client) => client,
-        Err(ClientError::Db(e)) => return Err(e.into()),
-        Err(_) => return Err(untrusted("the application is not registered here".into())),
-    };
+    Ok(client_id)
+}
+
+/// The rest of [`validate`], for the client the request names.
+pub fn validate_for(
+    params: &RequestParams<'_>,
+    client: &Client,
+) -> Result<AuthorizationRequest, AuthorizeError> {
+    let untrusted = |m: String| AuthorizeError::Untrusted(m);
     let redirect_uri = params
         .one("redirect_uri")
         .map_err(untrusted)?
@@ -261,7 +281,7 @@ pub async fn validate(
         max_age,
         login_hint,
     };
-    Ok((request, client))
+    Ok(request)
 }
 
 /// Deletes codes that expired a while ago. Redeemed ones are kept ten
@@ -290,6 +310,18 @@ fn is_code_verifier(verifier: &str) -> bool {
         && verifier
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// RFC 7636 §4.6: `verifier` is well-formed and its S256 is `challenge`
+/// (compared in constant time).
+pub fn verifier_matches(challenge: &str, verifier: &str) -> bool {
+    let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    is_code_verifier(verifier)
+        && aws_lc_rs::constant_time::verify_slices_are_equal(
+            computed.as_bytes(),
+            challenge.as_bytes(),
+        )
+        .is_ok()
 }
 
 /// `uri` with `params` added to its query, keeping what it had.
@@ -514,14 +546,7 @@ fn redeem_with(
     }
     match (&row.code_challenge, &redemption.code_verifier) {
         (Some(challenge), Some(verifier)) => {
-            let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-            if !is_code_verifier(verifier)
-                || aws_lc_rs::constant_time::verify_slices_are_equal(
-                    computed.as_bytes(),
-                    challenge.as_bytes(),
-                )
-                .is_err()
-            {
+            if !verifier_matches(challenge, verifier) {
                 return Err(RedeemError::WrongVerifier);
             }
         }

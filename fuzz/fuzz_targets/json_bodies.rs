@@ -1,0 +1,8 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(
+    init: tessera::fuzzing::init(),
+    |data: &[u8]| {
+        tessera::fuzzing::json_bodies(data);
+    }
+);
