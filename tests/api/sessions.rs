@@ -93,9 +93,14 @@ both_backends! {
         let tablet = app.tokens("two-devices@example.com").await;
 
         // A body that is there must be right: no silent "just this one".
-        for bad in ["{\"all\": \"yes\"}", "{\"everything\": true}", "{not json"] {
+        for (bad, status, code) in [
+            ("{\"all\": \"yes\"}", 422, "invalid_body"),
+            ("{\"everything\": true}", 422, "invalid_body"),
+            ("[true]", 422, "invalid_body"),
+            ("{not json", 400, "malformed_body"),
+        ] {
             let response = app.client.post(app.url("/v1/auth/logout")).bearer_auth(&phone.access).body(bad).send().await.unwrap();
-            assert_problem(response, 422, "invalid_body").await;
+            assert_problem(response, status, code).await;
         }
         assert_eq!(me_status(&app, &phone.access).await, 200, "a refused logout ends nothing");
 
