@@ -1,5 +1,5 @@
 //! The fuzz targets' inputs, replayed in the default test run: every seed
-//! (`fuzz/seeds/<target>/`) and every input a fuzzer once found a bug with
+//! (`tests/fixtures/fuzz-seeds/<target>/`) and every input a fuzzer once found a bug with
 //! (`fuzz/regressions/<target>/`) goes through the same harness as under
 //! `fuzz/run`, which must not panic. A file named `accept-…` must be
 //! accepted by the service and one named `reject-…` refused (what
@@ -9,11 +9,15 @@ use std::path::{Path, PathBuf};
 
 use tessera::fuzzing;
 
+/// Where each target's inputs are: the seeds among the test fixtures (some
+/// are keys), what fuzzers found beside the targets.
+const INPUT_FOLDERS: [&str; 2] = ["tests/fixtures/fuzz-seeds", "fuzz/regressions"];
+
 fn inputs(target: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    for kind in ["seeds", "regressions"] {
-        let Ok(entries) = std::fs::read_dir(root.join(kind).join(target)) else {
+    for folder in INPUT_FOLDERS {
+        let Ok(entries) = std::fs::read_dir(root.join(folder).join(target)) else {
             continue;
         };
         for entry in entries {
