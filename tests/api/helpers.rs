@@ -409,11 +409,17 @@ pub fn fixture_path(name: &str) -> PathBuf {
 
 fn install_fixture_key(dir: &Path) {
     std::fs::create_dir_all(dir).expect("key folder");
-    let path = dir.join(FIXTURE_KEY_NAME);
-    std::fs::copy(fixture_path("signing-key.pem"), &path).expect("copy the fixture key");
-    // Key files readable by everyone are refused.
+    install_key(dir, "signing-key.pem", FIXTURE_KEY_NAME);
+}
+
+/// Copies the fixture key `fixture` into the keys folder `dir` as `name`,
+/// readable by its owner only (key files readable by everyone are refused).
+pub fn install_key(dir: &Path, fixture: &str, name: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::copy(fixture_path(fixture), &path).expect("copy the fixture key");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
 }
 
 /// Starts the app on `settings.server.bind`; when the issuer isn't set by the

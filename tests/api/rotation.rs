@@ -13,7 +13,8 @@ use tessera_verifier::Verifier;
 
 use crate::forgery::segment;
 use crate::helpers::{
-    Backend, FIXTURE_KEY_NAME, ManualClock, PASSWORD, TestApp, fixture_path, unique_email,
+    Backend, FIXTURE_KEY_NAME, ManualClock, PASSWORD, TestApp, fixture_path, install_key,
+    unique_email,
 };
 
 /// The kids in an instance's JWKS.
@@ -341,9 +342,7 @@ fn keys_cli_lists_rotates_revokes_and_prunes_only_expired_keys() {
     let keys = dir.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let install = |fixture: &str, name: &str| {
-        let path = keys.join(name);
-        std::fs::copy(fixture_path(fixture), &path).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        install_key(&keys, fixture, name);
     };
     // Long ago: one key superseded by another, both in the past.
     install("signing-key.pem", "tessera-20200101T000000Z.pem");
@@ -430,9 +429,7 @@ fn sighup_reloads_the_keys_folder() {
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
-    let fixture = keys.join(FIXTURE_KEY_NAME);
-    std::fs::copy(fixture_path("signing-key.pem"), &fixture).unwrap();
-    std::fs::set_permissions(&fixture, std::fs::Permissions::from_mode(0o600)).unwrap();
+    install_key(&keys, "signing-key.pem", FIXTURE_KEY_NAME);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -511,9 +508,7 @@ fn files_changing_under_the_ring_do_not_switch_keys() {
     let keys = dir.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let install = |fixture: &str, name: &str| {
-        let path = keys.join(name);
-        std::fs::copy(fixture_path(fixture), &path).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        install_key(&keys, fixture, name);
     };
     install("signing-key.pem", FIXTURE_KEY_NAME);
     let policy = tessera::keys::KeyPolicy {

@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::{
 
 use crate::both_backends;
 use crate::forgery::{at_header, forged_tokens, now, segment, sign};
-use crate::helpers::{FIXTURE_KEY_NAME, TestApp, fixture_path};
+use crate::helpers::{FIXTURE_KEY_NAME, TestApp};
 
 /// The sibling, serving with a verifier that discovered `app` as issuer.
 struct Sibling {
@@ -175,10 +175,7 @@ both_backends! {
         // Tessera gains a newer key, made to sign at once (an emergency
         // rotation), and restarts; it signs with the new key.
         let name = format!("tessera-{}-now.pem", chrono::Utc::now().format("%Y%m%dT%H%M%SZ"));
-        let newer = app.settings.keys.dir.join(name);
-        std::fs::copy(fixture_path("other-key.pem"), &newer).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&newer, std::fs::Permissions::from_mode(0o600)).unwrap();
+        crate::helpers::install_key(&app.settings.keys.dir, "other-key.pem", &name);
         assert!(app.settings.keys.dir.join(FIXTURE_KEY_NAME).exists());
         app.restart().await;
         let body: Value = app.login("rotate@example.com", crate::helpers::PASSWORD).await.json().await.unwrap();
