@@ -76,13 +76,19 @@ pub fn page(
 }
 
 /// The `form-action` source for a redirect URI: its origin, or its scheme
-/// for a native app's private-use scheme.
+/// for a native app's private-use scheme. None for anything that isn't a
+/// plain CSP source (a `;` or space would start another directive or
+/// source); registration refuses such hosts, this guards older clients.
 pub fn form_target(redirect_uri: &str) -> Option<String> {
     let url = url::Url::parse(redirect_uri).ok()?;
-    match url.origin() {
-        url::Origin::Tuple(..) => Some(url.origin().ascii_serialization()),
-        url::Origin::Opaque(_) => Some(format!("{}:", url.scheme())),
-    }
+    let source = match url.origin() {
+        url::Origin::Tuple(..) => url.origin().ascii_serialization(),
+        url::Origin::Opaque(_) => format!("{}:", url.scheme()),
+    };
+    let plain = source
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-.:/[]+".contains(&b));
+    plain.then_some(source)
 }
 
 /// The hidden fields that carry a sign-in in progress.
@@ -242,5 +248,10 @@ mod tests {
             form_target("com.example.app:/callback").as_deref(),
             Some("com.example.app:")
         );
+        assert_eq!(
+            form_target("https://[::1]:8443/cb").as_deref(),
+            Some("https://[::1]:8443")
+        );
+        assert_eq!(form_target("https://x;script-src/cb"), None);
     }
 }
