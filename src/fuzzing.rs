@@ -186,7 +186,7 @@ pub fn sample_access_token() -> String {
             client_id: f.settings.login.client_id.clone(),
             audience: f.settings.tokens.audience.clone(),
             scope: "openid profile".into(),
-            roles: vec!["editor".into()],
+            roles: Some(vec!["editor".into()]),
             session_id: Some("fuzz-session".into()),
         })
         .expect("the fixture key signs")
@@ -361,7 +361,7 @@ pub fn json_bodies(data: &[u8]) -> bool {
         check(result.map(drop).map_err(Into::into), "user change");
     }
     if let Some(registration) = json_body::<ClientRegistration>(data, limit) {
-        match NewClient::parse(registration.clone()) {
+        match NewClient::parse(registration.clone(), &f.settings.tokens.audience) {
             Ok(_) => {
                 registered_client_works(&registration);
                 check(Ok(()), "client registration");
@@ -548,7 +548,8 @@ fn token_checks(req: &actix_web::HttpRequest, params: &Params) -> Result<(), OAu
             let mut resources = params.all("resource");
             resources.extend(params.all("audience"));
             let scope = params.one("scope")?;
-            client_credentials_target(&f.confidential, scope, resources).map(drop)
+            client_credentials_target(&f.confidential, scope, resources, &f.settings.tokens.audience)
+                .map(drop)
         }
         Some(other) => Err(OAuthError::UnsupportedGrantType(other.to_owned())),
         None => Err(OAuthError::InvalidRequest("grant_type is required".into())),
@@ -768,7 +769,7 @@ fn load_from_folder(name: &[u8], contents: &[u8]) {
             client_id: "fuzz".into(),
             audience: f.settings.tokens.audience.clone(),
             scope: String::new(),
-            roles: Vec::new(),
+            roles: None,
             session_id: None,
         })
         .expect("a loaded signing key signs");

@@ -286,7 +286,7 @@ fn manage_clients(settings: Settings, command: ClientCommand) -> Result<(), Stri
                 post_logout_redirect_uris,
                 public,
                 first_party,
-            })
+            }, &settings.tokens.audience)
             .map_err(|e| e.to_string())?;
             let (client, secret) = clients::create_blocking(&db, new).map_err(|e| e.to_string())?;
             let printed = serde_json::json!({

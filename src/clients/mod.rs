@@ -15,6 +15,7 @@ use crate::accounts::{now, rfc3339};
 use crate::audit::{self, Event};
 use crate::db::schema::clients;
 use crate::db::{AnyConnection, Db, DbError};
+use crate::tokens::scopes;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -178,6 +179,26 @@ fn has_plain_host(uri: &url::Url) -> bool {
     }
 }
 
+/// A third-party client may not reach Tessera's own API: neither its
+/// audience nor its scopes (README "What a token may do").
+fn tessera_api_refused(r: &ClientRegistration, own_audience: &[String]) -> Result<(), ClientError> {
+    if let Some(scope) = r
+        .scopes
+        .iter()
+        .find(|s| scopes::TESSERA_API.contains(&s.as_str()))
+    {
+        return Err(ClientError::Invalid(format!(
+            "scope {scope:?} is for first-party clients only"
+        )));
+    }
+    if let Some(audience) = r.audiences.iter().find(|a| own_audience.contains(a)) {
+        return Err(ClientError::Invalid(format!(
+            "audience {audience:?} is Tessera's own API: for first-party clients only"
+        )));
+    }
+    Ok(())
+}
+
 fn dedup(mut v: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     v.retain(|x| seen.insert(x.clone()));
@@ -185,8 +206,14 @@ fn dedup(mut v: Vec<String>) -> Vec<String> {
 }
 
 impl NewClient {
-    pub fn parse(r: ClientRegistration) -> Result<NewClient, ClientError> {
+    /// Validates a registration. `own_audience` is Tessera's own API as a
+    /// resource (`tokens.audience`): only first-party clients may have it,
+    /// or the scopes of Tessera's API.
+    pub fn parse(r: ClientRegistration, own_audience: &[String]) -> Result<NewClient, ClientError> {
         let invalid = |m: String| Err(ClientError::Invalid(m));
+        if !r.first_party {
+            tessera_api_refused(&r, own_audience)?;
+        }
         let name = r.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return invalid("name must be 1 to 100 printable characters".into());
@@ -424,6 +451,36 @@ pub async fn authenticate(db: &Db, id: String, secret: String) -> Result<Option<
 mod tests {
     use super::*;
 
+    fn own() -> Vec<String> {
+        vec!["tessera".to_owned()]
+    }
+
+    #[test]
+    fn only_first_party_clients_reach_tesseras_api() {
+        for (scopes, audiences) in [
+            (vec!["tessera:account"], vec![]),
+            (vec!["tessera:admin"], vec![]),
+            (vec![], vec!["tessera"]),
+        ] {
+            let r = ClientRegistration {
+                scopes: scopes.into_iter().map(String::from).collect(),
+                audiences: audiences.into_iter().map(String::from).collect(),
+                ..registration()
+            };
+            assert!(NewClient::parse(r.clone(), &own()).is_err(), "{r:?}");
+            let first_party = ClientRegistration {
+                first_party: true,
+                ..r
+            };
+            assert!(NewClient::parse(first_party, &own()).is_ok());
+        }
+        let roles = ClientRegistration {
+            scopes: vec!["roles".into()],
+            ..registration()
+        };
+        assert!(NewClient::parse(roles, &own()).is_ok());
+    }
+
     fn registration() -> ClientRegistration {
         ClientRegistration {
             name: "orders".into(),
@@ -436,7 +493,7 @@ mod tests {
 
     #[test]
     fn validates_registrations() {
-        assert!(NewClient::parse(registration()).is_ok());
+        assert!(NewClient::parse(registration(), &own()).is_ok());
         for ok in [
             "https://app.example.com/cb",
             "http://127.0.0.1:8765/cb",
@@ -447,7 +504,7 @@ mod tests {
                 redirect_uris: vec![ok.into()],
                 ..registration()
             };
-            assert!(NewClient::parse(r).is_ok(), "{ok}");
+            assert!(NewClient::parse(r, &own()).is_ok(), "{ok}");
         }
         let bad = [
             ClientRegistration {
@@ -484,7 +541,7 @@ mod tests {
             },
         ];
         for r in bad {
-            assert!(NewClient::parse(r.clone()).is_err(), "{r:?}");
+            assert!(NewClient::parse(r.clone(), &own()).is_err(), "{r:?}");
         }
     }
 

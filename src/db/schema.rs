@@ -111,6 +111,7 @@ diesel::table! {
         expires_at -> Timestamp,
         used_at -> Nullable<Timestamp>,
         session_id -> Nullable<Text>,
+        resources -> Text,
     }
 }
 

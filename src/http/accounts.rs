@@ -6,12 +6,12 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::Problem;
-use super::openapi::{BearerErrors, PROBLEM};
+use super::openapi::{AccountErrors, PROBLEM};
 use super::{
-    ApiError, AppState, Authenticated, JsonObject, client_info, json_body_error, read_body,
+    AccountBearer, ApiError, AppState, JsonObject, client_info, json_body_error, read_body,
 };
 use crate::accounts::{self, AccountError, NewAccount, User};
-use crate::oauth::{SessionGrant, TokenResponse};
+use crate::oauth::{self, SessionGrant, TokenResponse};
 use crate::sessions::{self, Ending, SessionView, end_reason};
 
 #[derive(Deserialize, ToSchema)]
@@ -105,22 +105,24 @@ pub async fn login(
     state.metrics.login(super::login_outcome(&result));
     let user = result?;
     let login = &state.settings.login;
+    let scope = oauth::login_scope(&login.scope, &user.roles);
     let started = sessions::start_login(
         &state.db,
         state.sessions,
         user.id.clone(),
         login.client_id.clone(),
-        login.scope.clone(),
+        scope.clone(),
         client_info(&req),
     )
     .await?;
-    let response = state
-        .issuance()
+    let issuance = state.issuance();
+    let response = issuance
         .for_session(SessionGrant {
             user_id: &user.id,
             roles: user.roles,
-            client_id: &login.client_id,
-            scope: &login.scope,
+            client: &issuance.login_client(),
+            scope: &scope,
+            resources: &[],
             session_id: &started.session_id,
             refresh_token: &started.refresh_token,
         })
@@ -147,19 +149,19 @@ pub struct LogoutRequest {
 /// "log out everywhere" must not quietly log out here only.
 #[utoipa::path(post, path = "/v1/auth/logout", tag = "accounts",
     request_body(content = Option<LogoutRequest>, description = "Optional: no body (or `null`) ends this session"),
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:account"])),
     responses(
         (status = 204, description = "Logged out"),
         (status = 400, description = "The token belongs to no session (`no_session`)", body = Problem, content_type = PROBLEM),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 422, description = "The body is not a valid logout request", body = Problem, content_type = PROBLEM),
-        BearerErrors,
+        AccountErrors,
     ))]
 pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
-    auth: Authenticated,
+    auth: AccountBearer,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(body, state.settings.server.json_body_limit_bytes).await?;
@@ -188,13 +190,14 @@ pub async fn logout(
 
 /// The token's user
 #[utoipa::path(get, path = "/v1/me", tag = "accounts",
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:account"])),
     responses(
         (status = 200, description = "The user", body = User),
         (status = 401, description = "No valid access token, or its user is gone", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "The token lacks the `tessera:account` scope (`insufficient_scope`) or is not a user's (`user_token_required`)", body = Problem, content_type = PROBLEM),
         (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
     ))]
-pub async fn me(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
+pub async fn me(state: web::Data<AppState>, auth: AccountBearer) -> Result<HttpResponse, ApiError> {
     match accounts::find_by_id(&state.db, auth.0.sub).await {
         Ok(user) => Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -223,12 +226,12 @@ pub struct ChangePasswordRequest {
 /// Changes the password and ends every other session of the user.
 #[utoipa::path(put, path = "/v1/me/password", tag = "accounts",
     request_body = ChangePasswordRequest,
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:account"])),
     responses(
         (status = 204, description = "Changed; the user's other sessions ended"),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
         (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
-        (status = 403, description = "The current password is wrong (`invalid_current_password`)", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "The current password is wrong (`invalid_current_password`), or the token lacks the `tessera:account` scope (`insufficient_scope`) or is not a user's (`user_token_required`)", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
         (status = 422, description = "The new password is not acceptable", body = Problem, content_type = PROBLEM),
@@ -237,7 +240,7 @@ pub struct ChangePasswordRequest {
 pub async fn change_password(
     state: web::Data<AppState>,
     req: HttpRequest,
-    auth: Authenticated,
+    auth: AccountBearer,
     body: web::Json<JsonObject<ChangePasswordRequest>>,
 ) -> Result<HttpResponse, ApiError> {
     let ChangePasswordRequest {
@@ -257,14 +260,14 @@ pub async fn change_password(
 
 /// The user's live sessions
 #[utoipa::path(get, path = "/v1/me/sessions", tag = "accounts",
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:account"])),
     responses(
         (status = 200, description = "Live sessions; `current` marks the token's", body = SessionList),
-        BearerErrors,
+        AccountErrors,
     ))]
 pub async fn list_sessions(
     state: web::Data<AppState>,
-    auth: Authenticated,
+    auth: AccountBearer,
 ) -> Result<HttpResponse, ApiError> {
     let claims = auth.0;
     let sessions = sessions::list_live(&state.db, state.sessions, claims.sub, claims.sid).await?;
@@ -278,16 +281,16 @@ pub async fn list_sessions(
 /// Ends one of the caller's own sessions; anyone else's is "not found".
 #[utoipa::path(delete, path = "/v1/me/sessions/{id}", tag = "accounts",
     params(("id" = String, Path, description = "A session id from `GET /v1/me/sessions`")),
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:account"])),
     responses(
         (status = 204, description = "Ended"),
         (status = 404, description = "No such session of this user", body = Problem, content_type = PROBLEM),
-        BearerErrors,
+        AccountErrors,
     ))]
 pub async fn end_session(
     state: web::Data<AppState>,
     req: HttpRequest,
-    auth: Authenticated,
+    auth: AccountBearer,
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let ended = sessions::end(

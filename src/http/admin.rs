@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::Problem;
 use super::openapi::{AdminErrors, PROBLEM};
-use super::{ApiError, AppState, Authenticated, JsonObject};
+use super::{AdminBearer, ApiError, AppState, JsonObject};
 use crate::accounts::administration::{self, UserChange};
 use crate::accounts::{self, ADMIN_ROLE, User};
 use crate::audit::RecordedEvent;
@@ -20,9 +20,10 @@ use crate::keys::KeyListing;
 use crate::tokens::Claims;
 
 /// A request from an administrator: a valid token (401 otherwise) of a user
-/// who has the `admin` role now, in the database (403 otherwise). The
-/// token's `roles` claim isn't enough: it would let a demoted admin act,
-/// even promote themselves back, until the token expires.
+/// with the admin scope (403 otherwise), who has the `admin` role now, in
+/// the database (403 otherwise). The token's `roles` claim isn't enough: it
+/// would let a demoted admin act, even promote themselves back, until the
+/// token expires.
 pub struct Admin(pub Claims);
 
 impl FromRequest for Admin {
@@ -30,10 +31,10 @@ impl FromRequest for Admin {
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let authenticated = Authenticated::from_request(req, payload);
+        let authenticated = AdminBearer::from_request(req, payload);
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
-            let Authenticated(claims) = authenticated.await?;
+            let AdminBearer(claims) = authenticated.await?;
             let state = state.expect("AppState is registered at start");
             let is_admin = match accounts::find_by_id(&state.db, claims.sub.clone()).await {
                 Ok(user) => !user.disabled && user.roles.iter().any(|r| r == ADMIN_ROLE),
@@ -119,7 +120,7 @@ pub struct UserQuery {
 /// List users
 #[utoipa::path(get, path = "/v1/admin/users", tag = "admin",
     params(UserQuery),
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:admin"])),
     responses(
         (status = 200, description = "One page of users", body = UserPage),
         (status = 400, description = "Bad query or cursor", body = Problem, content_type = PROBLEM),
@@ -148,7 +149,7 @@ pub async fn list_users(
 /// One user
 #[utoipa::path(get, path = "/v1/admin/users/{id}", tag = "admin",
     params(("id" = String, Path, description = "The user's id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:admin"])),
     responses(
         (status = 200, description = "The user", body = AdminUser),
         (status = 404, description = "No such user", body = Problem, content_type = PROBLEM),
@@ -177,7 +178,7 @@ pub struct PatchUser {
 #[utoipa::path(patch, path = "/v1/admin/users/{id}", tag = "admin",
     params(("id" = String, Path, description = "The user's id")),
     request_body = PatchUser,
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:admin"])),
     responses(
         (status = 200, description = "The changed user", body = AdminUser),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
@@ -203,7 +204,7 @@ pub async fn patch_user(
 /// Delete a user, with their sessions
 #[utoipa::path(delete, path = "/v1/admin/users/{id}", tag = "admin",
     params(("id" = String, Path, description = "The user's id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:admin"])),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such user", body = Problem, content_type = PROBLEM),
@@ -224,7 +225,7 @@ pub async fn delete_user(
 /// The answer holds its secret, the only time it is ever shown.
 #[utoipa::path(post, path = "/v1/admin/clients", tag = "admin",
     request_body = ClientRegistration,
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:admin"])),
     responses(
         (status = 201, description = "Registered", body = CreatedClient,
             headers(("Location" = String, description = "/v1/admin/clients/{client_id}"))),
@@ -239,7 +240,7 @@ pub async fn create_client(
     admin: Admin,
     body: web::Json<JsonObject<ClientRegistration>>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = NewClient::parse(body.into_inner().0)?;
+    let new = NewClient::parse(body.into_inner().0, &state.settings.tokens.audience)?;
     let (client, secret) = clients::create(&state.db, new, Some(admin.0.sub)).await?;
     let location = format!("/v1/admin/clients/{}", client.client_id);
     let body = CreatedClient {
@@ -254,7 +255,7 @@ pub async fn create_client(
 
 /// List clients
 #[utoipa::path(get, path = "/v1/admin/clients", tag = "admin",
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:admin"])),
     responses(
         (status = 200, description = "Every registered client", body = ClientList),
         AdminErrors,
@@ -267,7 +268,7 @@ pub async fn list_clients(state: web::Data<AppState>, _: Admin) -> Result<HttpRe
 /// One client
 #[utoipa::path(get, path = "/v1/admin/clients/{id}", tag = "admin",
     params(("id" = String, Path, description = "The client's id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:admin"])),
     responses(
         (status = 200, description = "The client", body = Client),
         (status = 404, description = "No such client", body = Problem, content_type = PROBLEM),
@@ -301,7 +302,7 @@ pub struct AuditQuery {
 /// Newest first, filtered by `user` and `kind`, paged by `cursor`.
 #[utoipa::path(get, path = "/v1/admin/audit", tag = "admin",
     params(AuditQuery),
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:admin"])),
     responses(
         (status = 200, description = "One page of events", body = AuditPage),
         (status = 400, description = "Bad query or cursor", body = Problem, content_type = PROBLEM),
@@ -334,7 +335,7 @@ pub async fn list_audit(
 ///
 /// Every key file and its rotation state; never key material.
 #[utoipa::path(get, path = "/v1/admin/keys", tag = "admin",
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:admin"])),
     responses(
         (status = 200, description = "The key files", body = KeyList),
         AdminErrors,
@@ -348,7 +349,7 @@ pub async fn list_keys(state: web::Data<AppState>, _: Admin) -> HttpResponse {
 /// Delete a client, with its sessions
 #[utoipa::path(delete, path = "/v1/admin/clients/{id}", tag = "admin",
     params(("id" = String, Path, description = "The client's id")),
-    security(("bearer" = [])),
+    security(("bearer" = ["tessera:admin"])),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such client", body = Problem, content_type = PROBLEM),

@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use crate::keys::PublicJwk;
+use crate::tokens::scopes;
 
 /// OpenID Connect Discovery 1.0 §3 / RFC 8414 §2 provider metadata.
 #[derive(Serialize, ToSchema)]
@@ -61,7 +62,14 @@ pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
             revocation_endpoint: endpoint("/oauth2/revoke"),
             introspection_endpoint: endpoint("/oauth2/introspect"),
             jwks_uri: s.jwks_uri(),
-            scopes_supported: &["openid", "profile", "email"],
+            scopes_supported: &[
+                "openid",
+                "profile",
+                "email",
+                scopes::ROLES,
+                scopes::ACCOUNT,
+                scopes::ADMIN,
+            ],
             response_types_supported: &["code"],
             response_modes_supported: &["query"],
             grant_types_supported: &["authorization_code", "refresh_token", "client_credentials"],

@@ -29,6 +29,9 @@ pub struct ApiError {
     retry_after: Option<u64>,
     /// For 405s: the methods the resource serves.
     allow: Option<String>,
+    /// For 403 `insufficient_scope`: the scope the route needs (RFC 6750
+    /// §3.1 `scope` attribute).
+    scope: Option<&'static str>,
 }
 
 /// An RFC 9457 problem document, as every `/v1` error answers
@@ -66,6 +69,21 @@ impl ApiError {
             bearer_error: None,
             retry_after: None,
             allow: None,
+            scope: None,
+        }
+    }
+
+    /// RFC 6750 §3.1: the token is good but may not do this; the challenge
+    /// names the scope needed.
+    pub fn insufficient_scope(
+        code: &'static str,
+        scope: &'static str,
+        detail: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            bearer_error: Some("insufficient_scope"),
+            scope: Some(scope),
+            ..ApiError::new(StatusCode::FORBIDDEN, code, detail)
         }
     }
 
@@ -170,8 +188,11 @@ impl ApiError {
     fn challenge(&self) -> HeaderValue {
         let value = match self.bearer_error {
             Some(error) => format!(
-                r#"Bearer realm="tessera", error="{error}", error_description="{}""#,
-                self.detail.replace(['"', '\\'], "'")
+                r#"Bearer realm="tessera", error="{error}", error_description="{}"{}"#,
+                self.detail.replace(['"', '\\'], "'"),
+                self.scope
+                    .map(|s| format!(r#", scope="{s}""#))
+                    .unwrap_or_default()
             ),
             None => r#"Bearer realm="tessera""#.to_owned(),
         };
@@ -267,6 +288,18 @@ impl From<TokenError> for ApiError {
                 tracing::error!(error = %e, "token signing failed");
                 ApiError::unavailable("signing_unavailable", "tokens cannot be issued right now")
             }
+        }
+    }
+}
+
+/// A grant's error on a `/v1` route (the first-party login issues tokens
+/// as the grants do).
+impl From<OAuthError> for ApiError {
+    fn from(e: OAuthError) -> Self {
+        match e {
+            OAuthError::Token(e) => e.into(),
+            OAuthError::Db(e) => e.into(),
+            other => ApiError::bad_request("invalid_request", other.to_string()),
         }
     }
 }
@@ -512,10 +545,9 @@ impl From<UserinfoError> for ApiError {
     fn from(e: UserinfoError) -> Self {
         match e {
             // RFC 6750 §3.1, with its challenge.
-            UserinfoError::InsufficientScope => ApiError {
-                bearer_error: Some("insufficient_scope"),
-                ..ApiError::new(StatusCode::FORBIDDEN, "insufficient_scope", e.to_string())
-            },
+            UserinfoError::InsufficientScope => {
+                ApiError::insufficient_scope("insufficient_scope", "openid", e.to_string())
+            }
             UserinfoError::NoUser => ApiError::invalid_token(e.to_string()),
             UserinfoError::Db(e) => e.into(),
         }

@@ -32,7 +32,7 @@ use crate::throttle::lockout::{LockoutPolicy, LoginError};
 use crate::throttle::{Class, RateLimiter, Throttled, TrustedProxies};
 use crate::tokens::{TokenIssuer, TokenVerifier};
 
-pub use bearer::Authenticated;
+pub use bearer::{AccountBearer, AdminBearer, UserinfoBearer};
 pub use error::ApiError;
 
 /// Everything a handler may need, built once at start.
@@ -56,6 +56,7 @@ impl AppState {
     pub fn issuance(&self) -> Issuance<'_> {
         Issuance {
             issuer: &self.issuer,
+            issuer_url: &self.settings.issuer,
             audience: &self.settings.tokens.audience,
             login_client_id: &self.settings.login.client_id,
         }

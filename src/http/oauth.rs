@@ -8,7 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use utoipa::ToSchema;
 
-use super::Authenticated;
+use super::UserinfoBearer;
 use super::error::ApiError;
 use super::error::{OAuthApiError, OAuthErrorBody, Problem};
 use super::openapi::{BearerErrors, PROBLEM};
@@ -69,7 +69,8 @@ pub struct TokenRequest {
     /// `refresh_token`, `client_credentials`: space-separated scopes, at
     /// most those granted or allowed.
     scope: Option<String>,
-    /// RFC 8707 resource indicators (`client_credentials`); may repeat.
+    /// RFC 8707 resource indicators, within the client's audiences (and, for
+    /// `authorization_code`, those of the authorization request); may repeat.
     resource: Option<Vec<String>>,
     /// The same as `resource`, as many clients send it; may repeat.
     audience: Option<Vec<String>>,
@@ -202,6 +203,9 @@ pub async fn token(
     let params = Params(form.into_inner());
     let grant_type = params.one("grant_type")?.map(str::to_owned);
     let client = authenticated_client(&state, &req, &params).await?;
+    // RFC 8707 `resource`, or the `audience` many clients send.
+    let mut resources = params.all("resource");
+    resources.extend(params.all("audience"));
     let response = match grant_type.as_deref() {
         Some(clients::AUTHORIZATION_CODE) => {
             let client = match client {
@@ -216,6 +220,7 @@ pub async fn token(
                 client,
                 redirect_uri: params.one("redirect_uri")?.map(str::to_owned),
                 code_verifier: params.one("code_verifier")?.map(str::to_owned),
+                resources,
             };
             oauth::authorization_code_grant(
                 &state.db,
@@ -235,6 +240,7 @@ pub async fn token(
                 claimed_client_id: params.one("client_id")?.map(str::to_owned),
                 client,
                 scope: params.one("scope")?.map(str::to_owned),
+                resources,
             };
             oauth::refresh_grant(
                 &state.db,
@@ -247,9 +253,6 @@ pub async fn token(
         }
         Some(clients::CLIENT_CREDENTIALS) => {
             let client = client.ok_or(OAuthError::InvalidClient)?;
-            // RFC 8707 `resource`, or the `audience` many clients send.
-            let mut resources = params.all("resource");
-            resources.extend(params.all("audience"));
             let scope = params.one("scope")?;
             oauth::client_credentials_grant(
                 &state.db,
@@ -289,7 +292,7 @@ async fn public_client(state: &AppState, params: &Params) -> Result<Client, OAut
 ///
 /// OIDC Core §5.3, with a live access token carrying `openid`.
 #[utoipa::path(method(get, post), path = "/oauth2/userinfo", tag = "oauth2",
-    security(("bearer" = [])),
+    security(("bearer" = ["openid"])),
     responses(
         (status = 200, description = "The claims the token's scopes allow", body = Userinfo),
         (status = 403, description = "The token lacks the `openid` scope (`insufficient_scope`)", body = Problem, content_type = PROBLEM),
@@ -297,7 +300,7 @@ async fn public_client(state: &AppState, params: &Params) -> Result<Client, OAut
     ))]
 pub async fn userinfo(
     state: web::Data<AppState>,
-    auth: Authenticated,
+    auth: UserinfoBearer,
 ) -> Result<HttpResponse, ApiError> {
     let claims = oauth::userinfo(&state.db, &auth.0).await?;
     Ok(HttpResponse::Ok()
@@ -346,7 +349,9 @@ pub async fn revoke(
 
 /// Introspect a token
 ///
-/// RFC 7662, for authenticated clients only.
+/// RFC 7662, for authenticated clients only. A token is `active` only to
+/// the client it was issued to, or to a client whose registered audiences
+/// include the token's; to any other client it is `{"active": false}`.
 #[utoipa::path(post, path = "/oauth2/introspect", tag = "oauth2",
     request_body(content = TokenForm, content_type = "application/x-www-form-urlencoded"),
     security(("client" = [])),
@@ -364,13 +369,14 @@ pub async fn introspect(
 ) -> Result<HttpResponse, OAuthApiError> {
     throttle(&req, Class::Token)?;
     let params = Params(form.into_inner());
-    authenticated_client(&state, &req, &params)
+    let caller = authenticated_client(&state, &req, &params)
         .await?
         .ok_or(OAuthError::InvalidClient)?;
     let token = params
         .one("token")?
         .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
-    let answer = oauth::introspect(&state.db, state.sessions, &state.verifier, token).await?;
+    let answer =
+        oauth::introspect(&state.db, state.sessions, &state.verifier, token, &caller).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(answer))

@@ -28,6 +28,23 @@ pub enum BearerErrors {
     Unavailable(Problem<'static>),
 }
 
+/// What every account operation (`/v1/me*`, `/v1/auth/logout`) may answer
+/// besides its own.
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum AccountErrors {
+    /// No valid access token
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem<'static>),
+    /// The token lacks the `tessera:account` scope (`insufficient_scope`) or is
+    /// not a user's (`user_token_required`)
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem<'static>),
+    /// Database unavailable; retry after `Retry-After`
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem<'static>),
+}
+
 /// What every `/v1/admin` operation may answer besides its own.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
@@ -35,7 +52,8 @@ pub enum AdminErrors {
     /// No valid access token
     #[response(status = 401, content_type = "application/problem+json")]
     Unauthorized(Problem<'static>),
-    /// Not an administrator
+    /// Not an administrator: the token lacks the `tessera:admin` scope or is
+    /// not a user's, or the user does not hold the admin role now
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(Problem<'static>),
     /// Database unavailable; retry after `Retry-After`

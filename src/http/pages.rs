@@ -156,6 +156,11 @@ fn describe_scope(scope: &str) -> String {
         "openid" => "Know who you are (your account id)".to_owned(),
         "email" => "See your email address".to_owned(),
         "profile" => "See your name".to_owned(),
+        "roles" => "See your roles here, such as whether you are an administrator".to_owned(),
+        "tessera:account" => {
+            "Manage your account: your sessions, your password, signing you out".to_owned()
+        }
+        "tessera:admin" => "Administer this service with your administrator rights".to_owned(),
         other => format!("Use the permission “{other}”"),
     }
 }

@@ -46,6 +46,9 @@ pub struct AuthorizationRequest {
     pub prompt: Prompt,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// RFC 8707 resources asked for, each one of the client's audiences.
+    #[serde(default)]
+    pub resources: Vec<String>,
 }
 
 /// Where the user is sent back to, with `state` to return untouched.
@@ -85,6 +88,18 @@ impl RequestParams<'_> {
             return Err(format!("parameter {name} is repeated"));
         }
         Ok(first.map(String::as_str).filter(|v| !v.is_empty()))
+    }
+
+    /// A parameter that may repeat (RFC 8707 `resource`), without empties
+    /// and repeats.
+    pub fn all(&self, name: &str) -> Vec<String> {
+        let mut values: Vec<String> = Vec::new();
+        for (_, v) in self.0.iter().filter(|(k, v)| k == name && !v.is_empty()) {
+            if !values.contains(v) {
+                values.push(v.clone());
+            }
+        }
+        values
     }
 }
 
@@ -270,6 +285,13 @@ pub fn validate_for(
     let login_hint = one("login_hint")?
         .filter(|h| h.len() <= 320)
         .map(str::to_owned);
+    let resources = params.all("resource");
+    if let Some(bad) = resources.iter().find(|r| !client.audiences.contains(r)) {
+        return Err(fail(
+            "invalid_target",
+            format!("this client may not have tokens for {bad:?}"),
+        ));
+    }
     let request = AuthorizationRequest {
         client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.to_owned(),
@@ -280,6 +302,7 @@ pub fn validate_for(
         prompt,
         max_age,
         login_hint,
+        resources,
     };
     Ok(request)
 }
@@ -365,6 +388,9 @@ pub async fn issue_code(
         authorization_codes::auth_time.eq(who.auth_time),
         authorization_codes::created_at.eq(now),
         authorization_codes::expires_at.eq(now + code_ttl),
+        authorization_codes::resources.eq(
+            serde_json::to_string(&request.resources).unwrap_or_else(|_| "[]".to_owned()),
+        ),
     );
     db.run(move |conn| {
         diesel::insert_into(authorization_codes::table)
@@ -382,6 +408,9 @@ pub struct CodeRedemption {
     pub client: Client,
     pub redirect_uri: Option<String>,
     pub code_verifier: Option<String>,
+    /// RFC 8707 `resource`s asked for at the token endpoint: within those
+    /// of the authorization request, if it named any.
+    pub resources: Vec<String>,
 }
 
 /// A redeemed code: the token session it started and what the tokens say.
@@ -392,6 +421,8 @@ pub struct Redeemed {
     pub nonce: Option<String>,
     pub auth_time: NaiveDateTime,
     pub browser_session_id: String,
+    /// The resources the tokens are for; none means the client's default.
+    pub resources: Vec<String>,
     pub started: Started,
 }
 
@@ -412,6 +443,8 @@ pub enum RedeemError {
     MissingVerifier,
     #[error("code_verifier was sent but the authorization request had no code_challenge")]
     UnexpectedVerifier,
+    #[error("resource {0:?} was not part of the authorization request")]
+    ResourceNotRequested(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -442,6 +475,7 @@ struct CodeRow {
     expires_at: NaiveDateTime,
     used_at: Option<NaiveDateTime>,
     session_id: Option<String>,
+    resources: String,
 }
 
 /// Redeems a code once: checks client, redirect URI, expiry and PKCE (a
@@ -514,6 +548,7 @@ fn redeem_with(
             authorization_codes::expires_at,
             authorization_codes::used_at,
             authorization_codes::session_id,
+            authorization_codes::resources,
         ))
         .first(conn)
         .optional()?;
@@ -556,6 +591,19 @@ fn redeem_with(
         (None, Some(_)) => return Err(RedeemError::UnexpectedVerifier),
         (None, None) => {}
     }
+    // RFC 8707 §2.2: the token request may narrow the resources of the
+    // authorization request, not add to them.
+    let authorized: Vec<String> = serde_json::from_str(&row.resources).unwrap_or_default();
+    if !authorized.is_empty()
+        && let Some(extra) = redemption.resources.iter().find(|r| !authorized.contains(r))
+    {
+        return Err(RedeemError::ResourceNotRequested(extra.clone()));
+    }
+    let resources = if redemption.resources.is_empty() {
+        authorized
+    } else {
+        redemption.resources.clone()
+    };
     // The compare-and-set: of two concurrent redemptions, one wins; the
     // other finds it used (and revokes what the winner got).
     let claimed = diesel::update(authorization_codes::table.find(&hash))
@@ -604,6 +652,7 @@ fn redeem_with(
         nonce: row.nonce,
         auth_time: row.auth_time,
         browser_session_id: row.browser_session_id,
+        resources,
         started,
     }))
 }

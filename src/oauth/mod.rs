@@ -7,12 +7,12 @@ pub mod authorization;
 
 use serde::Serialize;
 
-use crate::accounts::{self, AccountError};
+use crate::accounts::{self, ADMIN_ROLE, AccountError};
 use crate::audit::{self, Event};
-use crate::clients::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, Client, REFRESH_TOKEN};
+use crate::clients::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, Client, ClientError, REFRESH_TOKEN};
 use crate::db::{Db, DbError};
 use crate::sessions::{self, Caller, ClientInfo, RefreshToken, SessionError, SessionPolicy};
-use crate::tokens::{Claims, Grant, IdGrant, TokenError, TokenIssuer, TokenVerifier};
+use crate::tokens::{Claims, Grant, IdGrant, TokenError, TokenIssuer, TokenVerifier, scopes};
 use authorization::{CodeRedemption, RedeemError};
 
 #[derive(Debug, thiserror::Error)]
@@ -76,12 +76,37 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
 }
 
+/// The client a token is issued to, as far as what its tokens may carry
+/// is concerned.
+#[derive(Debug, Clone)]
+pub struct TokenClient {
+    pub client_id: String,
+    /// First-party clients may reach Tessera's own API and see `roles`.
+    pub first_party: bool,
+    /// The resources (`aud`) it may have tokens for.
+    pub audiences: Vec<String>,
+}
+
+impl From<&Client> for TokenClient {
+    fn from(client: &Client) -> TokenClient {
+        TokenClient {
+            client_id: client.client_id.clone(),
+            first_party: client.first_party,
+            audiences: client.audiences.clone(),
+        }
+    }
+}
+
 /// Who the tokens are for, in a session.
 pub struct SessionGrant<'a> {
     pub user_id: &'a str,
+    /// The user's roles now, in the database.
     pub roles: Vec<String>,
-    pub client_id: &'a str,
+    pub client: &'a TokenClient,
+    /// The scope of the session (what was granted and consented).
     pub scope: &'a str,
+    /// RFC 8707 `resource`s asked for; none means the default.
+    pub resources: &'a [String],
     pub session_id: &'a str,
     pub refresh_token: &'a RefreshToken,
 }
@@ -89,23 +114,84 @@ pub struct SessionGrant<'a> {
 /// What every grant needs to issue tokens.
 pub struct Issuance<'a> {
     pub issuer: &'a TokenIssuer,
-    /// The audience of user tokens (`tokens.audience`).
+    /// The issuer URL (`issuer`), which names the userinfo endpoint.
+    pub issuer_url: &'a str,
+    /// Tessera's own API as a resource (`tokens.audience`).
     pub audience: &'a [String],
     /// The built-in first-party client (`login.client_id`): public.
     pub login_client_id: &'a str,
 }
 
 impl Issuance<'_> {
-    /// An access token for a user's session, with its refresh token.
-    pub async fn for_session(&self, grant: SessionGrant<'_>) -> Result<TokenResponse, TokenError> {
+    /// The built-in first-party login client: its tokens are for Tessera's
+    /// own API.
+    pub fn login_client(&self) -> TokenClient {
+        TokenClient {
+            client_id: self.login_client_id.to_owned(),
+            first_party: true,
+            audiences: self.audience.to_vec(),
+        }
+    }
+
+    /// The audience of a token good only at userinfo: the endpoint itself.
+    pub fn userinfo_audience(&self) -> String {
+        format!("{}/oauth2/userinfo", self.issuer_url.trim_end_matches('/'))
+    }
+
+    /// The resources `client` may have tokens for: its registered
+    /// audiences, never Tessera's own for a third-party client (even one
+    /// registered before that rule).
+    fn allowed_audiences(&self, client: &TokenClient) -> Vec<String> {
+        client
+            .audiences
+            .iter()
+            .filter(|a| client.first_party || !self.audience.contains(a))
+            .cloned()
+            .collect()
+    }
+
+    /// The `aud` of a token for `client` (RFC 8707): the `resources` asked
+    /// for, each allowed; without any, every allowed audience — and for a
+    /// client with none, the userinfo endpoint alone.
+    pub fn token_audience(
+        &self,
+        client: &TokenClient,
+        resources: &[String],
+    ) -> Result<Vec<String>, OAuthError> {
+        let allowed = self.allowed_audiences(client);
+        if let Some(bad) = resources.iter().find(|r| !allowed.contains(r)) {
+            return Err(OAuthError::InvalidTarget(format!(
+                "this client may not have tokens for {bad:?}"
+            )));
+        }
+        Ok(match (resources.is_empty(), allowed.is_empty()) {
+            (false, _) => dedup(resources),
+            (true, false) => allowed,
+            (true, true) => vec![self.userinfo_audience()],
+        })
+    }
+
+    /// An access token for a user's session, with its refresh token. The
+    /// admin scope stays only for a first-party client and a user who is an
+    /// administrator now; Tessera's API scopes never reach a third-party
+    /// client; `roles` only for first-party clients or with the `roles`
+    /// scope.
+    pub async fn for_session(&self, grant: SessionGrant<'_>) -> Result<TokenResponse, OAuthError> {
+        let audience = self.token_audience(grant.client, grant.resources)?;
+        let is_admin = grant.roles.iter().any(|r| r == ADMIN_ROLE);
+        let first_party = grant.client.first_party;
+        let scope = scopes::without(grant.scope, |s| {
+            (s == scopes::ADMIN && !is_admin) || (!first_party && scopes::TESSERA_API.contains(&s))
+        });
+        let roles = (first_party || scopes::has(&scope, scopes::ROLES)).then_some(grant.roles);
         let issued = self
             .issuer
             .issue(Grant {
                 subject: grant.user_id.to_owned(),
-                client_id: grant.client_id.to_owned(),
-                audience: self.audience.to_vec(),
-                scope: grant.scope.to_owned(),
-                roles: grant.roles,
+                client_id: grant.client.client_id.clone(),
+                audience,
+                scope: scope.clone(),
+                roles,
                 session_id: Some(grant.session_id.to_owned()),
             })
             .await?;
@@ -114,10 +200,31 @@ impl Issuance<'_> {
             token_type: "Bearer",
             expires_in: issued.expires_in,
             refresh_token: Some(grant.refresh_token.expose().to_owned()),
-            scope: grant.scope.to_owned(),
+            scope,
             id_token: None,
         })
     }
+}
+
+/// The scope of a first-party login (`/v1/auth/login`): the configured
+/// `login.scope`, the account scope, and for an administrator the admin
+/// scope.
+pub fn login_scope(configured: &str, roles: &[String]) -> String {
+    let mut extra = vec![scopes::ACCOUNT];
+    if roles.iter().any(|r| r == ADMIN_ROLE) {
+        extra.push(scopes::ADMIN);
+    }
+    scopes::with(configured, &extra)
+}
+
+fn dedup(values: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(values.len());
+    for v in values {
+        if !out.contains(v) {
+            out.push(v.clone());
+        }
+    }
+    out
 }
 
 /// `scope` narrowed to what is `allowed`; all of `allowed` when none is
@@ -150,6 +257,8 @@ pub struct RefreshRequest {
     /// A `client_id` sent without authentication (public clients).
     pub claimed_client_id: Option<String>,
     pub scope: Option<String>,
+    /// RFC 8707 `resource`s asked for.
+    pub resources: Vec<String>,
 }
 
 /// Rotates the refresh token and issues a new access token with the user's
@@ -188,6 +297,17 @@ pub async fn refresh_grant(
         scope,
         builtin_public_client: issuance.login_client_id.to_owned(),
     };
+    // A `resource` the client may not have is refused before the rotation
+    // spends the refresh token.
+    if !request.resources.is_empty()
+        && let Some(probe) = RefreshToken::parse(&request.refresh_token)
+    {
+        let session = sessions::find_by_refresh_token(db, policy, probe).await?;
+        if let Some(session) = session {
+            let client = token_client(db, &issuance, &session.client_id, &request.client).await?;
+            issuance.token_audience(&client, &request.resources)?;
+        }
+    }
     let refreshed = sessions::refresh(db, policy, refresh, client).await?;
     let user = match accounts::find_by_id(db, refreshed.user_id.clone()).await {
         Ok(user) if !user.disabled => user,
@@ -197,16 +317,42 @@ pub async fn refresh_grant(
         Err(AccountError::Db(e)) => return Err(e.into()),
         Err(e) => return Err(OAuthError::Internal(e.to_string())),
     };
-    Ok(issuance
+    let client = token_client(db, &issuance, &refreshed.client_id, &request.client).await?;
+    issuance
         .for_session(SessionGrant {
             user_id: &user.id,
             roles: user.roles,
-            client_id: &refreshed.client_id,
+            client: &client,
             scope: &refreshed.scope,
+            resources: &request.resources,
             session_id: &refreshed.session_id,
             refresh_token: &refreshed.refresh_token,
         })
-        .await?)
+        .await
+}
+
+/// The client `client_id` names: the built-in login client, the one that
+/// authenticated, or the registered one (a public client).
+async fn token_client(
+    db: &Db,
+    issuance: &Issuance<'_>,
+    client_id: &str,
+    authenticated: &Option<Client>,
+) -> Result<TokenClient, OAuthError> {
+    if client_id == issuance.login_client_id {
+        return Ok(issuance.login_client());
+    }
+    if let Some(client) = authenticated.as_ref().filter(|c| c.client_id == client_id) {
+        return Ok(client.into());
+    }
+    match crate::clients::find(db, client_id.to_owned()).await {
+        Ok(client) => Ok((&client).into()),
+        Err(ClientError::NotFound) => Err(OAuthError::InvalidGrant(
+            "the client of this grant no longer exists",
+        )),
+        Err(ClientError::Db(e)) => Err(e.into()),
+        Err(e) => Err(OAuthError::Internal(e.to_string())),
+    }
 }
 
 fn has_scope(scope: &str, wanted: &str) -> bool {
@@ -228,6 +374,10 @@ pub async fn authorization_code_grant(
             "this client may not use authorization_code",
         ));
     }
+    // A `resource` the client may not have is refused before the code is
+    // spent.
+    let client = TokenClient::from(&redemption.client);
+    issuance.token_audience(&client, &redemption.resources)?;
     let redeemed = authorization::redeem(db, policy, redemption, info)
         .await
         .map_err(|e| match e {
@@ -248,6 +398,9 @@ pub async fn authorization_code_grant(
                 OAuthError::InvalidGrant("code_verifier does not match the code_challenge")
             }
             RedeemError::MissingVerifier => OAuthError::InvalidGrant("code_verifier is required"),
+            RedeemError::ResourceNotRequested(r) => OAuthError::InvalidTarget(format!(
+                "resource {r:?} was not part of the authorization request"
+            )),
             RedeemError::UnexpectedVerifier => OAuthError::InvalidGrant(
                 "code_verifier was sent but the authorization request had no code_challenge",
             ),
@@ -264,8 +417,9 @@ pub async fn authorization_code_grant(
         .for_session(SessionGrant {
             user_id: &user.id,
             roles: user.roles.clone(),
-            client_id: &redeemed.client_id,
+            client: &client,
             scope: &redeemed.scope,
+            resources: &redeemed.resources,
             session_id: &redeemed.started.session_id,
             refresh_token: &redeemed.started.refresh_token,
         })
@@ -379,7 +533,7 @@ async fn client_credentials_token(
     scope: Option<&str>,
     resources: Vec<String>,
 ) -> Result<TokenResponse, OAuthError> {
-    let (scope, audience) = client_credentials_target(client, scope, resources)?;
+    let (scope, audience) = client_credentials_target(client, scope, resources, issuance.audience)?;
     let issued = issuance
         .issuer
         .issue(Grant {
@@ -387,7 +541,7 @@ async fn client_credentials_token(
             client_id: client.client_id.clone(),
             audience,
             scope: scope.clone(),
-            roles: Vec::new(),
+            roles: None,
             session_id: None,
         })
         .await?;
@@ -402,11 +556,14 @@ async fn client_credentials_token(
 }
 
 /// The scope and audience a client_credentials token for `client` may
-/// have, from the `scope` and `resource`s asked for.
+/// have, from the `scope` and `resource`s asked for. Tessera's API scopes
+/// are for users' tokens only, and a third-party client never gets
+/// Tessera's own audience (`own_audience`).
 pub fn client_credentials_target(
     client: &Client,
     scope: Option<&str>,
     resources: Vec<String>,
+    own_audience: &[String],
 ) -> Result<(String, Vec<String>), OAuthError> {
     if client.public {
         return Err(OAuthError::UnauthorizedClient(
@@ -418,11 +575,22 @@ pub fn client_credentials_target(
             "this client may not use client_credentials",
         ));
     }
-    let scope = granted_scope(scope, &client.scopes)?;
-    let audience = if resources.is_empty() {
-        client.audiences.clone()
+    let service_scopes: Vec<String> = client
+        .scopes
+        .iter()
+        .filter(|s| !scopes::TESSERA_API.contains(&s.as_str()))
+        .cloned()
+        .collect();
+    let scope = granted_scope(scope, &service_scopes)?;
+    let allowed: Vec<&String> = client
+        .audiences
+        .iter()
+        .filter(|a| client.first_party || !own_audience.contains(a))
+        .collect();
+    let audience: Vec<String> = if resources.is_empty() {
+        allowed.into_iter().cloned().collect()
     } else {
-        if let Some(bad) = resources.iter().find(|r| !client.audiences.contains(r)) {
+        if let Some(bad) = resources.iter().find(|r| !allowed.contains(r)) {
             return Err(OAuthError::InvalidTarget(format!(
                 "this client may not have tokens for {bad:?}"
             )));
@@ -483,17 +651,21 @@ pub struct Introspection {
 
 /// RFC 7662: what a token is, if it is active. Access tokens: signature,
 /// expiry and session; refresh tokens: unspent and their session live.
-/// Anything else — garbage included — is `{"active": false}`.
+/// Anything else — garbage included — is `{"active": false}`. RFC 7662 §2.2
+/// leaves it to the server whom to tell: a token is active only to the
+/// client it was issued to or, for an access token, to a client whose
+/// registered audiences include one of the token's.
 pub async fn introspect(
     db: &Db,
     policy: SessionPolicy,
     verifier: &TokenVerifier,
     token: &str,
+    caller: &Client,
 ) -> Result<Introspection, DbError> {
     if let Some(refresh_token) = RefreshToken::parse(token) {
         return Ok(
             match sessions::find_by_refresh_token(db, policy, refresh_token).await? {
-                Some(session) => Introspection {
+                Some(session) if session.client_id == caller.client_id => Introspection {
                     active: true,
                     token_type: Some("refresh_token"),
                     client_id: Some(session.client_id),
@@ -503,13 +675,18 @@ pub async fn introspect(
                     exp: Some(session.expires_at.and_utc().timestamp()),
                     ..Introspection::default()
                 },
-                None => Introspection::default(),
+                _ => Introspection::default(),
             },
         );
     }
     let Ok(claims) = verifier.verify_any_audience(token) else {
         return Ok(Introspection::default());
     };
+    let own = claims.client_id.as_deref() == Some(caller.client_id.as_str());
+    let audience = claims.aud.iter().any(|a| caller.audiences.contains(a));
+    if !own && !audience {
+        return Ok(Introspection::default());
+    }
     if let Some(sid) = &claims.sid
         && !sessions::is_live(db, policy, sid.clone()).await?
     {
@@ -528,7 +705,7 @@ pub async fn introspect(
         iss: Some(claims.iss),
         aud: Some(claims.aud),
         jti: claims.jti,
-        roles: Some(claims.roles),
+        roles: Some(claims.roles).filter(|r| !r.is_empty()),
     })
 }
 

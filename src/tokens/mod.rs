@@ -2,6 +2,7 @@
 //! verification for Tessera's own protected routes.
 
 mod id_token;
+pub mod scopes;
 
 use std::sync::Arc;
 
@@ -41,7 +42,9 @@ pub struct AccessClaims {
     pub jti: String,
     pub client_id: String,
     pub scope: String,
-    pub roles: Vec<String>,
+    /// Only for first-party clients and clients granted the `roles` scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
 }
@@ -62,7 +65,8 @@ pub struct Grant {
     pub client_id: String,
     pub audience: Vec<String>,
     pub scope: String,
-    pub roles: Vec<String>,
+    /// The `roles` claim, when the client may see it.
+    pub roles: Option<Vec<String>>,
     pub session_id: Option<String>,
 }
 
