@@ -70,7 +70,17 @@ fn verified_claims(req: &HttpRequest, state: &AppState, need: Need) -> Result<Cl
     match need {
         Need::AnyAudience => Ok(state.verifier.verify_any_audience(token)?),
         Need::UserWithScope(scope) => {
-            let claims = state.verifier.verify(token)?;
+            // A valid token of ours for another resource may not do this
+            // (403), rather than being no token at all (401).
+            let claims = state.verifier.verify_any_audience(token)?;
+            let own = &state.settings.tokens.audience;
+            if !claims.aud.iter().any(|a| own.contains(a)) {
+                return Err(ApiError::insufficient_scope(
+                    "wrong_audience",
+                    scope,
+                    "the token is not for Tessera's API",
+                ));
+            }
             permits(&claims, scope)?;
             Ok(claims)
         }

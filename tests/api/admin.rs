@@ -33,11 +33,12 @@ both_backends! {
         let user = app.access_token("plain@example.com").await;
         for path in ["/v1/admin/users", "/v1/admin/clients"] {
             assert_problem(app.get(path).await, 401, "missing_token").await;
-            assert_problem(app.get_with_token(path, &user).await, 403, "forbidden").await;
+            // Not an administrator: no admin scope in the token.
+            assert_problem(app.get_with_token(path, &user).await, 403, "insufficient_scope").await;
         }
         let id = segment(&user, 1)["sub"].as_str().unwrap().to_owned();
         let response = admin_request(&app, reqwest::Method::PATCH, &format!("/v1/admin/users/{id}"), &user, Some(json!({"roles": ["admin"]}))).await;
-        assert_problem(response, 403, "forbidden").await;
+        assert_problem(response, 403, "insufficient_scope").await;
     }
 
     async fn roles_take_effect_at_the_next_token(app: TestApp) {

@@ -190,11 +190,18 @@ both_backends! {
     async fn introspection_tells_active_from_inactive(app: TestApp) {
         let admin = app.admin_token("ops4@example.com").await;
         let orders = register_client(&app, &admin, orders_service()).await;
+        // Users' first-party tokens are for Tessera's audience: a first-party
+        // service registered for it may introspect them.
+        let gateway = register_client(&app, &admin, json!({
+            "name": "gateway", "grant_types": ["client_credentials"],
+            "audiences": ["tessera"], "first_party": true,
+        })).await;
         app.register("inspected@example.com").await;
         let user = app.tokens("inspected@example.com").await;
-        let introspect = |token: String| {
-            app.client.post(app.url("/oauth2/introspect")).header("authorization", basic(&orders.id, &orders.secret)).form(&[("token", token)]).send()
+        let introspect_as = |client: &Registered, token: String| {
+            app.client.post(app.url("/oauth2/introspect")).header("authorization", basic(&client.id, &client.secret)).form(&[("token", token)]).send()
         };
+        let introspect = |token: String| introspect_as(&gateway, token);
 
         let body: Value = introspect(user.access.clone()).await.unwrap().json().await.unwrap();
         assert_eq!(body["active"], true);
@@ -202,16 +209,20 @@ both_backends! {
         assert_eq!(body["client_id"], "tessera");
         assert_eq!(body["token_type"], "Bearer");
         assert!(body["exp"].is_i64() && body["sid"].is_string() && body["scope"].is_string());
-
+        // Not to a client for other resources.
+        let body: Value = introspect_as(&orders, user.access.clone()).await.unwrap().json().await.unwrap();
+        assert_eq!(body, json!({"active": false}));
+        // A refresh token is active only to its own client.
         let body: Value = introspect(user.refresh.clone()).await.unwrap().json().await.unwrap();
-        assert_eq!(body["active"], true);
-        assert_eq!(body["token_type"], "refresh_token");
-        assert_eq!(body["sub"], segment(&user.access, 1)["sub"]);
+        assert_eq!(body, json!({"active": false}));
 
         let service: Value = client_credentials(&app, &orders, &[]).await.json().await.unwrap();
-        let body: Value = introspect(service["access_token"].as_str().unwrap().to_owned()).await.unwrap().json().await.unwrap();
+        let service_token = service["access_token"].as_str().unwrap().to_owned();
+        let body: Value = introspect_as(&orders, service_token.clone()).await.unwrap().json().await.unwrap();
         assert_eq!(body["active"], true);
         assert_eq!(body["sub"], orders.id.as_str());
+        let body: Value = introspect(service_token).await.unwrap().json().await.unwrap();
+        assert_eq!(body, json!({"active": false}));
 
         for garbage in ["garbage", "a.b.c", "ü", &"x".repeat(5000)] {
             let body: Value = introspect(garbage.to_owned()).await.unwrap().json().await.unwrap();

@@ -23,4 +23,5 @@ mod sibling;
 mod throttle;
 mod timing;
 mod tls;
+mod token_model;
 mod tokens;

@@ -16,20 +16,20 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::helpers::{PASSWORD, TestApp, assert_oauth_error, unique_email};
 
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const OTHER_REDIRECT: &str = "com.example.notes:/oauth/callback";
 const AFTER_LOGOUT: &str = "http://127.0.0.1:9/signed-out";
 
 /// A browser: keeps cookies, doesn't follow redirects (the test looks at
 /// each one).
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     jar: std::sync::Arc<reqwest::cookie::Jar>,
 }
 
 /// Where a browser ended up after a request.
 #[derive(Debug)]
-enum Step {
+pub(crate) enum Step {
     /// The login page, with the hidden fields of its form.
     Login(Form, String),
     /// The consent page.
@@ -41,13 +41,13 @@ enum Step {
 }
 
 #[derive(Debug, Clone)]
-struct Form {
+pub(crate) struct Form {
     request_id: String,
     csrf_token: String,
 }
 
 /// The value of the hidden input `name`, unescaped.
-fn hidden(html: &str, name: &str) -> Option<String> {
+pub(crate) fn hidden(html: &str, name: &str) -> Option<String> {
     let marker = format!("name=\"{name}\" value=\"");
     let start = html.find(&marker)? + marker.len();
     let end = start + html[start..].find('"')?;
@@ -62,7 +62,7 @@ fn hidden(html: &str, name: &str) -> Option<String> {
 }
 
 impl Browser {
-    fn new() -> Browser {
+    pub(crate) fn new() -> Browser {
         let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
         Browser {
             http: reqwest::Client::builder()
@@ -94,7 +94,7 @@ impl Browser {
         }
     }
 
-    async fn open(&self, url: &str) -> Step {
+    pub(crate) async fn open(&self, url: &str) -> Step {
         Self::step(self.http.get(url).send().await.unwrap()).await
     }
 
@@ -120,7 +120,7 @@ impl Browser {
         Self::step(response).await
     }
 
-    async fn sign_in(&self, app: &TestApp, form: &Form, email: &str, password: &str) -> Step {
+    pub(crate) async fn sign_in(&self, app: &TestApp, form: &Form, email: &str, password: &str) -> Step {
         self.submit(
             app,
             &[
@@ -134,7 +134,7 @@ impl Browser {
         .await
     }
 
-    async fn consent(&self, app: &TestApp, form: &Form, decision: &str) -> Step {
+    pub(crate) async fn consent(&self, app: &TestApp, form: &Form, decision: &str) -> Step {
         self.submit(
             app,
             &[
@@ -162,18 +162,18 @@ fn browser_cookie(browser: &Browser, app: &TestApp, name: &str) -> String {
         .to_owned()
 }
 
-fn query(url: &url::Url, name: &str) -> Option<String> {
+pub(crate) fn query(url: &url::Url, name: &str) -> Option<String> {
     url.query_pairs()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
 
-struct Registered {
-    id: String,
-    secret: Option<String>,
+pub(crate) struct Registered {
+    pub(crate) id: String,
+    pub(crate) secret: Option<String>,
 }
 
-async fn register_client(app: &TestApp, admin: &str, registration: Value) -> Registered {
+pub(crate) async fn register_client(app: &TestApp, admin: &str, registration: Value) -> Registered {
     let response = app
         .client
         .post(app.url("/v1/admin/clients"))
@@ -266,7 +266,7 @@ type CoreClientWithEndpoints = CoreClient<
     openidconnect::EndpointMaybeSet,
 >;
 
-fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -320,7 +320,7 @@ fn authorization(rp: &CoreClientWithEndpoints, extra: &[(&str, &str)]) -> Author
 
 /// Asserts the browser was sent back to `redirect` with a code, the state
 /// and our issuer; returns the code.
-fn code_from(step: Step, redirect: &str, state: &CsrfToken, app: &TestApp) -> String {
+pub(crate) fn code_from(step: Step, redirect: &str, state: &CsrfToken, app: &TestApp) -> String {
     let Step::Redirect(url) = step else {
         panic!("expected a redirect back to the client, got {step:?}");
     };

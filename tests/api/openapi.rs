@@ -318,7 +318,8 @@ both_backends! {
             .form(&form(&[("grant_type", "client_credentials".into())])).send().await.unwrap();
         assert_eq!(check("post", "/oauth2/token", wrong_secret).await.0, 401);
         for (token, active) in [(issued["access_token"].as_str().unwrap().to_owned(), true),
-                                (refresh.clone(), true), ("garbage".to_owned(), false)] {
+                                // Another client's refresh token: inactive to this one.
+                                (refresh.clone(), false), ("garbage".to_owned(), false)] {
             let answer = app.client.post(app.url("/oauth2/introspect")).basic_auth(&client_id, Some(&secret))
                 .form(&form(&[("token", token)])).send().await.unwrap();
             let (status, body) = check("post", "/oauth2/introspect", answer).await;
