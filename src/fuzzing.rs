@@ -548,8 +548,13 @@ fn token_checks(req: &actix_web::HttpRequest, params: &Params) -> Result<(), OAu
             let mut resources = params.all("resource");
             resources.extend(params.all("audience"));
             let scope = params.one("scope")?;
-            client_credentials_target(&f.confidential, scope, resources, &f.settings.tokens.audience)
-                .map(drop)
+            client_credentials_target(
+                &f.confidential,
+                scope,
+                resources,
+                &f.settings.tokens.audience,
+            )
+            .map(drop)
         }
         Some(other) => Err(OAuthError::UnsupportedGrantType(other.to_owned())),
         None => Err(OAuthError::InvalidRequest("grant_type is required".into())),

@@ -277,16 +277,19 @@ fn manage_clients(settings: Settings, command: ClientCommand) -> Result<(), Stri
             public,
             first_party,
         } => {
-            let new = NewClient::parse(ClientRegistration {
-                name,
-                grant_types: grants,
-                scopes,
-                audiences,
-                redirect_uris,
-                post_logout_redirect_uris,
-                public,
-                first_party,
-            }, &settings.tokens.audience)
+            let new = NewClient::parse(
+                ClientRegistration {
+                    name,
+                    grant_types: grants,
+                    scopes,
+                    audiences,
+                    redirect_uris,
+                    post_logout_redirect_uris,
+                    public,
+                    first_party,
+                },
+                &settings.tokens.audience,
+            )
             .map_err(|e| e.to_string())?;
             let (client, secret) = clients::create_blocking(&db, new).map_err(|e| e.to_string())?;
             let printed = serde_json::json!({

@@ -388,9 +388,8 @@ pub async fn issue_code(
         authorization_codes::auth_time.eq(who.auth_time),
         authorization_codes::created_at.eq(now),
         authorization_codes::expires_at.eq(now + code_ttl),
-        authorization_codes::resources.eq(
-            serde_json::to_string(&request.resources).unwrap_or_else(|_| "[]".to_owned()),
-        ),
+        authorization_codes::resources
+            .eq(serde_json::to_string(&request.resources).unwrap_or_else(|_| "[]".to_owned())),
     );
     db.run(move |conn| {
         diesel::insert_into(authorization_codes::table)
@@ -595,7 +594,10 @@ fn redeem_with(
     // authorization request, not add to them.
     let authorized: Vec<String> = serde_json::from_str(&row.resources).unwrap_or_default();
     if !authorized.is_empty()
-        && let Some(extra) = redemption.resources.iter().find(|r| !authorized.contains(r))
+        && let Some(extra) = redemption
+            .resources
+            .iter()
+            .find(|r| !authorized.contains(r))
     {
         return Err(RedeemError::ResourceNotRequested(extra.clone()));
     }

@@ -120,7 +120,13 @@ impl Browser {
         Self::step(response).await
     }
 
-    pub(crate) async fn sign_in(&self, app: &TestApp, form: &Form, email: &str, password: &str) -> Step {
+    pub(crate) async fn sign_in(
+        &self,
+        app: &TestApp,
+        form: &Form,
+        email: &str,
+        password: &str,
+    ) -> Step {
         self.submit(
             app,
             &[

@@ -119,14 +119,25 @@ fn bearer_routes() -> Vec<(&'static str, String)> {
         .filter(|(_, path)| {
             path.starts_with("/v1/") && !matches!(*path, "/v1/auth/register" | "/v1/auth/login")
         })
-        .map(|(method, path)| (*method, path.replace("{id}", "00000000-0000-0000-0000-000000000000")))
+        .map(|(method, path)| {
+            (
+                *method,
+                path.replace("{id}", "00000000-0000-0000-0000-000000000000"),
+            )
+        })
         .collect()
 }
 
 async fn send(app: &TestApp, method: &str, path: &str, token: &str) -> reqwest::Response {
     let method = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
-    let mut request = app.client.request(method.clone(), app.url(path)).bearer_auth(token);
-    if method == reqwest::Method::POST || method == reqwest::Method::PUT || method == reqwest::Method::PATCH {
+    let mut request = app
+        .client
+        .request(method.clone(), app.url(path))
+        .bearer_auth(token);
+    if method == reqwest::Method::POST
+        || method == reqwest::Method::PUT
+        || method == reqwest::Method::PATCH
+    {
         request = request.json(&json!({}));
     }
     request.send().await.unwrap()
@@ -138,14 +149,23 @@ async fn refused_everywhere(app: &TestApp, token: &str, what: &str) {
     for (method, path) in bearer_routes() {
         let response = send(app, method, &path, token).await;
         assert_eq!(response.status(), 403, "{what}: {method} {path}");
-        let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        let challenge = response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .to_owned();
         let scope = if path.starts_with("/v1/admin") {
             "tessera:admin"
         } else {
             "tessera:account"
         };
-        assert!(challenge.contains(r#"error="insufficient_scope""#), "{challenge}");
-        assert!(challenge.contains(&format!(r#"scope="{scope}""#)), "{challenge}");
+        assert!(
+            challenge.contains(r#"error="insufficient_scope""#),
+            "{challenge}"
+        );
+        assert!(
+            challenge.contains(&format!(r#"scope="{scope}""#)),
+            "{challenge}"
+        );
         let body: Value = response.json().await.unwrap();
         assert!(body["code"].is_string(), "{body}");
     }
@@ -503,6 +523,32 @@ both_backends! {
             r#"Bearer realm="tessera", error="insufficient_scope", error_description="the token lacks the tessera:admin scope", scope="tessera:admin""#
         );
         assert_problem(response, 403, "insufficient_scope").await;
+    }
+
+    async fn id_tokens_and_refresh_tokens_are_never_bearers(app: TestApp) {
+        let (_, admin_token) = admin(&app).await;
+        let console = register_client(
+            &app,
+            &admin_token,
+            web_app(json!({
+                "first_party": true,
+                "audiences": ["tessera"],
+                "scopes": ["openid", "tessera:account"],
+            })),
+        )
+        .await;
+        let email = user(&app).await;
+        let exchange = code_flow(&app, &console, &email, &[("scope", "openid tessera:account"), ("nonce", "n")], &[]).await;
+        let access = exchange.body["access_token"].as_str().unwrap();
+        assert_eq!(app.get_with_token("/v1/me", access).await.status(), 200);
+        assert_eq!(app.get_with_token("/oauth2/userinfo", access).await.status(), 200);
+        for token in [&exchange.body["id_token"], &exchange.body["refresh_token"]] {
+            let token = token.as_str().unwrap();
+            for path in ["/v1/me", "/oauth2/userinfo", "/v1/admin/users"] {
+                let response = app.get_with_token(path, token).await;
+                assert_problem(response, 401, "invalid_token").await;
+            }
+        }
     }
 
     async fn discovery_lists_the_scopes(app: TestApp) {
