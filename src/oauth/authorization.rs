@@ -457,7 +457,7 @@ impl From<diesel::result::Error> for RedeemError {
 /// What the redemption transaction found; a reuse must commit its
 /// revocation, so it is an outcome, not an error that would roll it back.
 enum Redemption {
-    Redeemed(Redeemed),
+    Redeemed(Box<Redeemed>),
     Reused,
 }
 
@@ -504,7 +504,7 @@ pub async fn redeem(
             )
         };
         match outcome {
-            Ok(Redemption::Redeemed(r)) => Ok(Ok(r)),
+            Ok(Redemption::Redeemed(r)) => Ok(Ok(*r)),
             Ok(Redemption::Reused) => {
                 tracing::warn!(client_id, "authorization code reuse: its tokens revoked");
                 record(conn, "failure", Some("code reuse; tokens revoked"))?;
@@ -647,7 +647,7 @@ fn redeem_with(
             ..Event::default()
         },
     )?;
-    Ok(Redemption::Redeemed(Redeemed {
+    Ok(Redemption::Redeemed(Box::new(Redeemed {
         user_id: row.user_id,
         client_id: row.client_id,
         scope: row.scope,
@@ -656,7 +656,7 @@ fn redeem_with(
         browser_session_id: row.browser_session_id,
         resources,
         started,
-    }))
+    })))
 }
 
 fn revoke_issued(conn: &mut AnyConnection, session_id: Option<&str>) -> Result<(), DbError> {
