@@ -658,7 +658,9 @@ fn logout(body: &[u8]) {
     let return_to = match return_uri {
         None => None,
         Some(uri)
-            if client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|u| u == uri)) =>
+            if client.is_some_and(|c| {
+                crate::clients::is_registered_redirect(&c.post_logout_redirect_uris, uri)
+            }) =>
         {
             Some(uri)
         }

@@ -199,6 +199,89 @@ fn tessera_api_refused(r: &ClientRegistration, own_audience: &[String]) -> Resul
     Ok(())
 }
 
+/// Checks redirect URIs and returns them in canonical form (WHATWG URL
+/// serialization, as `url` writes it). A URI whose canonical form differs
+/// from what was sent is refused rather than fixed: the text and the parsed
+/// URL could name different hosts (`https://evil.example\@app.example/cb`
+/// is `https://evil.example/@app.example/cb`), and the sender should see
+/// the form that will be compared.
+fn canonical_redirect_uris(uris: Vec<String>) -> Result<Vec<String>, ClientError> {
+    let invalid = |m: String| Err(ClientError::Invalid(m));
+    let mut canonical = Vec::with_capacity(uris.len());
+    for uri in uris {
+        let parsed = url::Url::parse(&uri)
+            .map_err(|e| ClientError::Invalid(format!("redirect URI {uri:?}: {e}")))?;
+        if parsed.as_str() != uri {
+            return invalid(format!(
+                "redirect URI {uri:?} is not in canonical form; it would be read as {:?}",
+                parsed.as_str()
+            ));
+        }
+        if parsed.fragment().is_some() {
+            return invalid(format!("redirect URI {uri:?} must not have a fragment"));
+        }
+        if !redirect_scheme_allowed(&parsed) {
+            return invalid(format!(
+                "redirect URI {uri:?} must be https, http on a loopback host, or a private-use scheme like com.example.app"
+            ));
+        }
+        canonical.push(parsed.into());
+    }
+    Ok(canonical)
+}
+
+/// A loopback IP literal on plain http (RFC 8252 §7.3): the URI with its
+/// port removed. `localhost` is a name, not a literal, and does not count.
+fn loopback_without_port(uri: &url::Url) -> Option<url::Url> {
+    let loopback = match uri.host()? {
+        url::Host::Ipv4(ip) => ip == std::net::Ipv4Addr::LOCALHOST,
+        url::Host::Ipv6(ip) => ip == std::net::Ipv6Addr::LOCALHOST,
+        url::Host::Domain(_) => false,
+    };
+    if uri.scheme() != "http" || !loopback {
+        return None;
+    }
+    let mut without = uri.clone();
+    without.set_port(None).ok()?;
+    Some(without)
+}
+
+/// Whether a requested redirect (or post-logout redirect) URI is one of
+/// the registered ones. The request must be in canonical form and equal a
+/// registered URI; a loopback one may differ in its port only, for native
+/// apps listening on an ephemeral port (RFC 8252 §7.3). Anything that does
+/// not parse or is not canonical matches nothing.
+pub fn is_registered_redirect(registered: &[String], requested: &str) -> bool {
+    const MAX_URI_LEN: usize = 2048;
+    if requested.len() > MAX_URI_LEN {
+        return false;
+    }
+    let Ok(parsed) = url::Url::parse(requested) else {
+        return false;
+    };
+    if parsed.as_str() != requested || parsed.fragment().is_some() {
+        return false;
+    }
+    // The request is canonical, so a canonical registered URI matches only
+    // if it is the same text.
+    if registered.iter().any(|r| r == requested) {
+        return true;
+    }
+    let Some(loopback) = loopback_without_port(&parsed) else {
+        return false;
+    };
+    registered.iter().any(|candidate| {
+        // A URI registered before registration canonicalised them counts
+        // only if it was canonical: otherwise its text and what it names
+        // may differ.
+        url::Url::parse(candidate)
+            .ok()
+            .filter(|c| c.as_str() == candidate.as_str())
+            .and_then(|c| loopback_without_port(&c))
+            .is_some_and(|c| c == loopback)
+    })
+}
+
 fn dedup(mut v: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     v.retain(|x| seen.insert(x.clone()));
@@ -249,18 +332,11 @@ impl NewClient {
         {
             return invalid(format!("{bad:?} is not a valid audience"));
         }
-        for uri in r.redirect_uris.iter().chain(&r.post_logout_redirect_uris) {
-            let parsed = url::Url::parse(uri)
-                .map_err(|e| ClientError::Invalid(format!("redirect URI {uri:?}: {e}")))?;
-            if parsed.fragment().is_some() {
-                return invalid(format!("redirect URI {uri:?} must not have a fragment"));
-            }
-            if !redirect_scheme_allowed(&parsed) {
-                return invalid(format!(
-                    "redirect URI {uri:?} must be https, http on a loopback host, or a private-use scheme like com.example.app"
-                ));
-            }
-        }
+        let r = ClientRegistration {
+            redirect_uris: canonical_redirect_uris(r.redirect_uris)?,
+            post_logout_redirect_uris: canonical_redirect_uris(r.post_logout_redirect_uris)?,
+            ..r
+        };
         if r.grant_types.iter().any(|g| g == AUTHORIZATION_CODE) && r.redirect_uris.is_empty() {
             return invalid("authorization_code needs at least one redirect URI".into());
         }
@@ -543,6 +619,144 @@ mod tests {
         for r in bad {
             assert!(NewClient::parse(r.clone(), &own()).is_err(), "{r:?}");
         }
+    }
+
+    fn with_redirect(uri: &str) -> Result<NewClient, ClientError> {
+        NewClient::parse(
+            ClientRegistration {
+                redirect_uris: vec![uri.into()],
+                ..registration()
+            },
+            &own(),
+        )
+    }
+
+    #[test]
+    fn redirect_uris_must_be_sent_in_canonical_form() {
+        for (sent, canonical) in [
+            (
+                "https://evil.example\\@app.example.com/cb",
+                "https://evil.example/@app.example.com/cb",
+            ),
+            ("https:///app.example.com/cb", "https://app.example.com/cb"),
+            ("HTTPS://App.Example.com/cb", "https://app.example.com/cb"),
+            (
+                "https://app.example.com:443/cb",
+                "https://app.example.com/cb",
+            ),
+            ("https://app.example.com", "https://app.example.com/"),
+            (
+                "https://app.example.com/a/../cb",
+                "https://app.example.com/cb",
+            ),
+            (
+                "https://app.example.com/c b",
+                "https://app.example.com/c%20b",
+            ),
+            (
+                "https://b\u{FC}cher.example/cb",
+                "https://xn--bcher-kva.example/cb",
+            ),
+            ("http://127.1/cb", "http://127.0.0.1/cb"),
+            ("http://[0::1]/cb", "http://[::1]/cb"),
+            (" https://app.example.com/cb", "https://app.example.com/cb"),
+        ] {
+            let Err(ClientError::Invalid(why)) = with_redirect(sent) else {
+                panic!("{sent:?} accepted");
+            };
+            assert!(why.contains(&format!("{canonical:?}")), "{sent:?}: {why}");
+            // Post-logout URIs too.
+            let r = ClientRegistration {
+                post_logout_redirect_uris: vec![sent.into()],
+                ..registration()
+            };
+            assert!(NewClient::parse(r, &own()).is_err(), "{sent:?}");
+        }
+        for ok in [
+            "https://app.example.com/cb",
+            "https://app.example.com:8443/cb?x=1",
+            "http://127.0.0.1/cb",
+            "http://[::1]:8080/cb",
+            "com.example.app:/oauth",
+        ] {
+            let client = with_redirect(ok).unwrap();
+            assert_eq!(client.redirect_uris, [ok]);
+        }
+    }
+
+    #[test]
+    fn redirects_match_on_the_canonical_form() {
+        let registered = ["https://app.example.com/cb".to_owned()];
+        assert!(is_registered_redirect(
+            &registered,
+            "https://app.example.com/cb"
+        ));
+        for requested in [
+            "https://app.example.com:443/cb",
+            "HTTPS://app.example.com/cb",
+            "https://app.example.com/cb/",
+            "https://app.example.com/cb#",
+            "https://app.example.com/cb?",
+            "https://app.example.com/x/../cb",
+            "https:///app.example.com/cb",
+            "https://app.example.com\\cb",
+            "",
+            "cb",
+        ] {
+            assert!(
+                !is_registered_redirect(&registered, requested),
+                "{requested:?}"
+            );
+        }
+        // A URI stored before registration checked the form: only the
+        // canonical text of a canonical registration ever matches.
+        let legacy = ["https://evil.example\\@app.example.com/cb".to_owned()];
+        for requested in [
+            "https://evil.example/@app.example.com/cb",
+            "https://evil.example\\@app.example.com/cb",
+        ] {
+            assert!(!is_registered_redirect(&legacy, requested), "{requested:?}");
+        }
+    }
+
+    #[test]
+    fn loopback_ip_literals_match_on_any_port() {
+        let registered = [
+            "http://127.0.0.1/cb".to_owned(),
+            "http://[::1]:8000/cb".to_owned(),
+            "http://localhost/cb".to_owned(),
+        ];
+        for ok in [
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:53117/cb",
+            "http://127.0.0.1:1/cb",
+            "http://[::1]/cb",
+            "http://[::1]:8000/cb",
+            "http://[::1]:53117/cb",
+            "http://localhost/cb",
+        ] {
+            assert!(is_registered_redirect(&registered, ok), "{ok:?}");
+        }
+        for bad in [
+            "http://127.0.0.1.evil.example:53117/cb",
+            "http://127.0.0.1:53117/cb2",
+            "http://127.0.0.1:53117/cb?x=1",
+            "http://127.0.0.1:53117/",
+            "https://127.0.0.1:53117/cb",
+            "http://127.0.0.2:53117/cb",
+            "http://127.1:53117/cb",
+            "http://0x7f.0.0.1:53117/cb",
+            "http://[0:0:0:0:0:0:0:1]:53117/cb",
+            "http://[::ffff:127.0.0.1]:53117/cb",
+            "http://localhost:53117/cb",
+            "http://evil.example:53117/cb",
+            "http://user@127.0.0.1:53117/cb",
+        ] {
+            assert!(!is_registered_redirect(&registered, bad), "{bad:?}");
+        }
+        // A registered https loopback URI gets no port leeway.
+        let https = ["https://127.0.0.1/cb".to_owned()];
+        assert!(!is_registered_redirect(&https, "https://127.0.0.1:8443/cb"));
     }
 
     #[test]

@@ -235,6 +235,7 @@ pub struct ChangePasswordRequest {
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
         (status = 422, description = "The new password is not acceptable", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "The account is locked after failed password checks (logins count too); retry after `Retry-After`", body = Problem, content_type = PROBLEM),
         (status = 503, description = "Busy or database unavailable", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn change_password(
@@ -254,7 +255,16 @@ pub async fn change_password(
         new: new_password,
         keep_session: claims.sid,
     };
-    accounts::change_password(&state.db, &state.hasher, change, client_info(&req)).await?;
+    // Behind the login lockout: otherwise a stolen token is a password
+    // oracle.
+    lockout::change_password(
+        &state.db,
+        &state.hasher,
+        state.lockout,
+        change,
+        client_info(&req),
+    )
+    .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

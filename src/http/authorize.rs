@@ -666,7 +666,9 @@ async fn sign_out(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
                 }
                 _ => None,
             };
-            if !client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|u| u == uri)) {
+            if !client.is_some_and(|c| {
+                crate::clients::is_registered_redirect(&c.post_logout_redirect_uris, uri)
+            }) {
                 return page_failure(
                     StatusCode::BAD_REQUEST,
                     "the post_logout_redirect_uri is not registered for this client",

@@ -147,7 +147,11 @@ pub fn validate_for(
         .one("redirect_uri")
         .map_err(untrusted)?
         .ok_or_else(|| untrusted("the request has no redirect_uri".into()))?;
-    if redirect_uri.len() > MAX_URI_LEN || !client.redirect_uris.iter().any(|u| u == redirect_uri) {
+    // Canonical form only, and a loopback URI on any port (RFC 8252 §7.3):
+    // the code then goes to, and is bound to, the URI as requested.
+    if redirect_uri.len() > MAX_URI_LEN
+        || !clients::is_registered_redirect(&client.redirect_uris, redirect_uri)
+    {
         return Err(untrusted(
             "the redirect_uri is not registered for this client".into(),
         ));

@@ -1,14 +1,15 @@
-//! Per-account lockout: after `threshold` consecutive failed logins for an
-//! email address, further attempts are refused — without checking the
-//! password — for a delay that doubles with every further failure, up to a
-//! maximum. Kept in the database so every instance sees it; reset by a
-//! successful login. Unknown addresses are counted exactly like known ones,
-//! so the answers never tell whether an account exists.
+//! Per-account lockout: after `threshold` consecutive failed password checks
+//! for an email address — logins, and the current password of a password
+//! change — further attempts are refused without checking the password, for
+//! a delay that doubles with every further failure, up to a maximum. Kept in
+//! the database so every instance sees it; reset by a right password.
+//! Unknown addresses are counted exactly like known ones, so the answers
+//! never tell whether an account exists.
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use crate::accounts::{self, AccountError, PasswordHasher, User, now};
+use crate::accounts::{self, AccountError, Email, PasswordChange, PasswordHasher, User, now};
 use crate::configuration::ThrottleSettings;
 use crate::db::schema::login_failures;
 use crate::db::{Db, DbError};
@@ -45,9 +46,15 @@ impl LockoutPolicy {
     }
 }
 
-/// The key an address is counted under: trimmed, lower-case, hashed.
+/// The key an address is counted under: its normal form (the one accounts
+/// are stored and found under, so every spelling that reaches an account
+/// shares its count), hashed. A malformed address reaches no account; it is
+/// still counted, under its trimmed lower-case text.
 fn key(email: &str) -> String {
-    stored_hash(&email.trim().to_lowercase())
+    match Email::parse(email) {
+        Ok(email) => stored_hash(email.as_str()),
+        Err(_) => stored_hash(&email.trim().to_lowercase()),
+    }
 }
 
 /// Until when the address is locked, if it is now.
@@ -71,7 +78,7 @@ pub async fn locked_until(
     .await
 }
 
-/// Counts a failed login; returns the lock it caused, if any.
+/// Counts a failed password check; returns the lock it caused, if any.
 pub async fn record_failure(
     db: &Db,
     policy: LockoutPolicy,
@@ -133,7 +140,7 @@ fn count_failure(
     Ok(Some(until))
 }
 
-/// A successful login clears the count.
+/// A right password clears the count.
 pub async fn record_success(db: &Db, policy: LockoutPolicy, email: &str) -> Result<(), DbError> {
     if !policy.enabled {
         return Ok(());
@@ -183,6 +190,35 @@ pub async fn authenticate(
         Err(AccountError::InvalidCredentials) => {
             record_failure(db, policy, email).await?;
             Err(AccountError::InvalidCredentials.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// [`accounts::change_password`] behind the same lockout as logins, counted
+/// under the account's address: while it is locked the change is refused
+/// without checking the current password; a wrong current password counts
+/// towards the lock; a right one clears the count.
+pub async fn change_password(
+    db: &Db,
+    hasher: &PasswordHasher,
+    policy: LockoutPolicy,
+    change: PasswordChange,
+    client: crate::sessions::ClientInfo,
+) -> Result<(), LoginError> {
+    let user = accounts::find_by_id(db, change.user_id.clone()).await?;
+    let email = user.email;
+    if let Some(until) = locked_until(db, policy, &email).await? {
+        return Err(retry_at(until).into());
+    }
+    match accounts::change_password(db, hasher, change, client).await {
+        Ok(()) => {
+            record_success(db, policy, &email).await?;
+            Ok(())
+        }
+        Err(AccountError::WrongCurrentPassword) => {
+            record_failure(db, policy, &email).await?;
+            Err(AccountError::WrongCurrentPassword.into())
         }
         Err(e) => Err(e.into()),
     }

@@ -128,6 +128,55 @@ both_backends! {
         assert_eq!(body, json!({"status": "ready", "database": "ok", "keys": "ok"}));
     }
 
+    async fn look_alike_addresses_are_the_same_account(app: TestApp) {
+        app.admin_token("admin@example.com").await;
+        for homograph in [
+            // Fullwidth A; fullwidth letters in the domain; all fullwidth,
+            // with a fullwidth @ and full stop; an ideographic full stop.
+            "\u{FF21}DMIN@example.com",
+            "admin@\u{FF45}\u{FF58}\u{FF41}\u{FF4D}\u{FF50}\u{FF4C}\u{FF45}.com",
+            "\u{FF41}\u{FF44}\u{FF4D}\u{FF49}\u{FF4E}\u{FF20}\u{FF45}\u{FF58}\u{FF41}\u{FF4D}\u{FF50}\u{FF4C}\u{FF45}\u{FF0E}\u{FF43}\u{FF4F}\u{FF4D}",
+            "admin@example\u{3002}com",
+        ] {
+            let response = app
+                .post_json("/v1/auth/register", &json!({"email": homograph, "password": "another good passphrase"}))
+                .await;
+            assert_problem(response, 409, "email_taken").await;
+            // Signing in with the look-alike reaches the administrator's
+            // account (with its password), not a new one.
+            assert_eq!(app.login(homograph, PASSWORD).await.status(), 200, "{homograph}");
+            assert_eq!(app.login(homograph, "another good passphrase").await.status(), 401, "{homograph}");
+        }
+        // Nothing new was created.
+        let admin = app.admin_token("root@example.com").await;
+        let users: Value = app.get_with_token("/v1/admin/users", &admin).await.json().await.unwrap();
+        let emails: Vec<&str> = users["users"].as_array().unwrap().iter().map(|u| u["email"].as_str().unwrap()).collect();
+        assert_eq!(emails.len(), 2, "{emails:?}");
+        assert!(emails.contains(&"admin@example.com"), "{emails:?}");
+    }
+
+    async fn idn_addresses_register_in_their_ascii_form(app: TestApp) {
+        let user = app.register("J\u{F6}rg@B\u{FC}cher.example").await;
+        assert_eq!(user["email"], "j\u{F6}rg@xn--bcher-kva.example");
+        // Every spelling of the domain is the same account.
+        for spelling in ["j\u{F6}rg@xn--bcher-kva.example", "JO\u{0308}RG@XN--BCHER-KVA.example", "j\u{F6}rg@b\u{FC}cher.example"] {
+            let response = app
+                .post_json("/v1/auth/register", &json!({"email": spelling, "password": "another good passphrase"}))
+                .await;
+            assert_problem(response, 409, "email_taken").await;
+            let response = app.login(spelling, PASSWORD).await;
+            assert_eq!(response.status(), 200, "{spelling}");
+        }
+        let token = app.tokens("j\u{F6}rg@B\u{DC}CHER.example").await.access;
+        let me: Value = app.get_with_token("/v1/me", &token).await.json().await.unwrap();
+        assert_eq!(me["email"], "j\u{F6}rg@xn--bcher-kva.example");
+        // A domain that is not valid IDNA is refused, not stored as sent.
+        let response = app
+            .post_json("/v1/auth/register", &json!({"email": "a@xn--a.example", "password": PASSWORD}))
+            .await;
+        assert_problem(response, 422, "invalid_email").await;
+    }
+
     async fn restart_keeps_users_and_keys(app: TestApp) {
         let token = app.access_token("hopper@example.com").await;
         app.restart().await;

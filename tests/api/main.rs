@@ -17,6 +17,7 @@ mod keys;
 mod metrics;
 mod oidc;
 mod openapi;
+mod redirect_uris;
 mod rotation;
 mod sessions;
 mod sibling;

@@ -26,6 +26,33 @@ fn lockout(s: &mut tessera::configuration::Settings) {
     s.throttle.lockout_max_seconds = 600;
 }
 
+/// A lock short enough to wait out: the lockout reads the system clock.
+fn short_lockout(s: &mut tessera::configuration::Settings) {
+    s.throttle.enabled = true;
+    s.throttle.credentials_burst = 1000;
+    s.throttle.credentials_per_minute = 1000;
+    s.throttle.lockout_threshold = 5;
+    s.throttle.lockout_base_seconds = 3;
+    s.throttle.lockout_max_seconds = 3;
+}
+
+async fn change_password(
+    app: &TestApp,
+    token: &str,
+    current: &str,
+    new: &str,
+) -> reqwest::Response {
+    app.client
+        .put(app.url("/v1/me/password"))
+        .bearer_auth(token)
+        .json(&json!({"current_password": current, "new_password": new}))
+        .send()
+        .await
+        .unwrap()
+}
+
+const NEW_PASSWORD: &str = "a brand new passphrase";
+
 fn behind_a_proxy(s: &mut tessera::configuration::Settings) {
     limits(s);
     s.throttle.trusted_proxies = vec!["127.0.0.1".into()];
@@ -132,6 +159,60 @@ both_backends! {
             assert_eq!(login_as(&app, &email, "wrong password", None).await.status(), 401);
         }
         assert_eq!(login_as(&app, &email, PASSWORD, None).await.status(), 200);
+    }
+
+    async fn wrong_current_passwords_lock_the_account_like_logins(app: TestApp, settings = short_lockout) {
+        let email = unique_email();
+        let token = app.access_token(&email).await;
+        for _ in 0..5 {
+            let response = change_password(&app, &token, "wrong password", NEW_PASSWORD).await;
+            assert_problem(response, 403, "invalid_current_password").await;
+        }
+        // Locked: the right password is refused without being checked, as
+        // a wrong one is, with the time to wait.
+        for current in [PASSWORD, "wrong password"] {
+            let response = change_password(&app, &token, current, NEW_PASSWORD).await;
+            let wait = retry_after(&response);
+            assert!((1..=3).contains(&wait), "{wait}");
+            assert_problem(response, 429, "too_many_requests").await;
+        }
+        // One counter per account: logins are locked as well.
+        let response = login_as(&app, &email, PASSWORD, None).await;
+        assert!(retry_after(&response) >= 1);
+        assert_problem(response, 429, "too_many_requests").await;
+        // Once the lock is over, the right password works (so it did not
+        // change while locked) and clears the count...
+        tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+        assert_eq!(change_password(&app, &token, PASSWORD, NEW_PASSWORD).await.status(), 204);
+        // ...so four more failures don't lock it again.
+        for _ in 0..4 {
+            let response = change_password(&app, &token, "wrong password", "yet another passphrase").await;
+            assert_problem(response, 403, "invalid_current_password").await;
+        }
+        assert_eq!(login_as(&app, &email, NEW_PASSWORD, None).await.status(), 200);
+    }
+
+    async fn failed_logins_count_towards_the_password_change(app: TestApp, settings = short_lockout) {
+        let email = unique_email();
+        let token = app.access_token(&email).await;
+        // Three failed logins, under a look-alike spelling of the address
+        // (fullwidth U): the same account, so the same counter.
+        let look_alike = email.replacen('u', "\u{FF35}", 1);
+        assert_ne!(look_alike, email);
+        for _ in 0..3 {
+            assert_eq!(login_as(&app, &look_alike, "wrong password", None).await.status(), 401);
+        }
+        for _ in 0..2 {
+            let response = change_password(&app, &token, "wrong password", NEW_PASSWORD).await;
+            assert_problem(response, 403, "invalid_current_password").await;
+        }
+        let response = change_password(&app, &token, PASSWORD, NEW_PASSWORD).await;
+        assert!(retry_after(&response) >= 1);
+        assert_problem(response, 429, "too_many_requests").await;
+        assert_eq!(login_as(&app, &email, PASSWORD, None).await.status(), 429);
+        // Another account is not held back.
+        let other = app.access_token(&unique_email()).await;
+        assert_eq!(change_password(&app, &other, PASSWORD, NEW_PASSWORD).await.status(), 204);
     }
 
     async fn the_sign_in_page_shares_the_lockout(app: TestApp, settings = lockout) {
