@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::Problem;
-use super::openapi::{BearerErrors, PROBLEM};
+use super::openapi::{BearerErrors, InvalidText, PROBLEM};
 use super::{
     ApiError, AppState, Authenticated, JsonObject, client_info, json_body_error, read_body,
 };
@@ -193,6 +193,7 @@ pub async fn logout(
         (status = 200, description = "The user", body = User),
         (status = 401, description = "No valid access token, or its user is gone", body = Problem, content_type = PROBLEM),
         (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        InvalidText,
     ))]
 pub async fn me(state: web::Data<AppState>, auth: Authenticated) -> Result<HttpResponse, ApiError> {
     match accounts::find_by_id(&state.db, auth.0.sub).await {
@@ -261,6 +262,7 @@ pub async fn change_password(
     responses(
         (status = 200, description = "Live sessions; `current` marks the token's", body = SessionList),
         BearerErrors,
+        InvalidText,
     ))]
 pub async fn list_sessions(
     state: web::Data<AppState>,
@@ -283,6 +285,7 @@ pub async fn list_sessions(
         (status = 204, description = "Ended"),
         (status = 404, description = "No such session of this user", body = Problem, content_type = PROBLEM),
         BearerErrors,
+        InvalidText,
     ))]
 pub async fn end_session(
     state: web::Data<AppState>,

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::Authenticated;
 use super::error::ApiError;
 use super::error::{OAuthApiError, OAuthErrorBody, Problem};
-use super::openapi::{BearerErrors, PROBLEM};
+use super::openapi::{BearerErrors, InvalidText, PROBLEM};
 use super::{AppState, client_info, throttle};
 use crate::clients::ClientError;
 use crate::clients::{self, Client};
@@ -313,6 +313,7 @@ async fn public_client(state: &AppState, params: &Params) -> Result<Client, OAut
         (status = 200, description = "The claims the token's scopes allow", body = Userinfo),
         (status = 403, description = "The token lacks the `openid` scope (`insufficient_scope`)", body = Problem, content_type = PROBLEM),
         BearerErrors,
+        InvalidText,
     ))]
 pub async fn userinfo(
     state: web::Data<AppState>,
