@@ -59,10 +59,7 @@ fn grant_label(grant: &str) -> &'static str {
         crate::clients::REFRESH_TOKEN,
         crate::clients::CLIENT_CREDENTIALS,
     ];
-    GRANTS
-        .into_iter()
-        .find(|g| *g == grant)
-        .unwrap_or("other")
+    GRANTS.into_iter().find(|g| *g == grant).unwrap_or("other")
 }
 
 /// Values read at scrape time from elsewhere in the service.
@@ -227,13 +224,25 @@ mod tests {
             db_idle_connections: 0,
             keys_by_state: BTreeMap::new(),
         });
-        assert!(text.contains(
-            r#"tessera_http_requests_total{route="/v1/me",method="other",status="405"} 4"#
-        ), "{text}");
-        assert!(text.contains(
-            r#"tessera_http_requests_total{route="unmatched",method="GET",status="404"} 2"#
-        ), "{text}");
-        assert!(text.contains(r#"tessera_tokens_issued_total{grant="other"} 1"#), "{text}");
-        assert!(!text.contains("XAQGESKC") && !text.contains("made"), "{text}");
+        assert!(
+            text.contains(
+                r#"tessera_http_requests_total{route="/v1/me",method="other",status="405"} 4"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"tessera_http_requests_total{route="unmatched",method="GET",status="404"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"tessera_tokens_issued_total{grant="other"} 1"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains("XAQGESKC") && !text.contains("made"),
+            "{text}"
+        );
     }
 }

@@ -376,7 +376,14 @@ mod tests {
     fn cursors_hold_ids_only() {
         let id = uuid::Uuid::now_v7().to_string();
         assert_eq!(decode_cursor(&encode_cursor(&id)), Some(id));
-        for bad in ["AA", "", "%%%", "!!!", &encode_cursor("not-an-id"), &encode_cursor("\0")] {
+        for bad in [
+            "AA",
+            "",
+            "%%%",
+            "!!!",
+            &encode_cursor("not-an-id"),
+            &encode_cursor("\0"),
+        ] {
             assert_eq!(decode_cursor(bad), None, "{bad}");
         }
     }

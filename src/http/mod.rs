@@ -286,9 +286,9 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for JsonObject<T> 
             }
 
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(
-                    text::Wrapped(map),
-                ))
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(text::Wrapped(
+                    map,
+                )))
             }
         }
 

@@ -83,7 +83,9 @@ pub fn refuse_in_target(req: &HttpRequest) -> Option<HttpResponse> {
     let path = percent_decoded(req.path());
     Some(match path.as_str() {
         // People see these: the error page, never a redirect.
-        "/oauth2/authorize" | "/oauth2/logout" => page_failure(StatusCode::BAD_REQUEST, &e.to_string()),
+        "/oauth2/authorize" | "/oauth2/logout" => {
+            page_failure(StatusCode::BAD_REQUEST, &e.to_string())
+        }
         "/oauth2/token" | "/oauth2/revoke" | "/oauth2/introspect" => {
             OAuthApiError::from(e).error_response()
         }
@@ -329,10 +331,14 @@ mod tests {
 
     #[test]
     fn control_characters_are_cc_exactly() {
-        for c in ['\0', '\u{1}', '\t', '\n', '\u{1f}', '\u{7f}', '\u{80}', '\u{85}', '\u{9f}'] {
+        for c in [
+            '\0', '\u{1}', '\t', '\n', '\u{1f}', '\u{7f}', '\u{80}', '\u{85}', '\u{9f}',
+        ] {
             assert!(has_control(&format!("a{c}b")), "{c:?}");
         }
-        for c in [' ', '~', '\u{a0}', '\u{ad}', '\u{200b}', '\u{2028}', 'é', '😀'] {
+        for c in [
+            ' ', '~', '\u{a0}', '\u{ad}', '\u{200b}', '\u{2028}', 'é', '😀',
+        ] {
             assert!(!has_control(&format!("a{c}b")), "{c:?}");
         }
     }
@@ -341,7 +347,10 @@ mod tests {
     fn the_target_is_checked_decoded() {
         assert!(check_target("/v1/admin/users/%00", "").is_err());
         assert!(check_target("/v1/admin/users/%C2%85", "").is_err());
-        assert!(check_target("/v1/admin/users/%2500", "").is_ok(), "decoded once");
+        assert!(
+            check_target("/v1/admin/users/%2500", "").is_ok(),
+            "decoded once"
+        );
         assert!(check_target("/v1/me", "a=%00").is_err());
         assert!(check_target("/v1/me", "%01=a").is_err());
         assert!(check_target("/v1/me", "a=%7F").is_err());
@@ -362,8 +371,18 @@ mod tests {
             assert!(e.to_string().starts_with(IN_JSON), "{bad}: {e}");
         }
         // The target's own checks stay.
-        assert!(parse(r#"{"name": "a", "name": "b"}"#).unwrap_err().to_string().contains("duplicate field"));
-        assert!(parse(r#"{"other": 1}"#).unwrap_err().to_string().contains("unknown field"));
+        assert!(
+            parse(r#"{"name": "a", "name": "b"}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("duplicate field")
+        );
+        assert!(
+            parse(r#"{"other": 1}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown field")
+        );
         // An escaped backslash before "u0000" is text, not a NUL.
         assert!(parse(r#"{"name": "\\u0000"}"#).is_ok());
     }

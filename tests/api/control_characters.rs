@@ -60,9 +60,18 @@ async fn assert_refused(what: &str, shape: Shape, response: Response) -> u16 {
         }
         Shape::Page => {
             assert_eq!(status, 400, "{what}");
-            assert!(response.headers().get("location").is_none(), "{what}: redirected");
-            let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
-            assert!(content_type.starts_with("text/html"), "{what}: {content_type}");
+            assert!(
+                response.headers().get("location").is_none(),
+                "{what}: redirected"
+            );
+            let content_type = response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(
+                content_type.starts_with("text/html"),
+                "{what}: {content_type}"
+            );
         }
         Shape::Any4xx => {}
     }
@@ -100,7 +109,10 @@ fn fields(doc: &Value, schema: &Value) -> Vec<(String, Kind)> {
             .into_iter()
             .flat_map(|s| match &s["type"] {
                 Value::String(t) => vec![t.clone()],
-                Value::Array(ts) => ts.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect(),
+                Value::Array(ts) => ts
+                    .iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect(),
                 _ => vec![],
             })
             .collect()
@@ -110,7 +122,9 @@ fn fields(doc: &Value, schema: &Value) -> Vec<(String, Kind)> {
         if t.iter().any(|t| t == "string") {
             Kind::Text
         } else if t.iter().any(|t| t == "array")
-            && resolve(doc, s).iter().any(|s| types(&s["items"]).iter().any(|t| t == "string"))
+            && resolve(doc, s)
+                .iter()
+                .any(|s| types(&s["items"]).iter().any(|t| t == "string"))
         {
             Kind::TextList
         } else {
@@ -148,9 +162,9 @@ fn cases(app: &TestApp, doc: &Value, admin: &str) -> Vec<Case> {
             .split('/')
             .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
             .collect();
-        let plain_path = path_params
-            .iter()
-            .fold(template.to_string(), |p, name| p.replace(&format!("{{{name}}}"), "x"));
+        let plain_path = path_params.iter().fold(template.to_string(), |p, name| {
+            p.replace(&format!("{{{name}}}"), "x")
+        });
         let request = |path: &str| {
             let r = app.client.request(http_method.clone(), app.url(path));
             if bearer { r.bearer_auth(admin) } else { r }
@@ -167,7 +181,11 @@ fn cases(app: &TestApp, doc: &Value, admin: &str) -> Vec<Case> {
         for c in CONTROLS {
             let bad = tainted(c);
             let mut add = |what: String, shape: Shape, request: RequestBuilder| {
-                cases.push(Case { what: format!("{method} {template}: {what} with {c:?}"), shape, request });
+                cases.push(Case {
+                    what: format!("{method} {template}: {what} with {c:?}"),
+                    shape,
+                    request,
+                });
             };
             for name in &path_params {
                 let path = template.replace(&format!("{{{name}}}"), &encoded(&bad));
@@ -177,31 +195,63 @@ fn cases(app: &TestApp, doc: &Value, admin: &str) -> Vec<Case> {
                 let path = format!("{plain_path}?{name}={}", encoded(&bad));
                 add(format!("query parameter {name}"), surface, request(&path));
                 let path = format!("{plain_path}?{}=x", encoded(&format!("{name}{c}")));
-                add(format!("query parameter name {name}"), surface, request(&path));
+                add(
+                    format!("query parameter name {name}"),
+                    surface,
+                    request(&path),
+                );
             }
-            if let Some(schema) = content.get("application/x-www-form-urlencoded").map(|m| &m["schema"]) {
+            if let Some(schema) = content
+                .get("application/x-www-form-urlencoded")
+                .map(|m| &m["schema"])
+            {
                 for (name, _) in fields(doc, schema) {
                     let form = [(name.as_str(), bad.as_str())];
-                    add(format!("form field {name}"), surface, request(&plain_path).form(&form));
+                    add(
+                        format!("form field {name}"),
+                        surface,
+                        request(&plain_path).form(&form),
+                    );
                 }
             }
             if let Some(schema) = content.get("application/json").map(|m| &m["schema"]) {
                 let shape = |strict: bool| if strict { surface } else { Shape::Any4xx };
                 for (name, kind) in fields(doc, schema) {
-                    add(format!("JSON field {name}"), shape(kind == Kind::Text),
-                        request(&plain_path).json(&json!({ name.as_str(): bad })));
-                    add(format!("JSON field {name} (in a list)"), shape(kind == Kind::TextList),
-                        request(&plain_path).json(&json!({ name.as_str(): ["ok", bad] })));
+                    add(
+                        format!("JSON field {name}"),
+                        shape(kind == Kind::Text),
+                        request(&plain_path).json(&json!({ name.as_str(): bad })),
+                    );
+                    add(
+                        format!("JSON field {name} (in a list)"),
+                        shape(kind == Kind::TextList),
+                        request(&plain_path).json(&json!({ name.as_str(): ["ok", bad] })),
+                    );
                 }
-                add("JSON key".into(), surface, request(&plain_path).json(&json!({ bad.as_str(): "x" })));
+                add(
+                    "JSON key".into(),
+                    surface,
+                    request(&plain_path).json(&json!({ bad.as_str(): "x" })),
+                );
             }
             if basic {
                 let form = [("grant_type", "client_credentials"), ("token", "x")];
-                add("Basic client id".into(), Shape::OAuth,
-                    request(&plain_path).basic_auth(&bad, Some("secret")).form(&form));
-                let value = base64::engine::general_purpose::STANDARD.encode(format!("{}:secret", encoded(&bad)));
-                add("Basic client id, form-encoded".into(), Shape::OAuth,
-                    request(&plain_path).header("authorization", format!("Basic {value}")).form(&form));
+                add(
+                    "Basic client id".into(),
+                    Shape::OAuth,
+                    request(&plain_path)
+                        .basic_auth(&bad, Some("secret"))
+                        .form(&form),
+                );
+                let value = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:secret", encoded(&bad)));
+                add(
+                    "Basic client id, form-encoded".into(),
+                    Shape::OAuth,
+                    request(&plain_path)
+                        .header("authorization", format!("Basic {value}"))
+                        .form(&form),
+                );
             }
         }
     }
