@@ -483,16 +483,15 @@ fn token_endpoint(authorization: Option<&HeaderValue>, body: &[u8]) -> bool {
         request = request.insert_header((header::AUTHORIZATION, value.clone()));
     }
     let (req, mut payload) = request.to_http_parts();
-    let form =
-        match web::Form::<Vec<(String, String)>>::from_request(&req, &mut payload).now_or_never() {
-            Some(Ok(form)) => form.into_inner(),
-            Some(Err(e)) => {
-                assert_not_5xx(&e.error_response(), "OAuth form");
-                return false;
-            }
-            None => panic!("reading an in-memory form never waits"),
-        };
-    let params = Params(form);
+    // As the handlers read it: control characters refused.
+    let params = match Params::from_request(&req, &mut payload).now_or_never() {
+        Some(Ok(params)) => params,
+        Some(Err(e)) => {
+            assert_not_5xx(&e.error_response(), "OAuth form");
+            return false;
+        }
+        None => panic!("reading an in-memory form never waits"),
+    };
     // Revocation and introspection: the token, as either kind.
     if let Ok(Some(token)) = params.one("token")
         && RefreshToken::parse(token).is_none()
@@ -566,7 +565,9 @@ fn token_checks(req: &actix_web::HttpRequest, params: &Params) -> Result<(), OAu
 /// the error (a page or a redirect).
 fn authorization_endpoint(body: &[u8]) -> bool {
     let f = fixture();
-    let params = authorize::parse_params(body);
+    let Ok(params) = authorize::parse_params(body) else {
+        return false;
+    };
     let params = RequestParams(&params);
     if let Err(e) = requested_client_id(&params) {
         assert_not_5xx(&authorize_failure(e, &f.settings.issuer), "authorize");
@@ -607,7 +608,9 @@ fn authorization_endpoint(body: &[u8]) -> bool {
 /// again with what was typed.
 fn sign_in_forms(body: &[u8]) {
     let f = fixture();
-    let params = authorize::parse_params(body);
+    let Ok(params) = authorize::parse_params(body) else {
+        return;
+    };
     if !params.iter().any(|(k, _)| k == "request_id") {
         return;
     }
@@ -632,7 +635,9 @@ fn sign_in_forms(body: &[u8]) {
 /// return address, and the confirmation page or the redirect.
 fn logout(body: &[u8]) {
     let f = fixture();
-    let params = authorize::parse_params(body);
+    let Ok(params) = authorize::parse_params(body) else {
+        return;
+    };
     let fields = RequestParams(&params);
     let one = |name: &str| fields.one(name);
     let (Ok(hint), Ok(client_id), Ok(return_uri), Ok(state)) = (

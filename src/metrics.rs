@@ -1,8 +1,10 @@
 //! Prometheus metrics (`GET /metrics`, text format 0.0.4): requests and
 //! their latency per route and status, logins by outcome, tokens issued by
 //! grant, and gauges read when scraped (hashing queue, database pool, key
-//! states). Routes are the matched patterns (`/v1/admin/users/{id}`), so
-//! the label set stays small whatever clients send.
+//! states). Every label value comes from a fixed set, whatever clients
+//! send: routes are the route table's patterns (`/v1/admin/users/{id}`) or
+//! `unmatched`, methods the standard ones or `other`, grants the known
+//! ones or `other`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -23,9 +25,41 @@ struct Histogram {
 
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), Histogram>>,
+    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), Histogram>>,
     logins: Mutex<BTreeMap<&'static str, u64>>,
-    tokens: Mutex<BTreeMap<String, u64>>,
+    tokens: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+/// The `method` label: a method of RFC 9110 (or PATCH), else `other` —
+/// any token is a valid method, and each would be a new series.
+pub fn method_label(method: &str) -> &'static str {
+    const METHODS: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    METHODS
+        .into_iter()
+        .find(|m| *m == method)
+        .unwrap_or("other")
+}
+
+/// The `route` label: a pattern of the route table, else `unmatched`.
+pub fn route_label(pattern: Option<&str>) -> &'static str {
+    crate::http::ROUTES
+        .iter()
+        .map(|(_, path)| *path)
+        .find(|path| Some(*path) == pattern)
+        .unwrap_or("unmatched")
+}
+
+/// The `grant` label: the grants tokens are issued by, else `other`.
+fn grant_label(grant: &str) -> &'static str {
+    const GRANTS: [&str; 4] = [
+        "login",
+        crate::clients::AUTHORIZATION_CODE,
+        crate::clients::REFRESH_TOKEN,
+        crate::clients::CLIENT_CREDENTIALS,
+    ];
+    GRANTS.into_iter().find(|g| *g == grant).unwrap_or("other")
 }
 
 /// Values read at scrape time from elsewhere in the service.
@@ -50,11 +84,19 @@ fn label(value: &str) -> String {
 }
 
 impl Metrics {
-    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+    /// A request to `route` (the matched pattern, if any) answered
+    /// `status`.
+    pub fn observe_request(
+        &self,
+        route: Option<&str>,
+        method: &str,
+        status: u16,
+        elapsed: Duration,
+    ) {
         let seconds = elapsed.as_secs_f64();
         let mut requests = lock(&self.requests);
         let h = requests
-            .entry((route.to_owned(), method.to_owned(), status))
+            .entry((route_label(route), method_label(method), status))
             .or_default();
         h.count += 1;
         h.sum += seconds;
@@ -72,7 +114,7 @@ impl Metrics {
 
     /// Tokens were issued by `grant` (login, authorization_code, …).
     pub fn token_issued(&self, grant: &str) {
-        *lock(&self.tokens).entry(grant.to_owned()).or_default() += 1;
+        *lock(&self.tokens).entry(grant_label(grant)).or_default() += 1;
     }
 
     /// Everything, in the Prometheus text format.
@@ -145,8 +187,8 @@ mod tests {
     #[test]
     fn renders_counters_and_cumulative_buckets() {
         let m = Metrics::default();
-        m.observe_request("/v1/me", "GET", 200, Duration::from_millis(3));
-        m.observe_request("/v1/me", "GET", 200, Duration::from_millis(30));
+        m.observe_request(Some("/v1/me"), "GET", 200, Duration::from_millis(3));
+        m.observe_request(Some("/v1/me"), "GET", 200, Duration::from_millis(30));
         m.login("success");
         m.token_issued("refresh_token");
         let text = m.render(&Gauges {
@@ -165,5 +207,42 @@ mod tests {
         assert!(text.contains(r#"tessera_tokens_issued_total{grant="refresh_token"} 1"#));
         assert!(text.contains("tessera_password_hash_queue_depth 2"));
         assert!(text.contains(r#"tessera_signing_keys{state="active"} 1"#));
+    }
+
+    #[test]
+    fn labels_come_from_fixed_sets() {
+        let m = Metrics::default();
+        for method in ["XAQGESKC", "get", "PROPFIND", "GET\n"] {
+            m.observe_request(Some("/v1/me"), method, 405, Duration::ZERO);
+        }
+        m.observe_request(Some("/made/up/{x}"), "GET", 404, Duration::ZERO);
+        m.observe_request(None, "GET", 404, Duration::ZERO);
+        m.token_issued("urn:made:up");
+        let text = m.render(&Gauges {
+            hash_queue_depth: 0,
+            db_connections: 0,
+            db_idle_connections: 0,
+            keys_by_state: BTreeMap::new(),
+        });
+        assert!(
+            text.contains(
+                r#"tessera_http_requests_total{route="/v1/me",method="other",status="405"} 4"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"tessera_http_requests_total{route="unmatched",method="GET",status="404"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"tessera_tokens_issued_total{grant="other"} 1"#),
+            "{text}"
+        );
+        assert!(
+            !text.contains("XAQGESKC") && !text.contains("made"),
+            "{text}"
+        );
     }
 }

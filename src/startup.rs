@@ -261,6 +261,15 @@ impl Application {
                 .app_data(http::query_config())
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))
+                // Control characters in the path or query: refused before
+                // any handler, so none can pass one to the database.
+                .wrap_fn(|req, srv| {
+                    use futures_util::future::{Either, ready};
+                    match http::text::refuse_in_target(req.request()) {
+                        Some(refusal) => Either::Left(ready(Ok(req.into_response(refusal)))),
+                        None => Either::Right(srv.call(req)),
+                    }
+                })
                 .wrap_fn({
                     let cors_origins = cors_origins.clone();
                     move |req, srv| {
@@ -302,12 +311,10 @@ impl Application {
                         async move {
                             let mut response = response.await?;
                             http::security_headers(&path, https, response.headers_mut());
-                            let route = response
-                                .request()
-                                .match_pattern()
-                                .unwrap_or_else(|| "unmatched".to_owned());
+                            let pattern = response.request().match_pattern();
+                            let route = crate::metrics::route_label(pattern.as_deref());
                             metrics.observe_request(
-                                &route,
+                                pattern.as_deref(),
                                 method.as_str(),
                                 response.status().as_u16(),
                                 started.elapsed(),

@@ -357,18 +357,36 @@ pub fn encode_cursor(id: &str) -> String {
 }
 
 /// The id in a cursor made by [`encode_cursor`]; None for anything else.
+/// Ids are UUIDs: anything else (`AA` is a NUL, which PostgreSQL can't
+/// even compare with TEXT) never reaches a query.
 pub fn decode_cursor(cursor: &str) -> Option<String> {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .filter(|id| id.len() <= 64)
+        .filter(|id| uuid::Uuid::try_parse(id).is_ok())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cursors_hold_ids_only() {
+        let id = uuid::Uuid::now_v7().to_string();
+        assert_eq!(decode_cursor(&encode_cursor(&id)), Some(id));
+        for bad in [
+            "AA",
+            "",
+            "%%%",
+            "!!!",
+            &encode_cursor("not-an-id"),
+            &encode_cursor("\0"),
+        ] {
+            assert_eq!(decode_cursor(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn backend_from_url_scheme() {

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::Problem;
-use super::openapi::{AccountErrors, PROBLEM};
+use super::openapi::{AccountErrors, InvalidText, PROBLEM};
 use super::{
     AccountBearer, ApiError, AppState, JsonObject, client_info, json_body_error, read_body,
 };
@@ -196,6 +196,7 @@ pub async fn logout(
         (status = 401, description = "No valid access token, or its user is gone", body = Problem, content_type = PROBLEM),
         (status = 403, description = "The token lacks the `tessera:account` scope (`insufficient_scope`) or is not a user's (`user_token_required`)", body = Problem, content_type = PROBLEM),
         (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+        InvalidText,
     ))]
 pub async fn me(state: web::Data<AppState>, auth: AccountBearer) -> Result<HttpResponse, ApiError> {
     match accounts::find_by_id(&state.db, auth.0.sub).await {
@@ -274,6 +275,7 @@ pub async fn change_password(
     responses(
         (status = 200, description = "Live sessions; `current` marks the token's", body = SessionList),
         AccountErrors,
+        InvalidText,
     ))]
 pub async fn list_sessions(
     state: web::Data<AppState>,
@@ -296,6 +298,7 @@ pub async fn list_sessions(
         (status = 204, description = "Ended"),
         (status = 404, description = "No such session of this user", body = Problem, content_type = PROBLEM),
         AccountErrors,
+        InvalidText,
     ))]
 pub async fn end_session(
     state: web::Data<AppState>,

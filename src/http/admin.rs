@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::Problem;
-use super::openapi::{AdminErrors, PROBLEM};
+use super::openapi::{AdminErrors, InvalidText, PROBLEM};
 use super::{AdminBearer, ApiError, AppState, JsonObject};
 use crate::accounts::administration::{self, UserChange};
 use crate::accounts::{self, ADMIN_ROLE, User};
@@ -154,6 +154,7 @@ pub async fn list_users(
         (status = 200, description = "The user", body = AdminUser),
         (status = 404, description = "No such user", body = Problem, content_type = PROBLEM),
         AdminErrors,
+        InvalidText,
     ))]
 pub async fn get_user(
     state: web::Data<AppState>,
@@ -210,6 +211,7 @@ pub async fn patch_user(
         (status = 404, description = "No such user", body = Problem, content_type = PROBLEM),
         (status = 409, description = "It would leave no active administrator (`last_admin`)", body = Problem, content_type = PROBLEM),
         AdminErrors,
+        InvalidText,
     ))]
 pub async fn delete_user(
     state: web::Data<AppState>,
@@ -259,6 +261,7 @@ pub async fn create_client(
     responses(
         (status = 200, description = "Every registered client", body = ClientList),
         AdminErrors,
+        InvalidText,
     ))]
 pub async fn list_clients(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
     let clients = clients::list(&state.db).await?;
@@ -273,6 +276,7 @@ pub async fn list_clients(state: web::Data<AppState>, _: Admin) -> Result<HttpRe
         (status = 200, description = "The client", body = Client),
         (status = 404, description = "No such client", body = Problem, content_type = PROBLEM),
         AdminErrors,
+        InvalidText,
     ))]
 pub async fn get_client(
     state: web::Data<AppState>,
@@ -339,6 +343,7 @@ pub async fn list_audit(
     responses(
         (status = 200, description = "The key files", body = KeyList),
         AdminErrors,
+        InvalidText,
     ))]
 pub async fn list_keys(state: web::Data<AppState>, _: Admin) -> HttpResponse {
     HttpResponse::Ok().json(KeyList {
@@ -354,6 +359,7 @@ pub async fn list_keys(state: web::Data<AppState>, _: Admin) -> HttpResponse {
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such client", body = Problem, content_type = PROBLEM),
         AdminErrors,
+        InvalidText,
     ))]
 pub async fn delete_client(
     state: web::Data<AppState>,

@@ -13,6 +13,7 @@ use super::error::{
     authorize_failure, browser_failure, page_failure, set_retry_after, throttled_page,
 };
 use super::pages::{self, ConsentPage, LoginPage};
+use super::text::ControlCharacter;
 use super::{AppState, client_info, throttle};
 use crate::accounts::{self, AccountError};
 use crate::clients::Client;
@@ -70,12 +71,19 @@ fn cookie_value(req: &HttpRequest, name: &str) -> Option<String> {
 }
 
 /// Query or form parameters; bytes that aren't UTF-8 become U+FFFD and
-/// fail validation like any other bad value.
-pub(crate) fn parse_params(raw: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(raw)
+/// fail validation like any other bad value. A control character in a
+/// name or value refuses the whole request (an error page).
+pub(crate) fn parse_params(raw: &[u8]) -> Result<Vec<(String, String)>, ControlCharacter> {
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(raw)
         .into_owned()
         .take(100)
-        .collect()
+        .collect();
+    super::text::check_pairs("a parameter", &params)?;
+    Ok(params)
+}
+
+fn refused(e: ControlCharacter) -> HttpResponse {
+    page_failure(StatusCode::BAD_REQUEST, &e.to_string())
 }
 
 // The parameters are read through `RequestParams` (repeats refused, empty
@@ -164,7 +172,10 @@ pub struct LogoutParams {
         (status = 503, description = "Database unavailable: an error page", body = String, content_type = "text/html"),
     ))]
 pub async fn authorize_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let params = parse_params(req.query_string().as_bytes());
+    let params = match parse_params(req.query_string().as_bytes()) {
+        Ok(params) => params,
+        Err(e) => return refused(e),
+    };
     let outcome = authorize(&state, &req, params).await;
     respond(&state, outcome)
 }
@@ -200,7 +211,10 @@ pub async fn authorize_post(
     if let Err(t) = throttle(&req, Class::Credentials) {
         return throttled_page(t);
     }
-    let params = parse_params(&body);
+    let params = match parse_params(&body) {
+        Ok(params) => params,
+        Err(e) => return refused(e),
+    };
     let outcome = if params.iter().any(|(k, _)| k == "request_id") {
         continue_sign_in(&state, &req, &params).await
     } else {
@@ -625,6 +639,10 @@ async fn sign_out(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes
         parse_params(&body)
     } else {
         parse_params(req.query_string().as_bytes())
+    };
+    let params = match params {
+        Ok(params) => params,
+        Err(e) => return refused(e),
     };
     let fields = RequestParams(&params);
     let one = |name: &str| fields.one(name);

@@ -4,6 +4,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::openapi::InvalidText;
 use crate::keys::PublicJwk;
 use crate::tokens::scopes;
 
@@ -43,7 +44,7 @@ pub struct ProviderMetadata {
 ///
 /// OpenID Connect Discovery 1.0 / RFC 8414. Cacheable.
 #[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "discovery",
-    responses((status = 200, description = "The metadata", body = ProviderMetadata)))]
+    responses((status = 200, description = "The metadata", body = ProviderMetadata), InvalidText))]
 pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
     let s = &state.settings;
     let endpoint = |path: &str| format!("{}{path}", s.issuer);
@@ -125,6 +126,7 @@ pub struct JwkSet {
         (status = 200, description = "The public keys", body = JwkSet,
             headers(("ETag" = String), ("Cache-Control" = String))),
         (status = 304, description = "Unchanged since the ETag"),
+        InvalidText,
     ))]
 pub async fn jwks(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
     let view = state.keys.view();

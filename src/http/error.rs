@@ -553,3 +553,21 @@ impl From<UserinfoError> for ApiError {
         }
     }
 }
+
+impl From<super::text::ControlCharacter> for ApiError {
+    fn from(e: super::text::ControlCharacter) -> Self {
+        ApiError::bad_request("invalid_text", e.to_string())
+    }
+}
+
+impl From<super::text::ControlCharacter> for OAuthApiError {
+    fn from(e: super::text::ControlCharacter) -> Self {
+        OAuthApiError::invalid_request(e.to_string())
+    }
+}
+
+impl From<super::text::ControlCharacter> for OAuthError {
+    fn from(e: super::text::ControlCharacter) -> Self {
+        OAuthError::InvalidRequest(e.to_string())
+    }
+}

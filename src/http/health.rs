@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::openapi::InvalidText;
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -26,7 +27,7 @@ pub struct Readiness {
 ///
 /// The process is up and serving.
 #[utoipa::path(get, path = "/healthz", tag = "operations",
-    responses((status = 200, description = "Up", body = Health)))]
+    responses((status = 200, description = "Up", body = Health), InvalidText))]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(Health { status: "ok" })
 }
@@ -36,7 +37,7 @@ pub async fn healthz() -> HttpResponse {
 /// Prometheus text format 0.0.4. No secrets, no per-user labels.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "The metrics", body = String,
-        content_type = "text/plain; version=0.0.4; charset=utf-8")))]
+        content_type = "text/plain; version=0.0.4; charset=utf-8"), InvalidText))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let (db_connections, db_idle_connections) = state.db.pool_usage();
     let mut keys_by_state = std::collections::BTreeMap::new();
@@ -63,6 +64,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     responses(
         (status = 200, description = "Ready", body = Readiness),
         (status = 503, description = "Not ready; which dependency is out", body = Readiness),
+        InvalidText,
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let timeout = state.settings.pool_checkout_timeout() + Duration::from_secs(1);

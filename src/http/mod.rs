@@ -13,6 +13,7 @@ mod health;
 pub(crate) mod oauth;
 pub mod openapi;
 pub(crate) mod pages;
+pub mod text;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -269,7 +270,9 @@ fn path_matches(template: &str, path: &str) -> bool {
 /// A JSON request body that must be an object: serde's derived
 /// deserialisers would also take a struct as an array of its fields, which
 /// no client means. The object's entries go straight to `T`, so its
-/// checks (repeated or unknown fields) and the error positions stay.
+/// checks (repeated or unknown fields) and the error positions stay; every
+/// string in it, keys too, is read through [`text::Checked`], which refuses
+/// control characters (`\u0000` escapes included).
 pub struct JsonObject<T>(pub T);
 
 impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for JsonObject<T> {
@@ -284,7 +287,9 @@ impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for JsonObject<T> 
             }
 
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(text::Wrapped(
+                    map,
+                )))
             }
         }
 
@@ -310,10 +315,12 @@ pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::B
     Ok(body.freeze())
 }
 
-/// A JSON body error as a problem: 400 when it isn't JSON, 422 when it is
-/// but doesn't fit.
+/// A JSON body error as a problem: 400 when it isn't JSON or a string has
+/// a control character, 422 when it is but doesn't fit.
 pub fn json_body_error(e: &serde_json::Error) -> ApiError {
-    if e.is_data() {
+    if e.is_data() && e.to_string().starts_with(text::IN_JSON) {
+        ApiError::bad_request("invalid_text", e.to_string())
+    } else if e.is_data() {
         ApiError::unprocessable("invalid_body", e.to_string())
     } else {
         ApiError::bad_request("malformed_body", format!("malformed JSON: {e}"))

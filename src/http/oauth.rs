@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::UserinfoBearer;
 use super::error::ApiError;
 use super::error::{OAuthApiError, OAuthErrorBody, Problem};
-use super::openapi::{BearerErrors, PROBLEM};
+use super::openapi::{BearerErrors, InvalidText, PROBLEM};
 use super::{AppState, client_info, throttle};
 use crate::clients::ClientError;
 use crate::clients::{self, Client};
@@ -20,8 +20,25 @@ use crate::oauth::{self, Introspection, OAuthError, RefreshRequest, TokenRespons
 use crate::throttle::Class;
 
 /// Form parameters. RFC 6749 §3.1: a parameter must not repeat (but
-/// RFC 8707 `resource`, which may); unknown ones are ignored.
+/// RFC 8707 `resource`, which may); unknown ones are ignored. Read from
+/// the body only as an extractor, which refuses control characters in
+/// names and values (`invalid_request`).
 pub struct Params(pub(crate) Vec<(String, String)>);
+
+impl actix_web::FromRequest for Params {
+    type Error = actix_web::Error;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        // `web::Form` keeps the body limit and its errors (`form_config`).
+        let form = web::Form::<Vec<(String, String)>>::from_request(req, payload);
+        Box::pin(async move {
+            let pairs = form.await?.into_inner();
+            super::text::check_pairs("a form parameter", &pairs).map_err(OAuthApiError::from)?;
+            Ok(Params(pairs))
+        })
+    }
+}
 
 impl Params {
     pub(crate) fn one(&self, name: &str) -> Result<Option<&str>, OAuthError> {
@@ -135,10 +152,13 @@ pub(crate) fn credentials(
                             .map(|(_, v)| v.into_owned())
                             .unwrap_or_default()
                     };
-                    Some(Credentials {
+                    let credentials = Credentials {
                         id: unescape(id),
                         secret: unescape(secret),
-                    })
+                    };
+                    super::text::check("the client id", &credentials.id)?;
+                    super::text::check("the client secret", &credentials.secret)?;
+                    Some(credentials)
                 }
                 _ => return Err(OAuthError::InvalidClient),
             }
@@ -197,10 +217,9 @@ async fn authenticated_client(
 pub async fn token(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<Vec<(String, String)>>,
+    params: Params,
 ) -> Result<HttpResponse, OAuthApiError> {
     throttle(&req, Class::Token)?;
-    let params = Params(form.into_inner());
     let grant_type = params.one("grant_type")?.map(str::to_owned);
     let client = authenticated_client(&state, &req, &params).await?;
     // RFC 8707 `resource`, or the `audience` many clients send.
@@ -297,6 +316,7 @@ async fn public_client(state: &AppState, params: &Params) -> Result<Client, OAut
         (status = 200, description = "The claims the token's scopes allow", body = Userinfo),
         (status = 403, description = "The token lacks the `openid` scope (`insufficient_scope`)", body = Problem, content_type = PROBLEM),
         BearerErrors,
+        InvalidText,
     ))]
 pub async fn userinfo(
     state: web::Data<AppState>,
@@ -325,9 +345,8 @@ pub async fn userinfo(
 pub async fn revoke(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<Vec<(String, String)>>,
+    params: Params,
 ) -> Result<HttpResponse, OAuthApiError> {
-    let params = Params(form.into_inner());
     let caller = authenticated_client(&state, &req, &params).await?;
     let token = params
         .one("token")?
@@ -365,10 +384,9 @@ pub async fn revoke(
 pub async fn introspect(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<Vec<(String, String)>>,
+    params: Params,
 ) -> Result<HttpResponse, OAuthApiError> {
     throttle(&req, Class::Token)?;
-    let params = Params(form.into_inner());
     let caller = authenticated_client(&state, &req, &params)
         .await?
         .ok_or(OAuthError::InvalidClient)?;

@@ -45,6 +45,16 @@ pub enum AccountErrors {
     Unavailable(Problem<'static>),
 }
 
+/// What every operation may answer: `/v1` or not, a path or query with a
+/// control character is refused before routing (`invalid_text`).
+#[derive(IntoResponses)]
+#[allow(dead_code)]
+pub enum InvalidText {
+    /// A control character (U+0000–U+001F, U+007F–U+009F) in the path or the query (`invalid_text`)
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem<'static>),
+}
+
 /// What every `/v1/admin` operation may answer besides its own.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
@@ -147,7 +157,7 @@ pub fn rendered() -> &'static [u8] {
 ///
 /// OpenAPI 3.1, generated from the code.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI document", body = Object)))]
+    responses((status = 200, description = "The OpenAPI document", body = Object), InvalidText))]
 pub async fn document() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")

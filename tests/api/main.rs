@@ -9,6 +9,7 @@ mod admin;
 mod browser;
 mod cli;
 mod clients;
+mod control_characters;
 mod database;
 mod forgery;
 mod headers;

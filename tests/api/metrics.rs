@@ -41,3 +41,63 @@ both_backends! {
         assert!(!text.contains(&email) && !text.contains(&tokens.refresh));
     }
 }
+
+/// The series of a scrape: each sample's name and labels, without values.
+fn series(text: &str) -> std::collections::BTreeSet<String> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            l.rsplit_once(' ')
+                .map_or(l, |(series, _)| series)
+                .to_owned()
+        })
+        .collect()
+}
+
+/// A method name of 8 random capital letters.
+fn made_up_method() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..8).map(|_| rng.gen_range(b'A'..=b'Z') as char).collect()
+}
+
+both_backends! {
+    // Any token is a valid HTTP method, and each was a new `method` label
+    // value: a client could grow /metrics without bound.
+    async fn made_up_methods_and_paths_add_no_series(app: TestApp) {
+        let scrape = || async { app.get("/metrics").await.text().await.unwrap() };
+        // Twice: the first scrape's own request is a series of the second.
+        scrape().await;
+        let before = scrape().await;
+        let mut methods = Vec::new();
+        for _ in 0..50 {
+            let method = made_up_method();
+            let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let response = app.client.request(m.clone(), app.url("/healthz")).send().await.unwrap();
+            assert_eq!(response.status(), 405, "{method}");
+            let path = format!("/made-up/{}?{}={}", made_up_method(), made_up_method(), made_up_method());
+            let response = app.client.request(m, app.url(&path)).send().await.unwrap();
+            assert_eq!(response.status(), 404, "{method} {path}");
+            methods.push(method);
+        }
+        let after = scrape().await;
+        for method in &methods {
+            assert!(!after.contains(method.as_str()), "{method} became a label value");
+        }
+        assert!(!after.contains("made-up"), "a path became a label value");
+        let (before, after) = (series(&before), series(&after));
+        assert!(before.is_subset(&after));
+        let new: Vec<&String> = after.difference(&before).collect();
+        // The one `other` series per route and status, and nothing else:
+        // the counter, the histogram's 12 buckets, its sum and its count.
+        for (route, status) in [("/healthz", 405), ("unmatched", 404)] {
+            let labels = format!(r#"route="{route}",method="other",status="{status}""#);
+            let of_it = new.iter().filter(|s| s.contains(&labels)).count();
+            assert_eq!(of_it, 15, "{labels}: {new:#?}");
+        }
+        assert_eq!(new.len(), 30, "{new:#?}");
+        let text = scrape().await;
+        assert!(text.contains(r#"tessera_http_requests_total{route="/healthz",method="other",status="405"} 50"#), "{text}");
+        assert!(text.contains(r#"tessera_http_requests_total{route="unmatched",method="other",status="404"} 50"#), "{text}");
+    }
+}
