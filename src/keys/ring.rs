@@ -48,6 +48,8 @@ struct Folder {
 struct Snapshot {
     folder: Arc<Folder>,
     view: Arc<KeyView>,
+    /// False until the folder was first read.
+    loaded: bool,
 }
 
 /// The keys at one moment.
@@ -171,6 +173,7 @@ impl KeyRing {
             snapshot: RwLock::new(Arc::new(Snapshot {
                 folder: empty,
                 view,
+                loaded: false,
             })),
             reloading: Mutex::new(()),
         };
@@ -325,13 +328,18 @@ impl KeyRing {
         if changed {
             tracing::info!(
                 keys = folder.keys.len(),
-                signing_kid = view.active.as_ref().map(|k| k.kid()).unwrap_or("none"),
+                signing_kid = signing_kid(&view),
                 "signing keys loaded"
             );
         }
-        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Snapshot {
+        let mut slot = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
+        if slot.loaded {
+            log_switch(&slot.view, &view);
+        }
+        *slot = Arc::new(Snapshot {
             folder: Arc::new(folder),
             view,
+            loaded: true,
         });
         Ok(())
     }
@@ -347,9 +355,11 @@ impl KeyRing {
         let mut slot = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
         // Only over the folder it was built from: a reload in between wins.
         if Arc::ptr_eq(&slot.folder, &current.folder) {
+            log_switch(&slot.view, &view);
             *slot = Arc::new(Snapshot {
                 folder: current.folder.clone(),
                 view: view.clone(),
+                loaded: slot.loaded,
             });
         }
         view
@@ -410,6 +420,19 @@ impl LoadedKey {
             revoked: self.revoked,
             digest: self.digest.clone(),
         }
+    }
+}
+
+fn signing_kid(view: &KeyView) -> &str {
+    view.active.as_ref().map(|k| k.kid()).unwrap_or("none")
+}
+
+/// Logs a change of the signing key between two views (kids only): once,
+/// as the one view replaces the other under the snapshot's lock.
+fn log_switch(before: &KeyView, after: &KeyView) {
+    let (from, to) = (signing_kid(before), signing_kid(after));
+    if from != to {
+        tracing::info!(from_kid = from, to_kid = to, "signing key switched");
     }
 }
 
