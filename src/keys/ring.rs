@@ -498,3 +498,105 @@ fn build_view(folder: &Folder, policy: &KeyPolicy, now: DateTime<Utc>) -> KeyVie
         valid_until,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+
+    use chrono::Duration;
+
+    use super::*;
+
+    /// What the ring logged, as text.
+    #[derive(Clone, Default)]
+    struct Logged(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Logged {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Logged {
+        fn take(&self) -> String {
+            String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+        }
+    }
+
+    #[test]
+    fn each_switch_of_the_signing_key_is_logged_with_both_kids_once() {
+        let logged = Logged::default();
+        let writer = logged.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("tessera-20260101T000000Z.pem");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/signing-key.pem"
+            ),
+            &first,
+        )
+        .unwrap();
+        std::fs::set_permissions(&first, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let time = Arc::new(Mutex::new(Utc::now()));
+        let clock: Clock = {
+            let time = time.clone();
+            Arc::new(move || *time.lock().unwrap())
+        };
+        let policy = KeyPolicy {
+            prepublication: Duration::seconds(20),
+            retention: Duration::seconds(60),
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            let ring = KeyRing::load(dir.path(), policy, clock.clone()).unwrap();
+            let old = ring.view().active().unwrap().kid().to_owned();
+            assert!(!logged.take().contains("switched"), "not at start");
+
+            // An emergency key, read from the folder: logged once.
+            files::create_key(dir.path(), 2048, clock(), true).unwrap();
+            ring.reload().unwrap();
+            let urgent = ring.view().active().unwrap().kid().to_owned();
+            assert_ne!(urgent, old);
+            ring.reload().unwrap();
+            let log = logged.take();
+            assert_eq!(log.matches("signing key switched").count(), 1, "{log}");
+            assert!(
+                log.contains(" INFO ")
+                    && log.contains(&format!("from_kid=\"{old}\""))
+                    && log.contains(&format!("to_kid=\"{urgent}\"")),
+                "{log}"
+            );
+
+            // An ordinary key, when the clock reaches its activation: logged
+            // once, however many requests look.
+            *time.lock().unwrap() += Duration::seconds(1);
+            files::create_key(dir.path(), 2048, clock(), false).unwrap();
+            ring.reload().unwrap();
+            assert_eq!(ring.view().active().unwrap().kid(), urgent);
+            assert!(!logged.take().contains("switched"));
+            *time.lock().unwrap() += Duration::seconds(20);
+            let routine = ring.view().active().unwrap().kid().to_owned();
+            assert_ne!(routine, urgent);
+            ring.view();
+            let log = logged.take();
+            assert_eq!(log.matches("signing key switched").count(), 1, "{log}");
+            assert!(
+                log.contains(&format!("from_kid=\"{urgent}\""))
+                    && log.contains(&format!("to_kid=\"{routine}\"")),
+                "{log}"
+            );
+            assert!(!log.contains("PRIVATE"), "no key material");
+        });
+    }
+}
