@@ -10,6 +10,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -93,15 +94,19 @@ pub fn read_folder(dir: &Path) -> Result<Folder, KeyError> {
 /// `Some(Some(when))` for `….pem.revoked-TIME`, None for any other file
 /// (not read at all).
 pub fn key_file_kind(path: &Path) -> Option<Option<DateTime<Utc>>> {
-    let name = path.file_name()?.to_str()?;
-    if name.ends_with(".pem") {
+    // Bytes, not text: a `.pem` whose name isn't UTF-8 is still a key file
+    // (reported, as it carries no creation time we can read).
+    let name = path.file_name()?.as_bytes();
+    if name.ends_with(b".pem") {
         return Some(None);
     }
     // The time has a dot in it: the name is split by hand, not by extension.
-    let (stem, stamp) = name.rsplit_once(REVOKED_MARK)?;
-    if !stem.ends_with(".pem") {
+    let mark = REVOKED_MARK.as_bytes();
+    let at = name.windows(mark.len()).rposition(|w| w == mark)?;
+    if !name[..at].ends_with(b".pem") {
         return None;
     }
+    let stamp = std::str::from_utf8(&name[at + mark.len()..]).ok()?;
     parse_time(stamp).map(Some)
 }
 
@@ -307,6 +312,9 @@ mod tests {
         for other in ["notes.txt", "x.pem.bak", "x.revoked-20261124T000000Z"] {
             assert_eq!(key_file_kind(Path::new(other)), None, "{other}");
         }
+        let not_text = Path::new(std::ffi::OsStr::from_bytes(b"tessera-\xff.pem"));
+        assert_eq!(key_file_kind(not_text), Some(None));
+        assert!(creation_from_name(not_text, false).is_err());
     }
 
     #[test]

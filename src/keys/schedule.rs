@@ -433,7 +433,9 @@ mod tests {
     #[test]
     fn a_superseded_key_never_signs_again() {
         const HORIZON: i64 = 70;
-        let mut options = Vec::new();
+        /// When a key is created, whether with `--now`, when revoked.
+        type Plan = (i64, bool, Option<i64>);
+        let mut options: Vec<Plan> = Vec::new();
         for created in [0, 4, 12] {
             for immediate in [false, true] {
                 for revoked_at in [None, Some(6), Some(15)] {
@@ -450,7 +452,7 @@ mod tests {
             Expired => 3,
             Revoked => 4,
         };
-        let folder_at = |all: &[(&str, (i64, bool, Option<i64>)); 3], now: i64| -> Vec<KeyTimes> {
+        let folder_at = |all: &[(&str, Plan); 3], now: i64| -> Vec<KeyTimes> {
             all.iter()
                 .filter(|(_, (created, _, _))| *created <= now)
                 .map(|(kid, (created, immediate, revoked_at))| {
@@ -506,16 +508,12 @@ mod tests {
                     let timeline: Vec<Vec<Scheduled>> = (0..=HORIZON)
                         .map(|now| POLICY.schedule(&folder, at(now)))
                         .collect();
-                    for now in 0..HORIZON as usize {
-                        for i in 0..folder.len() {
-                            let state = timeline[now][i].state;
+                    for (now, scheduled) in timeline.iter().enumerate().take(HORIZON as usize) {
+                        for (i, s) in scheduled.iter().enumerate() {
                             let changes = (now + 1..=HORIZON as usize)
-                                .find(|&t| timeline[t][i].state != state)
+                                .find(|&t| timeline[t][i].state != s.state)
                                 .map(|t| at(t as i64));
-                            assert_eq!(
-                                timeline[now][i].next_change, changes,
-                                "{all:?}: key {i} at {now}"
-                            );
+                            assert_eq!(s.next_change, changes, "{all:?}: key {i} at {now}");
                         }
                     }
                     scenarios += 1;

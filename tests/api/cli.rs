@@ -139,6 +139,37 @@ both_backends! {
         assert_eq!(notes["public"], true);
     }
 
+    async fn users_create_is_audited_with_actor_cli(app: TestApp) {
+        let admin = app.admin_token(&crate::helpers::unique_email()).await;
+        let output = tessera(
+            &["users", "create", "--email", "made@example.com", "--password-stdin", "--admin"],
+            &app_env(&app),
+            "a long operator passphrase\n",
+        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let user: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let id = user["id"].as_str().unwrap();
+        let events = crate::admin::audit_events(&app, &admin, &format!("user={id}")).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        let event = &events[0];
+        assert_eq!(event["action"], "user_created");
+        assert_eq!(event["actor_id"], "cli");
+        assert_eq!(event["outcome"], "success");
+        assert_eq!(event["ip"], Value::Null, "no client address on the command line");
+        assert!(event["detail"].as_str().unwrap().contains("admin"), "{event}");
+        assert!(!event.to_string().contains("passphrase"));
+        // A refused creation (the email is taken) records nothing.
+        let output = tessera(
+            &["users", "create", "--email", "made@example.com", "--password-stdin"],
+            &app_env(&app),
+            "another long passphrase",
+        );
+        assert!(!output.status.success());
+        let created = crate::admin::audit_events(&app, &admin, "kind=user_created").await;
+        assert!(created.iter().all(|e| e["actor_id"] == "cli"), "{created:?}");
+        assert_eq!(created.iter().filter(|e| e["user_id"] == id).count(), 1);
+    }
+
     async fn migrate_is_idempotent(app: TestApp) {
         let output = tessera(&["migrate"], &app_env(&app), "");
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
