@@ -126,8 +126,9 @@ impl std::fmt::Debug for KeyRing {
 
 impl KeyRing {
     /// Reads the keys folder at start; when it holds no key file at all,
-    /// creates a `bits`-bit key first (another instance creating one in the
-    /// same second is fine: its key is used). Unusable files beside good
+    /// creates a `bits`-bit key first (another instance creating one at the
+    /// same time is fine: the earlier key signs first, the later one is the
+    /// next). Unusable files beside good
     /// keys are reported and skipped; with no usable key at all the start
     /// fails, naming the files.
     pub fn load_or_create(
