@@ -11,12 +11,36 @@ use crate::db::{AnyConnection, Db, DbError};
 // (`sessions::end_reason`): logout, logout_all, revoked, ...
 /// A password login that started a session (`POST /v1/auth/login`).
 pub const LOGIN: &str = "login";
+/// An account registered by its user (`POST /v1/auth/register`).
+pub const REGISTER: &str = "register";
+/// An account created by an operator (`tessera users create`).
+pub const USER_CREATED: &str = "user_created";
 pub const REFRESH: &str = "refresh";
 pub const USER_UPDATED: &str = "user_updated";
 pub const USER_DELETED: &str = "user_deleted";
 pub const CLIENT_CREATED: &str = "client_created";
 pub const CLIENT_DELETED: &str = "client_deleted";
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+
+/// The actor of changes made from the command line.
+pub const CLI: &str = "cli";
+
+/// Who made a change, when not the user themselves, and from where: an
+/// administrator (their user id and client address), or the CLI.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub id: String,
+    pub ip: Option<String>,
+}
+
+impl Actor {
+    pub fn cli() -> Actor {
+        Actor {
+            id: CLI.to_owned(),
+            ip: None,
+        }
+    }
+}
 
 /// One event: `actor_id` did `action` to `user_id`'s account or session (or
 /// to `client_id`). `detail` is a short reason, never secret material.

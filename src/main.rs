@@ -57,9 +57,10 @@ enum KeyCommand {
     /// keys.prepublication_delay_seconds; running instances pick it up
     /// within keys.rescan_interval_seconds (at once on SIGHUP).
     Rotate {
-        /// Sign with the new key at once (after a leak). Verifiers that
-        /// cached the JWKS before it was published refetch on the unknown
-        /// kid.
+        /// Sign with the new key at once (after a leak), until a key made
+        /// after it activates; a key still waiting never signs. Verifiers
+        /// that cached the JWKS before it was published refetch on the
+        /// unknown kid.
         #[arg(long)]
         now: bool,
     },

@@ -4,7 +4,7 @@
 use diesel::prelude::*;
 
 use super::{ADMIN_ROLE, AccountError, User, UserRow, find_row, now};
-use crate::audit::{self, Event};
+use crate::audit::{self, Actor, Event};
 use crate::db::schema::{sessions, users};
 use crate::db::{AnyConnection, Db, DbError};
 use crate::sessions::end_reason;
@@ -133,7 +133,7 @@ pub async fn update(
     db: &Db,
     id: String,
     change: UserChange,
-    actor: String,
+    actor: Actor,
 ) -> Result<User, AccountError> {
     let roles = change.roles.clone().map(parse_roles).transpose()?;
     locked_write(db, move |conn| {
@@ -174,8 +174,9 @@ pub async fn update(
         let event = Event {
             action: audit::USER_UPDATED,
             outcome: "success",
-            actor_id: Some(&actor),
+            actor_id: Some(&actor.id),
             user_id: Some(&id),
+            ip: actor.ip.as_deref(),
             detail: Some(&detail),
             ..Event::default()
         };
@@ -186,7 +187,7 @@ pub async fn update(
 }
 
 /// Deletes a user with their sessions; refused for the last enabled admin.
-pub async fn delete(db: &Db, id: String, actor: String) -> Result<(), AccountError> {
+pub async fn delete(db: &Db, id: String, actor: Actor) -> Result<(), AccountError> {
     locked_write(db, move |conn| {
         let Some(row) = find_row(conn, &id)? else {
             return Ok(Err(AccountError::NotFound));
@@ -199,8 +200,9 @@ pub async fn delete(db: &Db, id: String, actor: String) -> Result<(), AccountErr
         let event = Event {
             action: audit::USER_DELETED,
             outcome: "success",
-            actor_id: Some(&actor),
+            actor_id: Some(&actor.id),
             user_id: Some(&id),
+            ip: actor.ip.as_deref(),
             ..Event::default()
         };
         audit::record(conn, event)?;

@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use serde::Serialize;
 
+use crate::audit::{self, Event};
 use crate::db::schema::users;
 use crate::db::{AnyConnection, Db, DbError};
 
@@ -156,28 +157,59 @@ pub fn now() -> NaiveDateTime {
         .naive_utc()
 }
 
-/// Creates an account: hashes the password off the async workers and
-/// inserts the user, 409 when the email is taken.
+/// Creates an account for a user registering from `client`: hashes the
+/// password off the async workers and inserts the user with its audit
+/// event, 409 when the email is taken.
 pub async fn register(
     db: &Db,
     hasher: &PasswordHasher,
     account: NewAccount,
+    client: crate::sessions::ClientInfo,
 ) -> Result<User, AccountError> {
     let password_hash = hasher.hash(account.password.expose().to_owned()).await?;
-    db.run(move |conn| insert_user(conn, &account, &password_hash))
-        .await
-        .map_err(unique_to_taken)
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            let user = insert_user(conn, &account, &password_hash)?;
+            let event = Event {
+                action: audit::REGISTER,
+                outcome: "success",
+                user_id: Some(&user.id),
+                ip: client.ip.as_deref(),
+                ..Event::default()
+            };
+            audit::record(conn, event)?;
+            Ok(user)
+        })
+    })
+    .await
+    .map_err(unique_to_taken)
 }
 
-/// The CLI's way in: everything synchronous.
+/// The CLI's way in (`tessera users create`): everything synchronous, the
+/// event's actor `cli`.
 pub fn register_blocking(
     db: &Db,
     hasher: &PasswordHasher,
     account: NewAccount,
 ) -> Result<User, AccountError> {
     let password_hash = hasher.hash_blocking(account.password.expose())?;
-    db.run_blocking(|conn| insert_user(conn, &account, &password_hash))
-        .map_err(unique_to_taken)
+    db.run_blocking(|conn| {
+        conn.transaction(|conn| {
+            let user = insert_user(conn, &account, &password_hash)?;
+            let detail = format!("roles={:?}", user.roles);
+            let event = Event {
+                action: audit::USER_CREATED,
+                outcome: "success",
+                actor_id: Some(audit::CLI),
+                user_id: Some(&user.id),
+                detail: Some(&detail),
+                ..Event::default()
+            };
+            audit::record(conn, event)?;
+            Ok(user)
+        })
+    })
+    .map_err(unique_to_taken)
 }
 
 fn unique_to_taken(e: DbError) -> AccountError {

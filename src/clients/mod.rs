@@ -12,7 +12,7 @@ use rand::RngCore;
 use serde::Serialize;
 
 use crate::accounts::{now, rfc3339};
-use crate::audit::{self, Event};
+use crate::audit::{self, Actor, Event};
 use crate::db::schema::clients;
 use crate::db::{AnyConnection, Db, DbError};
 use crate::tokens::scopes;
@@ -370,9 +370,9 @@ fn json(list: &[String]) -> String {
 pub async fn create(
     db: &Db,
     new: NewClient,
-    actor: Option<String>,
+    actor: Actor,
 ) -> Result<(Client, Option<ClientSecret>), ClientError> {
-    db.run(move |conn| create_with(conn, new, actor.as_deref()))
+    db.run(move |conn| conn.transaction(|conn| create_with(conn, new, &actor)))
         .await
         .map_err(|e| match e {
             DbError::UniqueViolation => ClientError::IdTaken,
@@ -384,13 +384,13 @@ pub fn create_blocking(
     db: &Db,
     new: NewClient,
 ) -> Result<(Client, Option<ClientSecret>), ClientError> {
-    Ok(db.run_blocking(|conn| conn.transaction(|conn| create_with(conn, new, Some("cli"))))?)
+    Ok(db.run_blocking(|conn| conn.transaction(|conn| create_with(conn, new, &Actor::cli())))?)
 }
 
 fn create_with(
     conn: &mut AnyConnection,
     new: NewClient,
-    actor: Option<&str>,
+    actor: &Actor,
 ) -> Result<(Client, Option<ClientSecret>), DbError> {
     let mut id_bytes = [0u8; 16];
     rand::rngs::OsRng.fill_bytes(&mut id_bytes);
@@ -416,8 +416,9 @@ fn create_with(
         Event {
             action: audit::CLIENT_CREATED,
             outcome: "success",
-            actor_id: actor,
+            actor_id: Some(&actor.id),
             client_id: Some(&id),
+            ip: actor.ip.as_deref(),
             ..Event::default()
         },
     )?;
@@ -465,9 +466,9 @@ fn find_row(conn: &mut AnyConnection, id: &str) -> Result<Option<ClientRow>, DbE
         .optional()?)
 }
 
-pub async fn delete(db: &Db, id: String, actor: Option<String>) -> Result<(), ClientError> {
+pub async fn delete(db: &Db, id: String, actor: Actor) -> Result<(), ClientError> {
     let deleted = db
-        .run(move |conn| delete_with(conn, &id, actor.as_deref()))
+        .run(move |conn| conn.transaction(|conn| delete_with(conn, &id, &actor)))
         .await?;
     if deleted {
         Ok(())
@@ -478,7 +479,7 @@ pub async fn delete(db: &Db, id: String, actor: Option<String>) -> Result<(), Cl
 
 pub fn delete_blocking(db: &Db, id: &str) -> Result<(), ClientError> {
     let deleted =
-        db.run_blocking(|conn| conn.transaction(|conn| delete_with(conn, id, Some("cli"))))?;
+        db.run_blocking(|conn| conn.transaction(|conn| delete_with(conn, id, &Actor::cli())))?;
     if deleted {
         Ok(())
     } else {
@@ -486,7 +487,7 @@ pub fn delete_blocking(db: &Db, id: &str) -> Result<(), ClientError> {
     }
 }
 
-fn delete_with(conn: &mut AnyConnection, id: &str, actor: Option<&str>) -> Result<bool, DbError> {
+fn delete_with(conn: &mut AnyConnection, id: &str, actor: &Actor) -> Result<bool, DbError> {
     let deleted = diesel::delete(clients::table.find(id)).execute(conn)? > 0;
     if deleted {
         audit::record(
@@ -494,8 +495,9 @@ fn delete_with(conn: &mut AnyConnection, id: &str, actor: Option<&str>) -> Resul
             Event {
                 action: audit::CLIENT_DELETED,
                 outcome: "success",
-                actor_id: actor,
+                actor_id: Some(&actor.id),
                 client_id: Some(id),
+                ip: actor.ip.as_deref(),
                 ..Event::default()
             },
         )?;

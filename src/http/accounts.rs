@@ -67,7 +67,7 @@ pub async fn register(
         name,
     } = body.into_inner().0;
     let account = NewAccount::parse(&email, password, name, Vec::new())?;
-    let user = accounts::register(&state.db, &state.hasher, account).await?;
+    let user = accounts::register(&state.db, &state.hasher, account, client_info(&req)).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, "/v1/me"))
         .json(user))

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::Problem;
 use super::openapi::{AdminErrors, InvalidText, PROBLEM};
-use super::{AdminBearer, ApiError, AppState, JsonObject};
+use super::{AdminBearer, ApiError, AppState, JsonObject, client_info};
 use crate::accounts::administration::{self, UserChange};
 use crate::accounts::{self, ADMIN_ROLE, User};
 use crate::audit::RecordedEvent;
@@ -192,13 +192,15 @@ pub struct PatchUser {
     ))]
 pub async fn patch_user(
     state: web::Data<AppState>,
+    req: HttpRequest,
     admin: Admin,
     id: web::Path<String>,
     body: web::Json<JsonObject<PatchUser>>,
 ) -> Result<HttpResponse, ApiError> {
     let PatchUser { roles, disabled } = body.into_inner().0;
     let change = UserChange { roles, disabled };
-    let user = administration::update(&state.db, id.into_inner(), change, admin.0.sub).await?;
+    let actor = acting(admin.0.sub, &req);
+    let user = administration::update(&state.db, id.into_inner(), change, actor).await?;
     Ok(HttpResponse::Ok().json(AdminUser::from(user)))
 }
 
@@ -215,10 +217,11 @@ pub async fn patch_user(
     ))]
 pub async fn delete_user(
     state: web::Data<AppState>,
+    req: HttpRequest,
     admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    administration::delete(&state.db, id.into_inner(), admin.0.sub).await?;
+    administration::delete(&state.db, id.into_inner(), acting(admin.0.sub, &req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -239,11 +242,12 @@ pub async fn delete_user(
     ))]
 pub async fn create_client(
     state: web::Data<AppState>,
+    req: HttpRequest,
     admin: Admin,
     body: web::Json<JsonObject<ClientRegistration>>,
 ) -> Result<HttpResponse, ApiError> {
     let new = NewClient::parse(body.into_inner().0, &state.settings.tokens.audience)?;
-    let (client, secret) = clients::create(&state.db, new, Some(admin.0.sub)).await?;
+    let (client, secret) = clients::create(&state.db, new, acting(admin.0.sub, &req)).await?;
     let location = format!("/v1/admin/clients/{}", client.client_id);
     let body = CreatedClient {
         client,
@@ -363,9 +367,19 @@ pub async fn list_keys(state: web::Data<AppState>, _: Admin) -> HttpResponse {
     ))]
 pub async fn delete_client(
     state: web::Data<AppState>,
+    req: HttpRequest,
     admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    clients::delete(&state.db, id.into_inner(), Some(admin.0.sub)).await?;
+    clients::delete(&state.db, id.into_inner(), acting(admin.0.sub, &req)).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The administrator `user_id` acting from the request's client address,
+/// for the audit trail.
+fn acting(user_id: String, req: &HttpRequest) -> audit::Actor {
+    audit::Actor {
+        id: user_id,
+        ip: client_info(req).ip,
+    }
 }

@@ -1,12 +1,16 @@
 //! The keys folder on disk: reading PEM files and creating new keys with
 //! owner-only permissions. A key's creation time is carried in its file name
-//! (`tessera-YYYYMMDDTHHMMSSZ.pem`), so it is the same on every instance; a
-//! key made for an emergency rotation, to sign at once, is named
-//! `tessera-YYYYMMDDTHHMMSSZ-now.pem`. A revoked key is renamed
-//! `….pem.revoked-YYYYMMDDTHHMMSSZ` (when it was revoked), and never used.
+//! (`tessera-YYYYMMDDTHHMMSS.ffffffZ.pem`, to the microsecond, so two
+//! rotations in one second don't collide and their order is known; names to
+//! the second, `tessera-YYYYMMDDTHHMMSSZ.pem`, are read too), so it is the
+//! same on every instance; a key made for an emergency rotation, to sign at
+//! once, is named `tessera-…Z-now.pem`. A revoked key is renamed
+//! `….pem.revoked-YYYYMMDDTHHMMSS.ffffffZ` (when it was revoked), and never
+//! used.
 
 use std::fs;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -16,9 +20,14 @@ use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 use super::KeyError;
 
 const NAME_PREFIX: &str = "tessera-";
-const NAME_TIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
+/// Written to the microsecond; read with any fraction, or none.
+const NAME_TIME_FORMAT: &str = "%Y%m%dT%H%M%S%.6fZ";
+const NAME_TIME_PARSE: &str = "%Y%m%dT%H%M%S%.fZ";
 const IMMEDIATE_SUFFIX: &str = "-now";
-const REVOKED_PREFIX: &str = "revoked-";
+const REVOKED_MARK: &str = ".revoked-";
+/// How many later microseconds a new key's name may take when its own is
+/// taken (another rotation in the same microsecond).
+const NAME_ATTEMPTS: u32 = 1000;
 
 /// A PEM file read from the keys folder. The PEM text is the private key:
 /// it must never be logged, hence no Debug.
@@ -85,29 +94,43 @@ pub fn read_folder(dir: &Path) -> Result<Folder, KeyError> {
 /// `Some(Some(when))` for `….pem.revoked-TIME`, None for any other file
 /// (not read at all).
 pub fn key_file_kind(path: &Path) -> Option<Option<DateTime<Utc>>> {
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("pem") => Some(None),
-        Some(extension) if path.with_extension("").extension() == Some("pem".as_ref()) => extension
-            .strip_prefix(REVOKED_PREFIX)
-            .and_then(|stamp| NaiveDateTime::parse_from_str(stamp, NAME_TIME_FORMAT).ok())
-            .map(|at| Some(at.and_utc())),
-        _ => None,
+    // Bytes, not text: a `.pem` whose name isn't UTF-8 is still a key file
+    // (reported, as it carries no creation time we can read).
+    let name = path.file_name()?.as_bytes();
+    if name.ends_with(b".pem") {
+        return Some(None);
     }
+    // The time has a dot in it: the name is split by hand, not by extension.
+    let mark = REVOKED_MARK.as_bytes();
+    let at = name.windows(mark.len()).rposition(|w| w == mark)?;
+    if !name[..at].ends_with(b".pem") {
+        return None;
+    }
+    let stamp = std::str::from_utf8(&name[at + mark.len()..]).ok()?;
+    parse_time(stamp).map(Some)
 }
 
 /// The creation time a key file's name carries, and whether the key signs
 /// at once; a revoked file's name is read without its `.revoked-…` suffix.
 pub fn creation_from_name(path: &Path, revoked: bool) -> Result<(DateTime<Utc>, bool), String> {
-    let named = if revoked {
-        path.with_extension("")
-    } else {
-        path.to_owned()
+    let name = path.file_name().and_then(|n| n.to_str());
+    let named = match name {
+        Some(name) if revoked => name
+            .rsplit_once(REVOKED_MARK)
+            .map(|(stem, _)| stem.to_owned()),
+        other => other.map(str::to_owned),
     };
-    times_from_name(&named).ok_or_else(|| {
+    named.as_deref().and_then(times_from_name).ok_or_else(|| {
         format!(
             "the name must carry the creation time: rename it {NAME_PREFIX}YYYYMMDDTHHMMSSZ.pem"
         )
     })
+}
+
+fn parse_time(stamp: &str) -> Option<DateTime<Utc>> {
+    NaiveDateTime::parse_from_str(stamp, NAME_TIME_PARSE)
+        .ok()
+        .map(|t| t.and_utc())
 }
 
 fn read_key(path: &Path, revoked: Option<DateTime<Utc>>) -> Result<KeyFile, String> {
@@ -140,7 +163,7 @@ fn read_key(path: &Path, revoked: Option<DateTime<Utc>>) -> Result<KeyFile, Stri
 /// again.
 pub fn revoke(path: &Path, now: DateTime<Utc>) -> Result<PathBuf, KeyError> {
     let mut revoked = path.as_os_str().to_owned();
-    revoked.push(format!(".{REVOKED_PREFIX}{}", now.format(NAME_TIME_FORMAT)));
+    revoked.push(format!("{REVOKED_MARK}{}", now.format(NAME_TIME_FORMAT)));
     let revoked = PathBuf::from(revoked);
     fs::rename(path, &revoked).map_err(|e| KeyError::Unusable {
         path: path.display().to_string(),
@@ -150,23 +173,29 @@ pub fn revoke(path: &Path, now: DateTime<Utc>) -> Result<PathBuf, KeyError> {
 }
 
 /// The creation time in a file name, and whether the key signs at once.
-fn times_from_name(path: &Path) -> Option<(DateTime<Utc>, bool)> {
-    let stem = path.file_stem()?.to_str()?;
-    let stamp = stem.strip_prefix(NAME_PREFIX)?;
+fn times_from_name(name: &str) -> Option<(DateTime<Utc>, bool)> {
+    let stamp = name.strip_suffix(".pem")?.strip_prefix(NAME_PREFIX)?;
     let (stamp, immediate) = match stamp.strip_suffix(IMMEDIATE_SUFFIX) {
         Some(stamp) => (stamp, true),
         None => (stamp, false),
     };
-    NaiveDateTime::parse_from_str(stamp, NAME_TIME_FORMAT)
-        .ok()
-        .map(|t| (t.and_utc(), immediate))
+    parse_time(stamp).map(|t| (t, immediate))
+}
+
+/// A key file's name for a creation time (to the microsecond).
+fn key_name(created_at: DateTime<Utc>, immediate: bool) -> String {
+    let suffix = if immediate { IMMEDIATE_SUFFIX } else { "" };
+    format!(
+        "{NAME_PREFIX}{}{suffix}.pem",
+        created_at.format(NAME_TIME_FORMAT)
+    )
 }
 
 /// Generates a key and writes it as PKCS#8 PEM, mode 0600, in a folder of
-/// mode 0700, named for `now`. Written under a temporary name and then linked
-/// into place, so no instance ever reads half a key, and none is replaced:
-/// a name already taken (another instance, the same second) is
-/// `KeyError::Exists`.
+/// mode 0700, named for `now` to the microsecond. Written under a temporary
+/// name and then linked into place, so no instance ever reads half a key,
+/// and none is replaced: when the name is taken (another rotation in the
+/// same microsecond), the next microsecond's is used.
 pub fn create_key(
     dir: &Path,
     bits: usize,
@@ -180,10 +209,11 @@ pub fn create_key(
     let pem = key
         .to_pkcs8_pem(LineEnding::LF)
         .map_err(|e| folder_error(dir, format!("key encoding failed: {e}")))?;
-    let suffix = if immediate { IMMEDIATE_SUFFIX } else { "" };
-    let name = format!("{NAME_PREFIX}{}{suffix}.pem", now.format(NAME_TIME_FORMAT));
-    let path = dir.join(&name);
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        key_name(now, immediate),
+        std::process::id()
+    ));
     let write = || -> std::io::Result<()> {
         let mut file = fs::OpenOptions::new()
             .write(true)
@@ -191,19 +221,35 @@ pub fn create_key(
             .mode(0o600)
             .open(&tmp)?;
         file.write_all(pem.as_bytes())?;
-        file.sync_all()?;
-        // A link, unlike a rename, never replaces an existing key.
-        fs::hard_link(&tmp, &path)?;
-        fs::remove_file(&tmp)
+        file.sync_all()
     };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            return KeyError::Exists(path.display().to_string());
+    let written = write().and_then(|()| {
+        let mut taken = None;
+        for attempt in 0..NAME_ATTEMPTS {
+            let path = dir.join(key_name(
+                now + chrono::Duration::microseconds(attempt.into()),
+                immediate,
+            ));
+            // A link, unlike a rename, never replaces an existing key.
+            match fs::hard_link(&tmp, &path) {
+                Ok(()) => return Ok(Ok(path)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => taken = Some(path),
+                Err(e) => return Err(e),
+            }
         }
-        folder_error(dir, format!("cannot write {}: {e}", path.display()))
-    })?;
-    let (created_at, immediate) = times_from_name(&path).unwrap_or((now, immediate));
+        Ok(Err(taken.unwrap_or_default()))
+    });
+    let _ = fs::remove_file(&tmp);
+    let path = match written {
+        Ok(Ok(path)) => path,
+        Ok(Err(taken)) => return Err(KeyError::Exists(taken.display().to_string())),
+        Err(e) => return Err(folder_error(dir, format!("cannot write a new key: {e}"))),
+    };
+    let (created_at, immediate) = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(times_from_name)
+        .unwrap_or((now, immediate));
     Ok(KeyFile {
         created_at,
         immediate,
@@ -211,4 +257,76 @@ pub fn create_key(
         path,
         pem: pem.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_carry_the_creation_time_to_the_microsecond_and_old_names_still_read() {
+        let at = DateTime::parse_from_rfc3339("2026-11-23T10:15:00.123456789Z")
+            .unwrap()
+            .to_utc();
+        let name = key_name(at, false);
+        assert_eq!(name, "tessera-20261123T101500.123456Z.pem");
+        let micros = DateTime::parse_from_rfc3339("2026-11-23T10:15:00.123456Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(times_from_name(&name), Some((micros, false)));
+        assert_eq!(
+            times_from_name(&key_name(at, true)),
+            Some((micros, true)),
+            "{}",
+            key_name(at, true)
+        );
+        let second = DateTime::parse_from_rfc3339("2026-11-23T10:15:00Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(
+            times_from_name("tessera-20261123T101500Z.pem"),
+            Some((second, false))
+        );
+        assert_eq!(
+            times_from_name("tessera-20261123T101500Z-now.pem"),
+            Some((second, true))
+        );
+        assert_eq!(times_from_name("tessera-20261123.pem"), None);
+
+        // Revoked files, old and new, are recognised and read.
+        for (name, revoked_at) in [
+            (
+                "tessera-20261123T101500.123456Z.pem.revoked-20261124T000000.000001Z",
+                "2026-11-24T00:00:00.000001Z",
+            ),
+            (
+                "tessera-20261123T101500Z.pem.revoked-20261124T000000Z",
+                "2026-11-24T00:00:00Z",
+            ),
+        ] {
+            let path = Path::new("/keys").join(name);
+            let revoked = DateTime::parse_from_rfc3339(revoked_at).unwrap().to_utc();
+            assert_eq!(key_file_kind(&path), Some(Some(revoked)), "{name}");
+            assert!(creation_from_name(&path, true).is_ok(), "{name}");
+        }
+        for other in ["notes.txt", "x.pem.bak", "x.revoked-20261124T000000Z"] {
+            assert_eq!(key_file_kind(Path::new(other)), None, "{other}");
+        }
+        let not_text = Path::new(std::ffi::OsStr::from_bytes(b"tessera-\xff.pem"));
+        assert_eq!(key_file_kind(not_text), Some(None));
+        assert!(creation_from_name(not_text, false).is_err());
+    }
+
+    #[test]
+    fn two_keys_made_in_the_same_microsecond_get_two_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = Utc::now();
+        let first = create_key(dir.path(), 2048, now, false).unwrap();
+        let second = create_key(dir.path(), 2048, now, false).unwrap();
+        assert_ne!(first.path, second.path);
+        assert!(first.created_at < second.created_at);
+        let read = read_folder(dir.path()).unwrap();
+        assert_eq!(read.keys.len(), 2);
+        assert!(read.problems.is_empty());
+    }
 }

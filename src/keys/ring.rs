@@ -48,6 +48,8 @@ struct Folder {
 struct Snapshot {
     folder: Arc<Folder>,
     view: Arc<KeyView>,
+    /// False until the folder was first read.
+    loaded: bool,
 }
 
 /// The keys at one moment.
@@ -124,8 +126,9 @@ impl std::fmt::Debug for KeyRing {
 
 impl KeyRing {
     /// Reads the keys folder at start; when it holds no key file at all,
-    /// creates a `bits`-bit key first (another instance creating one in the
-    /// same second is fine: its key is used). Unusable files beside good
+    /// creates a `bits`-bit key first (another instance creating one at the
+    /// same time is fine: the earlier key signs first, the later one is the
+    /// next). Unusable files beside good
     /// keys are reported and skipped; with no usable key at all the start
     /// fails, naming the files.
     pub fn load_or_create(
@@ -171,6 +174,7 @@ impl KeyRing {
             snapshot: RwLock::new(Arc::new(Snapshot {
                 folder: empty,
                 view,
+                loaded: false,
             })),
             reloading: Mutex::new(()),
         };
@@ -325,13 +329,18 @@ impl KeyRing {
         if changed {
             tracing::info!(
                 keys = folder.keys.len(),
-                signing_kid = view.active.as_ref().map(|k| k.kid()).unwrap_or("none"),
+                signing_kid = signing_kid(&view),
                 "signing keys loaded"
             );
         }
-        *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Snapshot {
+        let mut slot = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
+        if slot.loaded {
+            log_switch(&slot.view, &view);
+        }
+        *slot = Arc::new(Snapshot {
             folder: Arc::new(folder),
             view,
+            loaded: true,
         });
         Ok(())
     }
@@ -347,9 +356,11 @@ impl KeyRing {
         let mut slot = self.snapshot.write().unwrap_or_else(|p| p.into_inner());
         // Only over the folder it was built from: a reload in between wins.
         if Arc::ptr_eq(&slot.folder, &current.folder) {
+            log_switch(&slot.view, &view);
             *slot = Arc::new(Snapshot {
                 folder: current.folder.clone(),
                 view: view.clone(),
+                loaded: slot.loaded,
             });
         }
         view
@@ -413,6 +424,19 @@ impl LoadedKey {
     }
 }
 
+fn signing_kid(view: &KeyView) -> &str {
+    view.active.as_ref().map(|k| k.kid()).unwrap_or("none")
+}
+
+/// Logs a change of the signing key between two views (kids only): once,
+/// as the one view replaces the other under the snapshot's lock.
+fn log_switch(before: &KeyView, after: &KeyView) {
+    let (from, to) = (signing_kid(before), signing_kid(after));
+    if from != to {
+        tracing::info!(from_kid = from, to_kid = to, "signing key switched");
+    }
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -473,5 +497,107 @@ fn build_view(folder: &Folder, policy: &KeyPolicy, now: DateTime<Utc>) -> KeyVie
         published,
         verification,
         valid_until,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+
+    use chrono::Duration;
+
+    use super::*;
+
+    /// What the ring logged, as text.
+    #[derive(Clone, Default)]
+    struct Logged(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Logged {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Logged {
+        fn take(&self) -> String {
+            String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap()
+        }
+    }
+
+    #[test]
+    fn each_switch_of_the_signing_key_is_logged_with_both_kids_once() {
+        let logged = Logged::default();
+        let writer = logged.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let dir = tempfile::tempdir().unwrap();
+        let first = dir.path().join("tessera-20260101T000000Z.pem");
+        std::fs::copy(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/fixtures/signing-key.pem"
+            ),
+            &first,
+        )
+        .unwrap();
+        std::fs::set_permissions(&first, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let time = Arc::new(Mutex::new(Utc::now()));
+        let clock: Clock = {
+            let time = time.clone();
+            Arc::new(move || *time.lock().unwrap())
+        };
+        let policy = KeyPolicy {
+            prepublication: Duration::seconds(20),
+            retention: Duration::seconds(60),
+        };
+        tracing::subscriber::with_default(subscriber, || {
+            let ring = KeyRing::load(dir.path(), policy, clock.clone()).unwrap();
+            let old = ring.view().active().unwrap().kid().to_owned();
+            assert!(!logged.take().contains("switched"), "not at start");
+
+            // An emergency key, read from the folder: logged once.
+            files::create_key(dir.path(), 2048, clock(), true).unwrap();
+            ring.reload().unwrap();
+            let urgent = ring.view().active().unwrap().kid().to_owned();
+            assert_ne!(urgent, old);
+            ring.reload().unwrap();
+            let log = logged.take();
+            assert_eq!(log.matches("signing key switched").count(), 1, "{log}");
+            assert!(
+                log.contains(" INFO ")
+                    && log.contains(&format!("from_kid=\"{old}\""))
+                    && log.contains(&format!("to_kid=\"{urgent}\"")),
+                "{log}"
+            );
+
+            // An ordinary key, when the clock reaches its activation: logged
+            // once, however many requests look.
+            *time.lock().unwrap() += Duration::seconds(1);
+            files::create_key(dir.path(), 2048, clock(), false).unwrap();
+            ring.reload().unwrap();
+            assert_eq!(ring.view().active().unwrap().kid(), urgent);
+            assert!(!logged.take().contains("switched"));
+            *time.lock().unwrap() += Duration::seconds(20);
+            let routine = ring.view().active().unwrap().kid().to_owned();
+            assert_ne!(routine, urgent);
+            ring.view();
+            let log = logged.take();
+            assert_eq!(log.matches("signing key switched").count(), 1, "{log}");
+            assert!(
+                log.contains(&format!("from_kid=\"{urgent}\""))
+                    && log.contains(&format!("to_kid=\"{routine}\"")),
+                "{log}"
+            );
+            assert!(!log.contains("PRIVATE"), "no key material");
+        });
     }
 }

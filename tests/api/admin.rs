@@ -20,6 +20,20 @@ async fn admin_request(
     request.send().await.unwrap()
 }
 
+/// The events `GET /v1/admin/audit?{query}` lists.
+pub async fn audit_events(app: &TestApp, admin: &str, query: &str) -> Vec<Value> {
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/admin/audit?{query}")))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let page: Value = response.json().await.unwrap();
+    page["events"].as_array().expect("events").clone()
+}
+
 async fn user_id(app: &TestApp, email: &str) -> String {
     let tokens = app.tokens(email).await;
     segment(&tokens.access, 1)["sub"]
@@ -229,5 +243,93 @@ both_backends! {
 
         assert_problem(admin_request(&app, reqwest::Method::GET, "/v1/admin/users?cursor=!!!", &admin, None).await, 400, "invalid_cursor").await;
         assert_problem(admin_request(&app, reqwest::Method::GET, "/v1/admin/users?limit=lots", &admin, None).await, 400, "invalid_query").await;
+    }
+
+    async fn a_registration_is_audited_with_its_user_and_address(app: TestApp) {
+        let admin = app.admin_token(&unique_email()).await;
+        let email = unique_email();
+        // A client that claims another address, from a peer that is no
+        // trusted proxy: the peer's address is recorded.
+        let response = app.client.post(app.url("/v1/auth/register"))
+            .header("x-forwarded-for", "203.0.113.9")
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        let user: Value = response.json().await.unwrap();
+        let id = user["id"].as_str().unwrap();
+        let events = audit_events(&app, &admin, &format!("user={id}&kind=register")).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        let event = &events[0];
+        assert_eq!(event["outcome"], "success");
+        assert_eq!(event["ip"], "127.0.0.1");
+        assert_eq!(event["actor_id"], Value::Null, "the user registered themselves");
+        assert!(!event.to_string().contains(PASSWORD));
+        // The same email again is refused, and records no registration.
+        let again = app.post_json("/v1/auth/register", &json!({"email": email, "password": PASSWORD})).await;
+        assert_problem(again, 409, "email_taken").await;
+        let registrations = audit_events(&app, &admin, "kind=register").await;
+        assert_eq!(registrations.len(), 1, "{registrations:?}");
+    }
+
+    async fn a_registration_through_a_trusted_proxy_records_the_forwarded_address(app: TestApp, settings = |s| s.throttle.trusted_proxies = vec!["127.0.0.1".into()]) {
+        let admin = app.admin_token(&unique_email()).await;
+        let response = app.client.post(app.url("/v1/auth/register"))
+            .header("x-forwarded-for", "203.0.113.9")
+            .json(&json!({"email": unique_email(), "password": PASSWORD}))
+            .send().await.unwrap();
+        assert_eq!(response.status(), 201);
+        let user: Value = response.json().await.unwrap();
+        let id = user["id"].as_str().unwrap();
+        let events = audit_events(&app, &admin, &format!("user={id}&kind=register")).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["ip"], "203.0.113.9");
+        // An administrator behind the proxy: their address, not the proxy's.
+        let response = app.client.patch(app.url(&format!("/v1/admin/users/{id}")))
+            .bearer_auth(&admin)
+            .header("x-forwarded-for", "198.51.100.7")
+            .json(&json!({"roles": ["editor"]}))
+            .send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        let events = audit_events(&app, &admin, &format!("user={id}&kind=user_updated")).await;
+        assert_eq!(events[0]["ip"], "198.51.100.7", "{events:?}");
+    }
+
+    async fn every_admin_action_records_the_admins_address(app: TestApp) {
+        let admin = app.admin_token(&unique_email()).await;
+        let admin_id = segment(&admin, 1)["sub"].as_str().unwrap().to_owned();
+        let user = app.register(&unique_email()).await;
+        let id = user["id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/admin/users/{id}");
+
+        let response = admin_request(&app, reqwest::Method::PATCH, &path, &admin, Some(json!({"roles": ["editor"], "disabled": true}))).await;
+        assert_eq!(response.status(), 200);
+        let response = admin_request(&app, reqwest::Method::DELETE, &path, &admin, None).await;
+        assert_eq!(response.status(), 204);
+        let registration = json!({"name": "audited", "grant_types": ["client_credentials"], "scopes": ["reports:read"]});
+        let response = admin_request(&app, reqwest::Method::POST, "/v1/admin/clients", &admin, Some(registration)).await;
+        assert_eq!(response.status(), 201);
+        let client: Value = response.json().await.unwrap();
+        let client_id = client["client_id"].as_str().unwrap().to_owned();
+        let response = admin_request(&app, reqwest::Method::DELETE, &format!("/v1/admin/clients/{client_id}"), &admin, None).await;
+        assert_eq!(response.status(), 204);
+
+        for (kind, about, value) in [
+            ("user_updated", "user_id", id.as_str()),
+            ("user_deleted", "user_id", id.as_str()),
+            ("client_created", "client_id", client_id.as_str()),
+            ("client_deleted", "client_id", client_id.as_str()),
+        ] {
+            let events = audit_events(&app, &admin, &format!("kind={kind}")).await;
+            assert_eq!(events.len(), 1, "{kind}: {events:?}");
+            let event = &events[0];
+            assert_eq!(event[about], value, "{kind}: {event}");
+            assert_eq!(event["actor_id"], admin_id.as_str(), "{kind}: {event}");
+            assert_eq!(event["ip"], "127.0.0.1", "{kind}: {event}");
+            assert_eq!(event["outcome"], "success", "{kind}: {event}");
+        }
+        // A refused change records nothing: the last admin stays.
+        let response = admin_request(&app, reqwest::Method::DELETE, &format!("/v1/admin/users/{admin_id}"), &admin, None).await;
+        assert_problem(response, 409, "last_admin").await;
+        assert!(audit_events(&app, &admin, &format!("user={admin_id}&kind=user_deleted")).await.is_empty());
     }
 }

@@ -139,6 +139,37 @@ both_backends! {
         assert_eq!(notes["public"], true);
     }
 
+    async fn users_create_is_audited_with_actor_cli(app: TestApp) {
+        let admin = app.admin_token(&crate::helpers::unique_email()).await;
+        let output = tessera(
+            &["users", "create", "--email", "made@example.com", "--password-stdin", "--admin"],
+            &app_env(&app),
+            "a long operator passphrase\n",
+        );
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let user: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let id = user["id"].as_str().unwrap();
+        let events = crate::admin::audit_events(&app, &admin, &format!("user={id}")).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        let event = &events[0];
+        assert_eq!(event["action"], "user_created");
+        assert_eq!(event["actor_id"], "cli");
+        assert_eq!(event["outcome"], "success");
+        assert_eq!(event["ip"], Value::Null, "no client address on the command line");
+        assert!(event["detail"].as_str().unwrap().contains("admin"), "{event}");
+        assert!(!event.to_string().contains("passphrase"));
+        // A refused creation (the email is taken) records nothing.
+        let output = tessera(
+            &["users", "create", "--email", "made@example.com", "--password-stdin"],
+            &app_env(&app),
+            "another long passphrase",
+        );
+        assert!(!output.status.success());
+        let created = crate::admin::audit_events(&app, &admin, "kind=user_created").await;
+        assert!(created.iter().all(|e| e["actor_id"] == "cli"), "{created:?}");
+        assert_eq!(created.iter().filter(|e| e["user_id"] == id).count(), 1);
+    }
+
     async fn migrate_is_idempotent(app: TestApp) {
         let output = tessera(&["migrate"], &app_env(&app), "");
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
@@ -199,4 +230,88 @@ fn bad_settings_fail_with_one_clear_line() {
         "",
     );
     assert_one_line_failure(&output, "broken.pem");
+}
+
+/// Two `keys rotate` in the same second (two operators, or a script) make
+/// two keys with two names, both listed; and of two `--now` the later one
+/// signs, the other is superseded at once.
+#[test]
+fn keys_rotate_twice_in_one_second_makes_two_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let env = [("TESSERA__KEYS__DIR", keys.display().to_string())];
+    let rotate_two = |args: &'static [&'static str]| -> Vec<Value> {
+        // Both start just after a second begins, side by side, so both
+        // name their key within that second.
+        let now = chrono::Utc::now();
+        let into_next_second = 1_000_000_000 - u64::from(now.timestamp_subsec_nanos()) + 20_000_000;
+        std::thread::sleep(std::time::Duration::from_nanos(into_next_second));
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                let env = env.clone();
+                std::thread::spawn(move || tessera(args, &env, ""))
+            })
+            .collect();
+        runs.into_iter()
+            .map(|run| {
+                let output = run.join().unwrap();
+                assert!(
+                    output.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                serde_json::from_slice(&output.stdout).expect("the new key as JSON")
+            })
+            .collect()
+    };
+    let created_at = |key: &Value| {
+        chrono::DateTime::parse_from_rfc3339(key["created_at"].as_str().unwrap()).unwrap()
+    };
+    let second_of = |key: &Value| created_at(key).timestamp();
+
+    let created = rotate_two(&["keys", "rotate"]);
+    assert_eq!(
+        second_of(&created[0]),
+        second_of(&created[1]),
+        "{created:?}"
+    );
+    assert_ne!(created[0]["file"], created[1]["file"]);
+    assert_ne!(created[0]["kid"], created[1]["kid"]);
+    let listed = |kid: &Value| -> Value {
+        let output = tessera(&["keys", "list"], &env, "");
+        let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kid"] == *kid)
+            .cloned()
+            .unwrap_or_else(|| panic!("{kid} listed: {list}"))
+    };
+    for key in &created {
+        assert_ne!(listed(&key["kid"])["state"], "invalid");
+    }
+
+    let urgent = rotate_two(&["keys", "rotate", "--now"]);
+    assert_eq!(second_of(&urgent[0]), second_of(&urgent[1]), "{urgent:?}");
+    let states: Vec<Value> = urgent
+        .iter()
+        .map(|k| listed(&k["kid"])["state"].clone())
+        .collect();
+    // The one created later (its name says so) signs.
+    let later = if created_at(&urgent[0]) > created_at(&urgent[1]) {
+        0
+    } else {
+        1
+    };
+    assert_eq!(states[later], "active", "{urgent:?} {states:?}");
+    assert_eq!(states[1 - later], "previous", "{urgent:?} {states:?}");
+    let output = tessera(&["keys", "list"], &env, "");
+    let list: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let active = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["state"] == "active")
+        .count();
+    assert_eq!(active, 1, "{list}");
 }

@@ -47,9 +47,14 @@ async fn signed_by(app: &TestApp, email: &str) -> (String, String) {
 /// `GET /v1/admin/keys`, as a new administrator.
 async fn admin_keys(app: &TestApp) -> Value {
     let admin = app.admin_token(&unique_email()).await;
+    admin_keys_as(app, &admin).await
+}
+
+/// `GET /v1/admin/keys` with this token.
+async fn admin_keys_as(app: &TestApp, admin: &str) -> Value {
     app.client
         .get(app.url("/v1/admin/keys"))
-        .bearer_auth(&admin)
+        .bearer_auth(admin)
         .send()
         .await
         .unwrap()
@@ -289,6 +294,173 @@ async fn unusable_key_files_are_reported_and_skipped(backend: Backend) {
     );
 }
 
+/// The state `GET /v1/admin/keys` gives each kid, and the kid it shows as
+/// active (exactly one, or none).
+async fn key_states(app: &TestApp) -> (Vec<(String, String)>, Option<String>) {
+    states_in(&admin_keys(app).await)
+}
+
+fn states_in(listing: &Value) -> (Vec<(String, String)>, Option<String>) {
+    let states: Vec<(String, String)> = listing["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["kid"].as_str().unwrap_or("").to_owned(),
+                k["state"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let active: Vec<&String> = states
+        .iter()
+        .filter(|(_, s)| s == "active")
+        .map(|(kid, _)| kid)
+        .collect();
+    assert!(active.len() <= 1, "one signing key at most: {states:?}");
+    let active = active.first().map(|k| (*k).clone());
+    (states, active)
+}
+
+/// The reported case and its relatives, with a 20 s pre-publication delay
+/// and a first key created at start: an emergency key made inside the first
+/// key's window stays in force when the first key's activation comes, a
+/// second `--now` takes over from it, an ordinary rotation after them takes
+/// over after its delay, and no key that was superseded signs again — in
+/// the tokens, in `/v1/admin/keys`, on a second instance alike.
+async fn an_emergency_key_stays_in_force_and_superseded_keys_never_return(backend: Backend) {
+    let clock = ManualClock::starting_now();
+    let tweak = |s: &mut tessera::configuration::Settings| {
+        // An empty folder: the first key is created at start, now.
+        s.keys.dir = s.keys.dir.with_file_name("first-start");
+        s.keys.jwks_max_age_seconds = 1;
+        s.keys.rescan_interval_seconds = 1;
+        s.keys.prepublication_delay_seconds = 20;
+    };
+    let Some(a) = TestApp::spawn_clocked(backend, tweak, clock.clock()).await else {
+        return;
+    };
+    let b = a.spawn_beside(clock.clock()).await;
+    let email = unique_email();
+    a.register(&email).await;
+    let reload = || {
+        a.keys.reload().unwrap();
+        b.keys.reload().unwrap();
+    };
+    // The kid that signs on both instances (they agree), as tokens and the
+    // administrators' view show it.
+    let signer = async || -> String {
+        let (_, kid) = signed_by(&a, &email).await;
+        assert_eq!(signed_by(&b, &email).await.1, kid, "both instances agree");
+        let (_, active) = key_states(&a).await;
+        assert_eq!(active.as_deref(), Some(kid.as_str()), "listed as active");
+        kid
+    };
+    let state_of = async |kid: &str| -> String {
+        let (states, _) = key_states(&b).await;
+        states
+            .into_iter()
+            .find(|(k, _)| k == kid)
+            .map(|(_, s)| s)
+            .unwrap_or_else(|| panic!("{kid} listed"))
+    };
+
+    // The first key signs before its own activation: nothing else could.
+    let first = signer().await;
+    assert_eq!(state_of(&first).await, "active");
+
+    // 5 s later, inside its window: an emergency rotation signs at once.
+    clock.advance(Duration::seconds(5));
+    let urgent = rotate(&a, &clock, true);
+    reload();
+    assert_eq!(signer().await, urgent);
+    assert_eq!(state_of(&first).await, "previous");
+
+    // The first key's scheduled activation comes and goes: the emergency
+    // key goes on signing, however often the folder is read.
+    for _ in 0..4 {
+        clock.advance(Duration::seconds(5));
+        reload();
+        assert_eq!(signer().await, urgent);
+        assert_eq!(state_of(&first).await, "previous");
+    }
+
+    // A second emergency rotation takes over at once from the first.
+    clock.advance(Duration::seconds(1));
+    let again = rotate(&a, &clock, true);
+    reload();
+    assert_eq!(signer().await, again);
+    assert_eq!(state_of(&urgent).await, "previous");
+
+    // An ordinary rotation: published at once, signing after its delay.
+    clock.advance(Duration::seconds(1));
+    let routine = rotate(&a, &clock, false);
+    reload();
+    assert!(published(&a).await.contains(&routine));
+    assert_eq!(state_of(&routine).await, "next");
+    clock.advance(Duration::seconds(19));
+    assert_eq!(signer().await, again);
+    clock.advance(Duration::seconds(1));
+    assert_eq!(signer().await, routine);
+    assert_eq!(state_of(&again).await, "previous");
+
+    // Long after, the superseded keys expire; none ever signed again.
+    let retention = Duration::seconds(
+        (a.settings.tokens.access_ttl_seconds + a.settings.tokens.leeway_seconds) as i64,
+    );
+    clock.advance(retention);
+    reload();
+    assert_eq!(signer().await, routine);
+    for kid in [&first, &urgent, &again] {
+        assert_eq!(state_of(kid).await, "expired", "{kid}");
+    }
+    assert_eq!(published(&a).await, vec![routine.clone()]);
+}
+
+/// Revoking the signing key hands signing to no key it superseded, even
+/// one still published: nothing signs until a newer key does.
+async fn revoking_the_signing_key_never_revives_a_superseded_one(backend: Backend) {
+    let clock = ManualClock::starting_now();
+    let Some(app) = TestApp::spawn_clocked(backend, |_| {}, clock.clock()).await else {
+        return;
+    };
+    let email = unique_email();
+    app.register(&email).await;
+    // Logged in before: with no key signing, nobody can log in.
+    let admin = app.admin_token(&unique_email()).await;
+    let (_, old) = signed_by(&app, &email).await;
+    let urgent = rotate(&app, &clock, true);
+    app.keys.reload().unwrap();
+    assert_eq!(signed_by(&app, &email).await.1, urgent);
+
+    let path = app
+        .keys
+        .paths_of(&urgent)
+        .pop()
+        .expect("the urgent key's file");
+    clock.advance(Duration::seconds(1));
+    tessera::keys::files::revoke(&path, clock.now()).unwrap();
+    app.keys.reload().unwrap();
+    // The old key is still published (tokens it signed still verify) but
+    // does not sign again.
+    assert!(published(&app).await.contains(&old));
+    assert_eq!(app.login(&email, PASSWORD).await.status(), 503);
+    assert_eq!(app.get("/readyz").await.status(), 503);
+    let (states, active) = states_in(&admin_keys_as(&app, &admin).await);
+    assert_eq!(active, None, "{states:?}");
+    assert!(
+        states.contains(&(old.clone(), "previous".into())),
+        "{states:?}"
+    );
+
+    // A new emergency key signs at once.
+    clock.advance(Duration::seconds(1));
+    let fresh = rotate(&app, &clock, true);
+    app.keys.reload().unwrap();
+    assert_eq!(signed_by(&app, &email).await.1, fresh);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),*) => {$(
         mod $name {
@@ -310,7 +482,9 @@ macro_rules! on_both_backends {
 on_both_backends!(
     two_instances_rotate_in_step,
     a_cached_verifier_never_meets_an_unknown_kid,
-    unusable_key_files_are_reported_and_skipped
+    unusable_key_files_are_reported_and_skipped,
+    an_emergency_key_stays_in_force_and_superseded_keys_never_return,
+    revoking_the_signing_key_never_revives_a_superseded_one
 );
 
 /// Runs the `tessera` binary with these settings (and no others from the
