@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDateTime, Timelike, Utc};
 use rsa::pkcs8::{EncodePrivateKey, LineEnding};
 
 use super::KeyError;
@@ -202,6 +202,25 @@ pub fn create_key(
     now: DateTime<Utc>,
     immediate: bool,
 ) -> Result<KeyFile, KeyError> {
+    write_key(dir, bits, now, immediate, NAME_ATTEMPTS)
+}
+
+/// The first key of an empty folder, named for the whole second: instances
+/// starting together on one folder make the same name, so one of them
+/// writes it (the others get [`KeyError::Exists`] and use it) instead of
+/// each starting with a key of its own that the others don't publish yet.
+pub fn create_first_key(dir: &Path, bits: usize, now: DateTime<Utc>) -> Result<KeyFile, KeyError> {
+    let second = now.with_nanosecond(0).unwrap_or(now);
+    write_key(dir, bits, second, false, 1)
+}
+
+fn write_key(
+    dir: &Path,
+    bits: usize,
+    now: DateTime<Utc>,
+    immediate: bool,
+    attempts: u32,
+) -> Result<KeyFile, KeyError> {
     fs::create_dir_all(dir).map_err(|e| folder_error(dir, e))?;
     let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
     let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, bits)
@@ -225,7 +244,7 @@ pub fn create_key(
     };
     let written = write().and_then(|()| {
         let mut taken = None;
-        for attempt in 0..NAME_ATTEMPTS {
+        for attempt in 0..attempts {
             let path = dir.join(key_name(
                 now + chrono::Duration::microseconds(attempt.into()),
                 immediate,
@@ -328,5 +347,24 @@ mod tests {
         let read = read_folder(dir.path()).unwrap();
         assert_eq!(read.keys.len(), 2);
         assert!(read.problems.is_empty());
+    }
+
+    #[test]
+    fn instances_starting_together_share_the_first_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Utc::now().with_nanosecond(0).unwrap();
+        let first = create_first_key(dir.path(), 2048, start).unwrap();
+        let later_in_that_second = start + chrono::Duration::milliseconds(700);
+        match create_first_key(dir.path(), 2048, later_in_that_second) {
+            Err(KeyError::Exists(path)) => assert_eq!(path, first.path.display().to_string()),
+            Err(other) => panic!("expected the name to be taken, got {other}"),
+            Ok(made) => panic!(
+                "expected the name to be taken, made {}",
+                made.path.display()
+            ),
+        }
+        let read = read_folder(dir.path()).unwrap();
+        assert_eq!(read.keys.len(), 1);
+        assert_eq!(read.keys[0].created_at, start);
     }
 }

@@ -126,9 +126,9 @@ impl std::fmt::Debug for KeyRing {
 
 impl KeyRing {
     /// Reads the keys folder at start; when it holds no key file at all,
-    /// creates a `bits`-bit key first (another instance creating one at the
-    /// same time is fine: the earlier key signs first, the later one is the
-    /// next). Unusable files beside good
+    /// creates a `bits`-bit key first (instances starting together in the
+    /// same second share it; see [`files::create_first_key`]). Unusable
+    /// files beside good
     /// keys are reported and skipped; with no usable key at all the start
     /// fails, naming the files.
     pub fn load_or_create(
@@ -139,7 +139,7 @@ impl KeyRing {
     ) -> Result<KeyRing, KeyError> {
         let read = files::read_folder(dir)?;
         if read.keys.is_empty() && read.problems.is_empty() {
-            match files::create_key(dir, bits, clock(), false) {
+            match files::create_first_key(dir, bits, clock()) {
                 Ok(created) => tracing::info!(
                     path = %created.path.display(),
                     "created a new {bits}-bit signing key"
