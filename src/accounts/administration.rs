@@ -66,8 +66,10 @@ pub async fn list_page(
             if let Some(after) = after {
                 query = query.filter(users::id.gt(after));
             }
+            // In the stored addresses' normal form, so a look-alike
+            // spelling of a prefix finds them too.
             if let Some(prefix) = email_prefix
-                .map(|p| p.trim().to_lowercase())
+                .map(|p| super::email::case_mapped(&p))
                 .filter(|p| !p.is_empty())
             {
                 let escaped = prefix

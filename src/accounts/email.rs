@@ -20,7 +20,7 @@ const LOCAL_SPECIALS: &str = "!#$%&'*+/=?^_`{|}~.-";
 
 /// NFKC, lower-case, and NFKC again: lower-casing can leave a sequence that
 /// is not normalised, and parsing a normal form must give it back unchanged.
-fn case_mapped(raw: &str) -> String {
+pub(crate) fn case_mapped(raw: &str) -> String {
     let mapped: String = raw.trim().nfkc().collect();
     mapped.to_lowercase().nfkc().collect()
 }

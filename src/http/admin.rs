@@ -300,8 +300,8 @@ pub struct AuditQuery {
     cursor: Option<String>,
     /// Only events about this user id.
     user: Option<String>,
-    /// Only events of this action, e.g. `login`, `refresh`, `logout`,
-    /// `sso_sign_in`.
+    /// Only events of this action, e.g. `register`, `user_created`, `login`,
+    /// `refresh`, `logout`, `sso_sign_in`.
     kind: Option<String>,
 }
 

@@ -238,6 +238,9 @@ both_backends! {
 
         let filtered: Value = admin_request(&app, reqwest::Method::GET, "/v1/admin/users?email=PAGE-0&limit=200", &admin, None).await.json().await.unwrap();
         assert_eq!(filtered["users"].as_array().unwrap().len(), 10);
+        // A fullwidth spelling of the prefix (ＰＡＧＥ-0) is the same prefix.
+        let fullwidth: Value = admin_request(&app, reqwest::Method::GET, "/v1/admin/users?email=%EF%BC%B0%EF%BC%A1%EF%BC%A7%EF%BC%A5-0&limit=200", &admin, None).await.json().await.unwrap();
+        assert_eq!(fullwidth["users"].as_array().unwrap().len(), 10);
         let wildcard: Value = admin_request(&app, reqwest::Method::GET, "/v1/admin/users?email=%25", &admin, None).await.json().await.unwrap();
         assert_eq!(wildcard["users"].as_array().unwrap().len(), 0, "% is a character, not a wildcard");
 
