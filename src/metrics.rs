@@ -23,8 +23,9 @@ struct Histogram {
     sum: f64,
 }
 
-#[derive(Default)]
 pub struct Metrics {
+    /// The route table (method, pattern): the `route` label's values.
+    routes: &'static [(&'static str, &'static str)],
     requests: Mutex<BTreeMap<(&'static str, &'static str, u16), Histogram>>,
     logins: Mutex<BTreeMap<&'static str, u64>>,
     tokens: Mutex<BTreeMap<&'static str, u64>>,
@@ -40,15 +41,6 @@ pub fn method_label(method: &str) -> &'static str {
         .into_iter()
         .find(|m| *m == method)
         .unwrap_or("other")
-}
-
-/// The `route` label: a pattern of the route table, else `unmatched`.
-pub fn route_label(pattern: Option<&str>) -> &'static str {
-    crate::http::ROUTES
-        .iter()
-        .map(|(_, path)| *path)
-        .find(|path| Some(*path) == pattern)
-        .unwrap_or("unmatched")
 }
 
 /// The `grant` label: the grants tokens are issued by, else `other`.
@@ -84,6 +76,25 @@ fn label(value: &str) -> String {
 }
 
 impl Metrics {
+    /// Metrics for a service whose routes are `routes` (method, pattern).
+    pub fn new(routes: &'static [(&'static str, &'static str)]) -> Metrics {
+        Metrics {
+            routes,
+            requests: Mutex::default(),
+            logins: Mutex::default(),
+            tokens: Mutex::default(),
+        }
+    }
+
+    /// The `route` label: a pattern of the route table, else `unmatched`.
+    pub fn route_label(&self, pattern: Option<&str>) -> &'static str {
+        self.routes
+            .iter()
+            .map(|(_, path)| *path)
+            .find(|path| Some(*path) == pattern)
+            .unwrap_or("unmatched")
+    }
+
     /// A request to `route` (the matched pattern, if any) answered
     /// `status`.
     pub fn observe_request(
@@ -96,7 +107,7 @@ impl Metrics {
         let seconds = elapsed.as_secs_f64();
         let mut requests = lock(&self.requests);
         let h = requests
-            .entry((route_label(route), method_label(method), status))
+            .entry((self.route_label(route), method_label(method), status))
             .or_default();
         h.count += 1;
         h.sum += seconds;
@@ -186,7 +197,7 @@ mod tests {
 
     #[test]
     fn renders_counters_and_cumulative_buckets() {
-        let m = Metrics::default();
+        let m = Metrics::new(&[("get", "/v1/me")]);
         m.observe_request(Some("/v1/me"), "GET", 200, Duration::from_millis(3));
         m.observe_request(Some("/v1/me"), "GET", 200, Duration::from_millis(30));
         m.login("success");
@@ -211,7 +222,7 @@ mod tests {
 
     #[test]
     fn labels_come_from_fixed_sets() {
-        let m = Metrics::default();
+        let m = Metrics::new(&[("get", "/v1/me")]);
         for method in ["XAQGESKC", "get", "PROPFIND", "GET\n"] {
             m.observe_request(Some("/v1/me"), method, 405, Duration::ZERO);
         }

@@ -127,7 +127,7 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
         verifier,
         sessions,
         sso,
-        metrics: Arc::new(Metrics::default()),
+        metrics: Arc::new(Metrics::new(http::ROUTES)),
         rate_limiter: RateLimiter::new(&settings_throttle),
         lockout: LockoutPolicy::from(&settings_throttle),
         trusted_proxies,
@@ -312,7 +312,7 @@ impl Application {
                             let mut response = response.await?;
                             http::security_headers(&path, https, response.headers_mut());
                             let pattern = response.request().match_pattern();
-                            let route = crate::metrics::route_label(pattern.as_deref());
+                            let route = metrics.route_label(pattern.as_deref());
                             metrics.observe_request(
                                 pattern.as_deref(),
                                 method.as_str(),
