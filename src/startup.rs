@@ -61,10 +61,22 @@ pub fn connect_database_oneshot(settings: &Settings) -> Result<Db, DbError> {
     )?)
 }
 
+/// The migration after which stored addresses are in their normal form
+/// (NFKC, IDNA): applying it rewrites the older ones.
+const ADDRESSES_NORMALISED: &str = "20261202000006";
+
 fn migrate(db: Db) -> Result<Db, DbError> {
     let applied = db.migrate()?;
-    if applied > 0 {
-        tracing::info!(applied, "database migrations applied");
+    if !applied.is_empty() {
+        tracing::info!(applied = applied.len(), "database migrations applied");
+    }
+    if applied.iter().any(|v| v == ADDRESSES_NORMALISED) {
+        let done = db.run_blocking(crate::accounts::normalise_stored_addresses)?;
+        tracing::info!(
+            rewritten = done.rewritten,
+            left = done.left,
+            "stored email addresses brought to their normal form"
+        );
     }
     Ok(db)
 }

@@ -212,6 +212,52 @@ pub fn register_blocking(
     .map_err(unique_to_taken)
 }
 
+/// What [`normalise_stored_addresses`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Renormalised {
+    /// Addresses rewritten in their normal form.
+    pub rewritten: usize,
+    /// Addresses left as they were: another account holds the normal form,
+    /// or the address is no longer valid. Their users are logged by id.
+    pub left: usize,
+}
+
+/// Rewrites the stored addresses in the normal form [`Email::parse`] gives
+/// (NFKC, lower case, IDNA domain): run once, when the database is
+/// upgraded from a version that only lower-cased them, so their owners can
+/// still log in. An address whose normal form another account already
+/// holds is left alone (and logged by user id) rather than merged.
+pub fn normalise_stored_addresses(conn: &mut AnyConnection) -> Result<Renormalised, DbError> {
+    let stored: Vec<(String, String)> =
+        users::table.select((users::id, users::email)).load(conn)?;
+    let mut done = Renormalised::default();
+    for (id, email) in stored {
+        let normal = match Email::parse(&email) {
+            Ok(normal) if normal.as_str() == email => continue,
+            Ok(normal) => normal,
+            Err(why) => {
+                tracing::warn!(user = %id, why, "a stored address is no longer valid; left as it is");
+                done.left += 1;
+                continue;
+            }
+        };
+        let taken: i64 = users::table
+            .filter(users::email.eq(normal.as_str()))
+            .count()
+            .get_result(conn)?;
+        if taken > 0 {
+            tracing::warn!(user = %id, "another account holds this address's normal form; left as it is");
+            done.left += 1;
+            continue;
+        }
+        diesel::update(users::table.find(&id))
+            .set(users::email.eq(normal.as_str()))
+            .execute(conn)?;
+        done.rewritten += 1;
+    }
+    Ok(done)
+}
+
 fn unique_to_taken(e: DbError) -> AccountError {
     match e {
         DbError::UniqueViolation => AccountError::EmailTaken,

@@ -249,16 +249,17 @@ impl Db {
         (state.connections, state.idle_connections)
     }
 
-    /// Runs the embedded migrations of this backend.
-    pub fn migrate(&self) -> Result<usize, DbError> {
+    /// Runs the embedded migrations of this backend; returns the versions
+    /// applied (`20261202000006` for `2026-12-02-000006_…`).
+    pub fn migrate(&self) -> Result<Vec<String>, DbError> {
         let mut conn = self.pool.get()?;
         let applied = match &mut *conn {
             AnyConnection::Postgresql(c) => c
                 .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|v| v.len()),
-            AnyConnection::Sqlite(c) => {
-                c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len())
-            }
+                .map(|v| v.iter().map(ToString::to_string).collect()),
+            AnyConnection::Sqlite(c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(ToString::to_string).collect()),
         };
         applied.map_err(|e| DbError::Unavailable(format!("migrations failed: {e}")))
     }

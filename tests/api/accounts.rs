@@ -186,3 +186,57 @@ both_backends! {
         assert_eq!(app.login("hopper@example.com", PASSWORD).await.status(), 200);
     }
 }
+
+both_backends! {
+    async fn addresses_stored_before_normalisation_are_rewritten_once(app: TestApp) {
+        use diesel::prelude::*;
+        use tessera::accounts::{Renormalised, normalise_stored_addresses};
+        use tessera::db::schema::users;
+
+        // Accounts as the previous version stored them: lower-cased only.
+        app.register("jörg@bücher.example").await;
+        app.register("ada@example.com").await;
+        app.register("plain@example.com").await;
+        let db = app.db();
+        let set = |from: &'static str, to: &'static str| {
+            let db = db.clone();
+            async move {
+                tokio::task::spawn_blocking(move || {
+                    db.run_blocking(|conn| {
+                        Ok(diesel::update(users::table.filter(users::email.eq(from)))
+                            .set(users::email.eq(to))
+                            .execute(conn)?)
+                    })
+                })
+                .await
+                .unwrap()
+                .unwrap()
+            }
+        };
+        assert_eq!(set("jörg@xn--bcher-kva.example", "jörg@bücher.example").await, 1);
+        // A look-alike of an existing account, registered before: kept apart.
+        app.register("ada2@example.com").await;
+        assert_eq!(set("ada2@example.com", "ａda@example.com").await, 1);
+        let response = app.login("jörg@bücher.example", PASSWORD).await;
+        assert_eq!(response.status(), 401, "the old form can't be found");
+
+        let db = app.db();
+        let done = tokio::task::spawn_blocking(move || db.run_blocking(normalise_stored_addresses))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(done, Renormalised { rewritten: 1, left: 1 });
+        let response = app.login("JÖRG@bücher.example", PASSWORD).await;
+        assert_eq!(response.status(), 200);
+        let ada: Value = app.login("ada@example.com", PASSWORD).await.json().await.unwrap();
+        let me: Value = app.get_with_token("/v1/me", ada["access_token"].as_str().unwrap()).await.json().await.unwrap();
+        assert_eq!(me["email"], "ada@example.com");
+        // Run again: nothing left to do but the one it can't merge.
+        let db = app.db();
+        let again = tokio::task::spawn_blocking(move || db.run_blocking(normalise_stored_addresses))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(again, Renormalised { rewritten: 0, left: 1 });
+    }
+}
