@@ -44,7 +44,7 @@ use crate::oauth::authorization::{
 use crate::oauth::{OAuthError, client_credentials_target};
 use crate::secrets::is_token_shaped;
 use crate::sessions::RefreshToken;
-use crate::tokens::{ACCESS_TOKEN_TYP, Grant, TokenIssuer, TokenVerifier};
+use crate::tokens::{ACCESS_TOKEN_TYP, Grant, OwnAudiences, TokenIssuer, TokenVerifier};
 
 /// What every harness shares, made once per process: the default settings,
 /// a key ring over a 2048-bit key generated into a temporary folder (the
@@ -60,6 +60,7 @@ struct Fixture {
     kid: String,
     confidential: Client,
     public: Client,
+    own: OwnAudiences,
 }
 
 fn fixture() -> &'static Fixture {
@@ -122,6 +123,7 @@ fn fixture() -> &'static Fixture {
             created_at: crate::accounts::now(),
         };
         Fixture {
+            own: OwnAudiences::new(&settings.issuer, &settings.tokens.audience),
             confidential: client(
                 "fuzz-confidential",
                 false,
@@ -361,7 +363,7 @@ pub fn json_bodies(data: &[u8]) -> bool {
         check(result.map(drop).map_err(Into::into), "user change");
     }
     if let Some(registration) = json_body::<ClientRegistration>(data, limit) {
-        match NewClient::parse(registration.clone(), &f.settings.tokens.audience) {
+        match NewClient::parse(registration.clone(), &f.own) {
             Ok(_) => {
                 registered_client_works(&registration);
                 check(Ok(()), "client registration");
@@ -411,7 +413,7 @@ fn registered_client_works(registration: &ClientRegistration) {
             ("state", "s t&u"),
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned()));
-        match validate_for(&RequestParams(&params), &client) {
+        match validate_for(&RequestParams(&params), &client, &f.own) {
             Ok(request) => {
                 let location = redirect_with(
                     &request.redirect_uri,
@@ -547,13 +549,7 @@ fn token_checks(req: &actix_web::HttpRequest, params: &Params) -> Result<(), OAu
             let mut resources = params.all("resource");
             resources.extend(params.all("audience"));
             let scope = params.one("scope")?;
-            client_credentials_target(
-                &f.confidential,
-                scope,
-                resources,
-                &f.settings.tokens.audience,
-            )
-            .map(drop)
+            client_credentials_target(&f.confidential, scope, resources, &f.own).map(drop)
         }
         Some(other) => Err(OAuthError::UnsupportedGrantType(other.to_owned())),
         None => Err(OAuthError::InvalidRequest("grant_type is required".into())),
@@ -575,7 +571,7 @@ fn authorization_endpoint(body: &[u8]) -> bool {
     }
     let mut accepted = false;
     for client in [&f.confidential, &f.public] {
-        match validate_for(&params, client) {
+        match validate_for(&params, client, &f.own) {
             Ok(request) => {
                 accepted = true;
                 let target = pages::form_target(&request.redirect_uri);

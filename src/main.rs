@@ -289,7 +289,7 @@ fn manage_clients(settings: Settings, command: ClientCommand) -> Result<(), Stri
                     public,
                     first_party,
                 },
-                &settings.tokens.audience,
+                &tessera::tokens::OwnAudiences::new(&settings.issuer, &settings.tokens.audience),
             )
             .map_err(|e| e.to_string())?;
             let (client, secret) = clients::create_blocking(&db, new).map_err(|e| e.to_string())?;

@@ -18,7 +18,7 @@ use crate::sessions::SessionPolicy;
 use crate::sso::SsoPolicy;
 use crate::throttle::lockout::LockoutPolicy;
 use crate::throttle::{RateLimiter, TrustedProxies};
-use crate::tokens::{TokenIssuer, TokenVerifier};
+use crate::tokens::{OwnAudiences, TokenIssuer, TokenVerifier};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -131,6 +131,7 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
         std::time::Duration::from_secs(settings.sessions.cleanup_interval_seconds),
     );
     Ok(AppState {
+        own_audiences: OwnAudiences::new(&settings.issuer, &settings.tokens.audience),
         settings,
         db,
         hasher,

@@ -15,7 +15,7 @@ use crate::accounts::{now, rfc3339};
 use crate::audit::{self, Actor, Event};
 use crate::db::schema::clients;
 use crate::db::{AnyConnection, Db, DbError};
-use crate::tokens::scopes;
+use crate::tokens::{OwnAudiences, scopes};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -53,6 +53,28 @@ pub struct Client {
 impl Client {
     pub fn allows_grant(&self, grant_type: &str) -> bool {
         self.grant_types.iter().any(|g| g == grant_type)
+    }
+
+    /// The audiences this client may have tokens for: its registered ones,
+    /// less Tessera's own API for a third-party client and the userinfo
+    /// audience for anyone — rows registered before those rules included.
+    pub fn allowed_audiences(&self, own: &OwnAudiences) -> Vec<String> {
+        self.audiences
+            .iter()
+            .filter(|a| !own.is_userinfo(a) && (self.first_party || !own.is_api(a)))
+            .cloned()
+            .collect()
+    }
+
+    /// The scopes this client may ask for: its registered ones, less
+    /// Tessera's API scopes for a third-party client (rows registered before
+    /// that rule included).
+    pub fn allowed_scopes(&self) -> Vec<String> {
+        self.scopes
+            .iter()
+            .filter(|s| self.first_party || !scopes::is_tessera_api(s))
+            .cloned()
+            .collect()
     }
 }
 
@@ -180,24 +202,42 @@ fn has_plain_host(uri: &url::Url) -> bool {
 }
 
 /// A third-party client may not reach Tessera's own API: neither its
-/// audience nor its scopes (README "What a token may do").
-fn tessera_api_refused(r: &ClientRegistration, own_audience: &[String]) -> Result<(), ClientError> {
-    if let Some(scope) = r
-        .scopes
-        .iter()
-        .find(|s| scopes::TESSERA_API.contains(&s.as_str()))
-    {
+/// audience nor its scopes, in any spelling (README "What a token may do");
+/// and no client may have the userinfo audience.
+fn tessera_audiences_refused(
+    r: &ClientRegistration,
+    own: &OwnAudiences,
+) -> Result<(), ClientError> {
+    if let Some(audience) = r.audiences.iter().find(|a| own.is_userinfo(a)) {
+        return Err(ClientError::Invalid(format!(
+            "audience {audience:?} is Tessera's userinfo endpoint: no client may be registered for it"
+        )));
+    }
+    if r.first_party {
+        return Ok(());
+    }
+    if let Some(scope) = r.scopes.iter().find(|s| scopes::is_tessera_api(s)) {
         return Err(ClientError::Invalid(format!(
             "scope {scope:?} is for first-party clients only"
         )));
     }
-    if let Some(audience) = r.audiences.iter().find(|a| own_audience.contains(a)) {
+    if let Some(audience) = r.audiences.iter().find(|a| own.is_api(a)) {
         return Err(ClientError::Invalid(format!(
             "audience {audience:?} is Tessera's own API: for first-party clients only"
         )));
     }
     Ok(())
 }
+
+/// An audience (RFC 8707 resource): 1 to 200 printable ASCII characters,
+/// no spaces, so no invisible or look-alike character makes two that
+/// compare different but read the same.
+fn is_audience(a: &str) -> bool {
+    !a.is_empty() && a.len() <= 200 && a.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Longest redirect URI registered or compared.
+const MAX_REDIRECT_URI_LEN: usize = 2048;
 
 /// Checks redirect URIs and returns them in canonical form (WHATWG URL
 /// serialization, as `url` writes it). A URI whose canonical form differs
@@ -209,8 +249,19 @@ fn canonical_redirect_uris(uris: Vec<String>) -> Result<Vec<String>, ClientError
     let invalid = |m: String| Err(ClientError::Invalid(m));
     let mut canonical = Vec::with_capacity(uris.len());
     for uri in uris {
+        if uri.len() > MAX_REDIRECT_URI_LEN {
+            return invalid(format!(
+                "a redirect URI is longer than {MAX_REDIRECT_URI_LEN} bytes"
+            ));
+        }
         let parsed = url::Url::parse(&uri)
             .map_err(|e| ClientError::Invalid(format!("redirect URI {uri:?}: {e}")))?;
+        // Credentials in a redirect URI would travel in every redirect.
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return invalid(format!(
+                "redirect URI {uri:?} must not carry a user name or password"
+            ));
+        }
         if parsed.as_str() != uri {
             return invalid(format!(
                 "redirect URI {uri:?} is not in canonical form; it would be read as {:?}",
@@ -252,8 +303,7 @@ fn loopback_without_port(uri: &url::Url) -> Option<url::Url> {
 /// apps listening on an ephemeral port (RFC 8252 §7.3). Anything that does
 /// not parse or is not canonical matches nothing.
 pub fn is_registered_redirect(registered: &[String], requested: &str) -> bool {
-    const MAX_URI_LEN: usize = 2048;
-    if requested.len() > MAX_URI_LEN {
+    if requested.len() > MAX_REDIRECT_URI_LEN {
         return false;
     }
     let Ok(parsed) = url::Url::parse(requested) else {
@@ -282,21 +332,19 @@ pub fn is_registered_redirect(registered: &[String], requested: &str) -> bool {
     })
 }
 
-fn dedup(mut v: Vec<String>) -> Vec<String> {
+/// `v` without repeats, first occurrences kept in order.
+pub(crate) fn dedup(mut v: Vec<String>) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     v.retain(|x| seen.insert(x.clone()));
     v
 }
 
 impl NewClient {
-    /// Validates a registration. `own_audience` is Tessera's own API as a
-    /// resource (`tokens.audience`): only first-party clients may have it,
-    /// or the scopes of Tessera's API.
-    pub fn parse(r: ClientRegistration, own_audience: &[String]) -> Result<NewClient, ClientError> {
+    /// Validates a registration. `own` are the audiences that stand for
+    /// Tessera: its API only for first-party clients (and the scopes of
+    /// its API with it), the userinfo endpoint for none.
+    pub fn parse(r: ClientRegistration, own: &OwnAudiences) -> Result<NewClient, ClientError> {
         let invalid = |m: String| Err(ClientError::Invalid(m));
-        if !r.first_party {
-            tessera_api_refused(&r, own_audience)?;
-        }
         let name = r.name.trim().to_owned();
         if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
             return invalid("name must be 1 to 100 printable characters".into());
@@ -325,13 +373,12 @@ impl NewClient {
         if let Some(bad) = r.scopes.iter().find(|s| !is_scope_token(s)) {
             return invalid(format!("{bad:?} is not a valid scope"));
         }
-        if let Some(bad) = r
-            .audiences
-            .iter()
-            .find(|a| a.trim().is_empty() || a.len() > 200 || a.chars().any(char::is_control))
-        {
-            return invalid(format!("{bad:?} is not a valid audience"));
+        if let Some(bad) = r.audiences.iter().find(|a| !is_audience(a)) {
+            return invalid(format!(
+                "{bad:?} is not a valid audience: 1 to 200 printable ASCII characters, no spaces"
+            ));
         }
+        tessera_audiences_refused(&r, own)?;
         let r = ClientRegistration {
             redirect_uris: canonical_redirect_uris(r.redirect_uris)?,
             post_logout_redirect_uris: canonical_redirect_uris(r.post_logout_redirect_uris)?,
@@ -529,8 +576,8 @@ pub async fn authenticate(db: &Db, id: String, secret: String) -> Result<Option<
 mod tests {
     use super::*;
 
-    fn own() -> Vec<String> {
-        vec!["tessera".to_owned()]
+    fn own() -> OwnAudiences {
+        OwnAudiences::new("https://id.example", &["tessera".to_owned()])
     }
 
     #[test]
@@ -538,7 +585,10 @@ mod tests {
         for (scopes, audiences) in [
             (vec!["tessera:account"], vec![]),
             (vec!["tessera:admin"], vec![]),
+            (vec!["TESSERA:Admin"], vec![]),
+            (vec!["tessera:anything"], vec![]),
             (vec![], vec!["tessera"]),
+            (vec![], vec!["TESSERA"]),
         ] {
             let r = ClientRegistration {
                 scopes: scopes.into_iter().map(String::from).collect(),
@@ -557,6 +607,24 @@ mod tests {
             ..registration()
         };
         assert!(NewClient::parse(roles, &own()).is_ok());
+        // Look-alike and padded audiences are no audiences at all; the
+        // userinfo audience is nobody's.
+        for audience in [
+            " tessera",
+            "tessera ",
+            "tessera\u{200b}",
+            "ｔｅｓｓｅｒａ",
+            "https://id.example/oauth2/userinfo",
+        ] {
+            for first_party in [false, true] {
+                let r = ClientRegistration {
+                    audiences: vec![audience.into()],
+                    first_party,
+                    ..registration()
+                };
+                assert!(NewClient::parse(r, &own()).is_err(), "{audience:?}");
+            }
+        }
     }
 
     fn registration() -> ClientRegistration {
@@ -683,6 +751,15 @@ mod tests {
         ] {
             let client = with_redirect(ok).unwrap();
             assert_eq!(client.redirect_uris, [ok]);
+        }
+        // Canonical, but carrying credentials, or too long to ever match.
+        let long = format!("https://app.example.com/{}", "a".repeat(2048));
+        for bad in [
+            "https://user:pw@app.example.com/cb",
+            "https://user@app.example.com/cb",
+            &long,
+        ] {
+            assert!(with_redirect(bad).is_err(), "{bad:.40}");
         }
     }
 

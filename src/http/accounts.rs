@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::Problem;
-use super::openapi::{AccountErrors, InvalidText, PROBLEM};
+use super::openapi::{BearerErrors, InvalidText, PROBLEM};
 use super::{
     AccountBearer, ApiError, AppState, JsonObject, client_info, json_body_error, read_body,
 };
@@ -156,7 +156,7 @@ pub struct LogoutRequest {
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 422, description = "The body is not a valid logout request", body = Problem, content_type = PROBLEM),
-        AccountErrors,
+        BearerErrors,
     ))]
 pub async fn logout(
     state: web::Data<AppState>,
@@ -236,7 +236,7 @@ pub struct ChangePasswordRequest {
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
         (status = 422, description = "The new password is not acceptable", body = Problem, content_type = PROBLEM),
-        (status = 429, description = "The account is locked after failed password checks (logins count too); retry after `Retry-After`", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Too many attempts from this address, or the account is locked after failed password checks (logins count too); retry after `Retry-After`", body = Problem, content_type = PROBLEM),
         (status = 503, description = "Busy or database unavailable", body = Problem, content_type = PROBLEM),
     ))]
 pub async fn change_password(
@@ -245,6 +245,9 @@ pub async fn change_password(
     auth: AccountBearer,
     body: web::Json<JsonObject<ChangePasswordRequest>>,
 ) -> Result<HttpResponse, ApiError> {
+    // Checking a password is a credential attempt like a login: the
+    // per-address allowance too, not only the account lockout.
+    throttle(&req, Class::Credentials)?;
     let ChangePasswordRequest {
         current_password,
         new_password,
@@ -274,7 +277,7 @@ pub async fn change_password(
     security(("bearer" = ["tessera:account"])),
     responses(
         (status = 200, description = "Live sessions; `current` marks the token's", body = SessionList),
-        AccountErrors,
+        BearerErrors,
         InvalidText,
     ))]
 pub async fn list_sessions(
@@ -297,7 +300,7 @@ pub async fn list_sessions(
     responses(
         (status = 204, description = "Ended"),
         (status = 404, description = "No such session of this user", body = Problem, content_type = PROBLEM),
-        AccountErrors,
+        BearerErrors,
         InvalidText,
     ))]
 pub async fn end_session(

@@ -246,7 +246,7 @@ pub async fn create_client(
     admin: Admin,
     body: web::Json<JsonObject<ClientRegistration>>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = NewClient::parse(body.into_inner().0, &state.settings.tokens.audience)?;
+    let new = NewClient::parse(body.into_inner().0, &state.own_audiences)?;
     let (client, secret) = clients::create(&state.db, new, acting(admin.0.sub, &req)).await?;
     let location = format!("/v1/admin/clients/{}", client.client_id);
     let body = CreatedClient {

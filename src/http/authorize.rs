@@ -245,7 +245,8 @@ async fn authorize(
     req: &HttpRequest,
     params: Vec<(String, String)>,
 ) -> Result<HttpResponse, AuthorizeError> {
-    let (request, client) = authorization::validate(&state.db, RequestParams(&params)).await?;
+    let (request, client) =
+        authorization::validate(&state.db, RequestParams(&params), &state.own_audiences).await?;
     let session = match cookie_value(req, cookie_names(state).session) {
         Some(cookie) => sso::find_session(&state.db, state.sso, cookie).await?,
         None => None,

@@ -73,7 +73,7 @@ fn verified_claims(req: &HttpRequest, state: &AppState, need: Need) -> Result<Cl
             // A valid token of ours for another resource may not do this
             // (403), rather than being no token at all (401).
             let claims = state.verifier.verify_any_audience(token)?;
-            let own = &state.settings.tokens.audience;
+            let own = &state.own_audiences.api;
             if !claims.aud.iter().any(|a| own.contains(a)) {
                 return Err(ApiError::insufficient_scope(
                     "wrong_audience",
@@ -90,7 +90,7 @@ fn verified_claims(req: &HttpRequest, state: &AppState, need: Need) -> Result<Cl
 /// Whether a token for Tessera's audience may use a route needing
 /// `scope`: only a user's token (one with a session — a client's own
 /// token is never a user) that carries the scope.
-pub fn permits(claims: &Claims, scope: &'static str) -> Result<(), ApiError> {
+fn permits(claims: &Claims, scope: &'static str) -> Result<(), ApiError> {
     if claims.sid.is_none() {
         return Err(ApiError::insufficient_scope(
             "user_token_required",

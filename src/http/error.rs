@@ -299,7 +299,19 @@ impl From<OAuthError> for ApiError {
         match e {
             OAuthError::Token(e) => e.into(),
             OAuthError::Db(e) => e.into(),
-            other => ApiError::bad_request("invalid_request", other.to_string()),
+            OAuthError::Internal(why) => {
+                tracing::error!(error = %why, "issuing tokens failed");
+                ApiError::internal()
+            }
+            OAuthError::InvalidTarget(why) => ApiError::bad_request("invalid_target", why),
+            OAuthError::InvalidScope(why) => ApiError::bad_request("invalid_scope", why),
+            e @ (OAuthError::InvalidRequest(_)
+            | OAuthError::InvalidClient
+            | OAuthError::InvalidGrant(_)
+            | OAuthError::UnauthorizedClient(_)
+            | OAuthError::UnsupportedGrantType(_)) => {
+                ApiError::bad_request("invalid_request", e.to_string())
+            }
         }
     }
 }
@@ -547,6 +559,9 @@ impl From<UserinfoError> for ApiError {
             // RFC 6750 §3.1, with its challenge.
             UserinfoError::InsufficientScope => {
                 ApiError::insufficient_scope("insufficient_scope", "openid", e.to_string())
+            }
+            UserinfoError::NotAUser => {
+                ApiError::insufficient_scope("user_token_required", "openid", e.to_string())
             }
             UserinfoError::NoUser => ApiError::invalid_token(e.to_string()),
             UserinfoError::Db(e) => e.into(),

@@ -31,7 +31,7 @@ use crate::sessions::{ClientInfo, SessionPolicy};
 use crate::sso::SsoPolicy;
 use crate::throttle::lockout::{LockoutPolicy, LoginError};
 use crate::throttle::{Class, RateLimiter, Throttled, TrustedProxies};
-use crate::tokens::{TokenIssuer, TokenVerifier};
+use crate::tokens::{OwnAudiences, TokenIssuer, TokenVerifier};
 
 pub use bearer::{AccountBearer, AdminBearer, UserinfoBearer};
 pub use error::ApiError;
@@ -44,6 +44,8 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub issuer: TokenIssuer,
     pub verifier: TokenVerifier,
+    /// Tessera's own API and userinfo endpoint as audiences.
+    pub own_audiences: OwnAudiences,
     pub sessions: SessionPolicy,
     pub sso: SsoPolicy,
     pub rate_limiter: RateLimiter,
@@ -57,8 +59,7 @@ impl AppState {
     pub fn issuance(&self) -> Issuance<'_> {
         Issuance {
             issuer: &self.issuer,
-            issuer_url: &self.settings.issuer,
-            audience: &self.settings.tokens.audience,
+            own: &self.own_audiences,
             login_client_id: &self.settings.login.client_id,
         }
     }

@@ -10,8 +10,8 @@ use utoipa::ToSchema;
 
 use super::UserinfoBearer;
 use super::error::ApiError;
-use super::error::{OAuthApiError, OAuthErrorBody, Problem};
-use super::openapi::{BearerErrors, InvalidText, PROBLEM};
+use super::error::{OAuthApiError, OAuthErrorBody};
+use super::openapi::{BearerErrors, InvalidText};
 use super::{AppState, client_info, throttle};
 use crate::clients::ClientError;
 use crate::clients::{self, Client};
@@ -314,7 +314,6 @@ async fn public_client(state: &AppState, params: &Params) -> Result<Client, OAut
     security(("bearer" = ["openid"])),
     responses(
         (status = 200, description = "The claims the token's scopes allow", body = Userinfo),
-        (status = 403, description = "The token lacks the `openid` scope (`insufficient_scope`)", body = Problem, content_type = PROBLEM),
         BearerErrors,
         InvalidText,
     ))]
@@ -393,8 +392,15 @@ pub async fn introspect(
     let token = params
         .one("token")?
         .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
-    let answer =
-        oauth::introspect(&state.db, state.sessions, &state.verifier, token, &caller).await?;
+    let answer = oauth::introspect(
+        &state.db,
+        state.sessions,
+        &state.verifier,
+        token,
+        &caller,
+        &state.own_audiences,
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(answer))

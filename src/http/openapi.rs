@@ -23,21 +23,9 @@ pub enum BearerErrors {
     /// No valid access token
     #[response(status = 401, content_type = "application/problem+json")]
     Unauthorized(Problem<'static>),
-    /// Database unavailable; retry after `Retry-After`
-    #[response(status = 503, content_type = "application/problem+json")]
-    Unavailable(Problem<'static>),
-}
-
-/// What every account operation (`/v1/me*`, `/v1/auth/logout`) may answer
-/// besides its own.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum AccountErrors {
-    /// No valid access token
-    #[response(status = 401, content_type = "application/problem+json")]
-    Unauthorized(Problem<'static>),
-    /// The token lacks the `tessera:account` scope (`insufficient_scope`) or is
-    /// not a user's (`user_token_required`)
+    /// The token may not do this: it lacks the operation's scope
+    /// (`insufficient_scope`), is for another resource (`wrong_audience`) or
+    /// is not a user's (`user_token_required`)
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(Problem<'static>),
     /// Database unavailable; retry after `Retry-After`

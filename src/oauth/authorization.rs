@@ -17,11 +17,10 @@ use crate::db::schema::{authorization_codes, sessions, users};
 use crate::db::{AnyConnection, Db, DbError};
 use crate::secrets::{is_token_shaped, random_token, stored_hash};
 use crate::sessions::{ClientInfo, NewSession, SessionPolicy, Started, start_with};
+use crate::tokens::OwnAudiences;
 
 /// Longest `state`, `nonce` or hint we carry around.
 const MAX_VALUE_LEN: usize = 2048;
-/// Longest redirect URI we compare.
-const MAX_URI_LEN: usize = 2048;
 
 /// Which `prompt` values (OIDC Core §3.1.2.1) the request carried.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -93,13 +92,13 @@ impl RequestParams<'_> {
     /// A parameter that may repeat (RFC 8707 `resource`), without empties
     /// and repeats.
     pub fn all(&self, name: &str) -> Vec<String> {
-        let mut values: Vec<String> = Vec::new();
-        for (_, v) in self.0.iter().filter(|(k, v)| k == name && !v.is_empty()) {
-            if !values.contains(v) {
-                values.push(v.clone());
-            }
-        }
-        values
+        clients::dedup(
+            self.0
+                .iter()
+                .filter(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.clone())
+                .collect(),
+        )
     }
 }
 
@@ -109,6 +108,7 @@ impl RequestParams<'_> {
 pub async fn validate(
     db: &Db,
     params: RequestParams<'_>,
+    own: &OwnAudiences,
 ) -> Result<(AuthorizationRequest, Client), AuthorizeError> {
     let client_id = requested_client_id(&params)?;
     let client = match clients::find(db, client_id.to_owned()).await {
@@ -120,7 +120,7 @@ pub async fn validate(
             ));
         }
     };
-    let request = validate_for(&params, &client)?;
+    let request = validate_for(&params, &client, own)?;
     Ok((request, client))
 }
 
@@ -141,6 +141,7 @@ pub fn requested_client_id<'p>(params: &'p RequestParams<'_>) -> Result<&'p str,
 pub fn validate_for(
     params: &RequestParams<'_>,
     client: &Client,
+    own: &OwnAudiences,
 ) -> Result<AuthorizationRequest, AuthorizeError> {
     let untrusted = |m: String| AuthorizeError::Untrusted(m);
     let redirect_uri = params
@@ -149,9 +150,7 @@ pub fn validate_for(
         .ok_or_else(|| untrusted("the request has no redirect_uri".into()))?;
     // Canonical form only, and a loopback URI on any port (RFC 8252 §7.3):
     // the code then goes to, and is bound to, the URI as requested.
-    if redirect_uri.len() > MAX_URI_LEN
-        || !clients::is_registered_redirect(&client.redirect_uris, redirect_uri)
-    {
+    if !clients::is_registered_redirect(&client.redirect_uris, redirect_uri) {
         return Err(untrusted(
             "the redirect_uri is not registered for this client".into(),
         ));
@@ -211,7 +210,7 @@ pub fn validate_for(
             "this client may not use the authorization code flow".into(),
         ));
     }
-    let scope = match granted_scope(one("scope")?, &client.scopes) {
+    let scope = match granted_scope(one("scope")?, &client.allowed_scopes()) {
         Ok(scope) => scope,
         Err(e) => return Err(fail("invalid_scope", e.to_string())),
     };
@@ -290,7 +289,8 @@ pub fn validate_for(
         .filter(|h| h.len() <= 320)
         .map(str::to_owned);
     let resources = params.all("resource");
-    if let Some(bad) = resources.iter().find(|r| !client.audiences.contains(r)) {
+    let allowed = client.allowed_audiences(own);
+    if let Some(bad) = resources.iter().find(|r| !allowed.contains(r)) {
         return Err(fail(
             "invalid_target",
             format!("this client may not have tokens for {bad:?}"),

@@ -12,7 +12,9 @@ use crate::audit::{self, Event};
 use crate::clients::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, Client, ClientError, REFRESH_TOKEN};
 use crate::db::{Db, DbError};
 use crate::sessions::{self, Caller, ClientInfo, RefreshToken, SessionError, SessionPolicy};
-use crate::tokens::{Claims, Grant, IdGrant, TokenError, TokenIssuer, TokenVerifier, scopes};
+use crate::tokens::{
+    Claims, Grant, IdGrant, OwnAudiences, TokenError, TokenIssuer, TokenVerifier, scopes,
+};
 use authorization::{CodeRedemption, RedeemError};
 
 #[derive(Debug, thiserror::Error)]
@@ -87,12 +89,13 @@ pub struct TokenClient {
     pub audiences: Vec<String>,
 }
 
-impl From<&Client> for TokenClient {
-    fn from(client: &Client) -> TokenClient {
+impl TokenClient {
+    /// A registered client, with the audiences it may have now.
+    pub fn registered(client: &Client, own: &OwnAudiences) -> TokenClient {
         TokenClient {
             client_id: client.client_id.clone(),
             first_party: client.first_party,
-            audiences: client.audiences.clone(),
+            audiences: client.allowed_audiences(own),
         }
     }
 }
@@ -114,10 +117,8 @@ pub struct SessionGrant<'a> {
 /// What every grant needs to issue tokens.
 pub struct Issuance<'a> {
     pub issuer: &'a TokenIssuer,
-    /// The issuer URL (`issuer`), which names the userinfo endpoint.
-    pub issuer_url: &'a str,
-    /// Tessera's own API as a resource (`tokens.audience`).
-    pub audience: &'a [String],
+    /// Tessera's own API and its userinfo endpoint as audiences.
+    pub own: &'a OwnAudiences,
     /// The built-in first-party client (`login.client_id`): public.
     pub login_client_id: &'a str,
 }
@@ -129,25 +130,8 @@ impl Issuance<'_> {
         TokenClient {
             client_id: self.login_client_id.to_owned(),
             first_party: true,
-            audiences: self.audience.to_vec(),
+            audiences: self.own.api.clone(),
         }
-    }
-
-    /// The audience of a token good only at userinfo: the endpoint itself.
-    pub fn userinfo_audience(&self) -> String {
-        format!("{}/oauth2/userinfo", self.issuer_url.trim_end_matches('/'))
-    }
-
-    /// The resources `client` may have tokens for: its registered
-    /// audiences, never Tessera's own for a third-party client (even one
-    /// registered before that rule).
-    fn allowed_audiences(&self, client: &TokenClient) -> Vec<String> {
-        client
-            .audiences
-            .iter()
-            .filter(|a| client.first_party || !self.audience.contains(a))
-            .cloned()
-            .collect()
     }
 
     /// The `aud` of a token for `client` (RFC 8707): the `resources` asked
@@ -158,16 +142,16 @@ impl Issuance<'_> {
         client: &TokenClient,
         resources: &[String],
     ) -> Result<Vec<String>, OAuthError> {
-        let allowed = self.allowed_audiences(client);
+        let allowed = &client.audiences;
         if let Some(bad) = resources.iter().find(|r| !allowed.contains(r)) {
             return Err(OAuthError::InvalidTarget(format!(
                 "this client may not have tokens for {bad:?}"
             )));
         }
         Ok(match (resources.is_empty(), allowed.is_empty()) {
-            (false, _) => dedup(resources),
-            (true, false) => allowed,
-            (true, true) => vec![self.userinfo_audience()],
+            (false, _) => crate::clients::dedup(resources.to_vec()),
+            (true, false) => allowed.clone(),
+            (true, true) => vec![self.own.userinfo.clone()],
         })
     }
 
@@ -181,7 +165,7 @@ impl Issuance<'_> {
         let is_admin = grant.roles.iter().any(|r| r == ADMIN_ROLE);
         let first_party = grant.client.first_party;
         let scope = scopes::without(grant.scope, |s| {
-            (s == scopes::ADMIN && !is_admin) || (!first_party && scopes::TESSERA_API.contains(&s))
+            (s == scopes::ADMIN && !is_admin) || (!first_party && scopes::is_tessera_api(s))
         });
         let roles = (first_party || scopes::has(&scope, scopes::ROLES)).then_some(grant.roles);
         let issued = self
@@ -215,16 +199,6 @@ pub fn login_scope(configured: &str, roles: &[String]) -> String {
         extra.push(scopes::ADMIN);
     }
     scopes::with(configured, &extra)
-}
-
-fn dedup(values: &[String]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(values.len());
-    for v in values {
-        if !out.contains(v) {
-            out.push(v.clone());
-        }
-    }
-    out
 }
 
 /// `scope` narrowed to what is `allowed`; all of `allowed` when none is
@@ -302,8 +276,16 @@ pub async fn refresh_grant(
     if !request.resources.is_empty()
         && let Some(probe) = RefreshToken::parse(&request.refresh_token)
     {
+        // Only for the token's own client: anyone else is refused (and
+        // audited) by the refresh itself, and must not learn from the
+        // answer whether the token is live.
+        let presenting = match (&request.client, &request.claimed_client_id) {
+            (Some(client), _) => client.client_id.as_str(),
+            (None, Some(claimed)) => claimed.as_str(),
+            (None, None) => issuance.login_client_id,
+        };
         let session = sessions::find_by_refresh_token(db, policy, probe).await?;
-        if let Some(session) = session {
+        if let Some(session) = session.filter(|s| s.client_id == presenting) {
             let client = token_client(db, &issuance, &session.client_id, &request.client).await?;
             issuance.token_audience(&client, &request.resources)?;
         }
@@ -343,10 +325,10 @@ async fn token_client(
         return Ok(issuance.login_client());
     }
     if let Some(client) = authenticated.as_ref().filter(|c| c.client_id == client_id) {
-        return Ok(client.into());
+        return Ok(TokenClient::registered(client, issuance.own));
     }
     match crate::clients::find(db, client_id.to_owned()).await {
-        Ok(client) => Ok((&client).into()),
+        Ok(client) => Ok(TokenClient::registered(&client, issuance.own)),
         Err(ClientError::NotFound) => Err(OAuthError::InvalidGrant(
             "the client of this grant no longer exists",
         )),
@@ -376,7 +358,7 @@ pub async fn authorization_code_grant(
     }
     // A `resource` the client may not have is refused before the code is
     // spent.
-    let client = TokenClient::from(&redemption.client);
+    let client = TokenClient::registered(&redemption.client, issuance.own);
     issuance.token_audience(&client, &redemption.resources)?;
     let redeemed = authorization::redeem(db, policy, redemption, info)
         .await
@@ -449,6 +431,9 @@ pub async fn authorization_code_grant(
 pub enum UserinfoError {
     #[error("the access token was not issued with the openid scope")]
     InsufficientScope,
+    /// A client's own token (client_credentials): there is no user.
+    #[error("this is a client's own token: there is no user to describe")]
+    NotAUser,
     #[error("the token's subject is not a user, or no longer exists")]
     NoUser,
     #[error(transparent)]
@@ -475,7 +460,10 @@ pub struct Userinfo {
 
 /// OIDC Core §5.3: the claims about the token's user that its scopes allow.
 pub async fn userinfo(db: &Db, claims: &Claims) -> Result<Userinfo, UserinfoError> {
-    if !has_scope(&claims.scope, "openid") || claims.sid.is_none() {
+    if claims.sid.is_none() {
+        return Err(UserinfoError::NotAUser);
+    }
+    if !has_scope(&claims.scope, "openid") {
         return Err(UserinfoError::InsufficientScope);
     }
     let user = match accounts::find_by_id(db, claims.sub.clone()).await {
@@ -533,7 +521,7 @@ async fn client_credentials_token(
     scope: Option<&str>,
     resources: Vec<String>,
 ) -> Result<TokenResponse, OAuthError> {
-    let (scope, audience) = client_credentials_target(client, scope, resources, issuance.audience)?;
+    let (scope, audience) = client_credentials_target(client, scope, resources, issuance.own)?;
     let issued = issuance
         .issuer
         .issue(Grant {
@@ -556,14 +544,14 @@ async fn client_credentials_token(
 }
 
 /// The scope and audience a client_credentials token for `client` may
-/// have, from the `scope` and `resource`s asked for. Tessera's API scopes
-/// are for users' tokens only, and a third-party client never gets
-/// Tessera's own audience (`own_audience`).
+/// have, from the `scope` and `resource`s asked for. A client's own token
+/// has no user: never Tessera's API scopes nor a user's (`openid`, …); and
+/// only the audiences the client may have ([`Client::allowed_audiences`]).
 pub fn client_credentials_target(
     client: &Client,
     scope: Option<&str>,
     resources: Vec<String>,
-    own_audience: &[String],
+    own: &OwnAudiences,
 ) -> Result<(String, Vec<String>), OAuthError> {
     if client.public {
         return Err(OAuthError::UnauthorizedClient(
@@ -576,19 +564,14 @@ pub fn client_credentials_target(
         ));
     }
     let service_scopes: Vec<String> = client
-        .scopes
-        .iter()
-        .filter(|s| !scopes::TESSERA_API.contains(&s.as_str()))
-        .cloned()
+        .allowed_scopes()
+        .into_iter()
+        .filter(|s| !scopes::is_tessera_api(s) && !scopes::USER_CLAIMS.contains(&s.as_str()))
         .collect();
     let scope = granted_scope(scope, &service_scopes)?;
-    let allowed: Vec<&String> = client
-        .audiences
-        .iter()
-        .filter(|a| client.first_party || !own_audience.contains(a))
-        .collect();
+    let allowed = client.allowed_audiences(own);
     let audience: Vec<String> = if resources.is_empty() {
-        allowed.into_iter().cloned().collect()
+        allowed
     } else {
         if let Some(bad) = resources.iter().find(|r| !allowed.contains(r)) {
             return Err(OAuthError::InvalidTarget(format!(
@@ -661,6 +644,7 @@ pub async fn introspect(
     verifier: &TokenVerifier,
     token: &str,
     caller: &Client,
+    own: &OwnAudiences,
 ) -> Result<Introspection, DbError> {
     if let Some(refresh_token) = RefreshToken::parse(token) {
         return Ok(
@@ -682,9 +666,10 @@ pub async fn introspect(
     let Ok(claims) = verifier.verify_any_audience(token) else {
         return Ok(Introspection::default());
     };
-    let own = claims.client_id.as_deref() == Some(caller.client_id.as_str());
-    let audience = claims.aud.iter().any(|a| caller.audiences.contains(a));
-    if !own && !audience {
+    let issued_to_caller = claims.client_id.as_deref() == Some(caller.client_id.as_str());
+    let audiences = caller.allowed_audiences(own);
+    let for_caller = claims.aud.iter().any(|a| audiences.contains(a));
+    if !issued_to_caller && !for_caller {
         return Ok(Introspection::default());
     }
     if let Some(sid) = &claims.sid

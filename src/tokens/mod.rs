@@ -70,6 +70,35 @@ pub struct Grant {
     pub session_id: Option<String>,
 }
 
+/// The audiences that stand for Tessera itself: its own API
+/// (`tokens.audience`), for first-party clients only, and the userinfo
+/// endpoint, the audience of tokens good only there, which no client may
+/// be registered for (it would see every such token at introspection).
+#[derive(Debug, Clone)]
+pub struct OwnAudiences {
+    pub api: Vec<String>,
+    pub userinfo: String,
+}
+
+impl OwnAudiences {
+    pub fn new(issuer: &str, api: &[String]) -> OwnAudiences {
+        OwnAudiences {
+            api: api.to_vec(),
+            userinfo: format!("{}/oauth2/userinfo", issuer.trim_end_matches('/')),
+        }
+    }
+
+    /// Whether `audience` is (a spelling of) Tessera's own API: compared
+    /// without regard to ASCII case, so no look-alike registration passes.
+    pub fn is_api(&self, audience: &str) -> bool {
+        self.api.iter().any(|a| a.eq_ignore_ascii_case(audience))
+    }
+
+    pub fn is_userinfo(&self, audience: &str) -> bool {
+        self.userinfo.eq_ignore_ascii_case(audience)
+    }
+}
+
 /// A signed access token and its lifetime.
 pub struct IssuedToken {
     pub token: String,

@@ -10,8 +10,20 @@ pub const ADMIN: &str = "tessera:admin";
 /// The `roles` claim, for clients that are not first-party.
 pub const ROLES: &str = "roles";
 
-/// Scopes that reach Tessera's own API: never for third-party clients.
-pub const TESSERA_API: [&str; 2] = [ACCOUNT, ADMIN];
+/// Whether `scope` belongs to Tessera's API: the two above, and — so a
+/// look-alike can't be registered and mislead a lenient resource server —
+/// anything in the `tessera:` namespace, in any ASCII case.
+pub fn is_tessera_api(scope: &str) -> bool {
+    scope
+        .get(..PREFIX.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(PREFIX))
+}
+
+const PREFIX: &str = "tessera:";
+
+/// Scopes about a user (OpenID Connect's and the `roles` claim): never in a
+/// client's own token, which has no user.
+pub const USER_CLAIMS: [&str; 4] = ["openid", "profile", "email", ROLES];
 
 /// Whether the space-separated `scope` contains `wanted`.
 pub fn has(scope: &str, wanted: &str) -> bool {
@@ -49,5 +61,8 @@ mod tests {
         assert_eq!(without("a tessera:admin b", |s| s == ADMIN), "a b");
         assert_eq!(with("a b", &["b", "c"]), "a b c");
         assert_eq!(with("", &[ACCOUNT]), ACCOUNT);
+        assert!(is_tessera_api(ACCOUNT) && is_tessera_api(ADMIN));
+        assert!(is_tessera_api("TESSERA:Admin") && is_tessera_api("tessera:other"));
+        assert!(!is_tessera_api("tessera") && !is_tessera_api("orders:read"));
     }
 }

@@ -84,6 +84,27 @@ async fn code_flow(
     }
 }
 
+/// `grant_type=refresh_token` as `client` (with its secret, or its id for
+/// a public one), with `extra` parameters.
+async fn refresh_as(
+    app: &TestApp,
+    client: &Registered,
+    refresh_token: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = vec![
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+    ];
+    form.extend_from_slice(extra);
+    let mut request = app.client.post(app.url("/oauth2/token"));
+    match &client.secret {
+        Some(secret) => request = request.basic_auth(&client.id, Some(secret)),
+        None => form.push(("client_id", client.id.as_str())),
+    }
+    request.form(&form).send().await.unwrap()
+}
+
 /// A registered user (not an administrator).
 async fn user(app: &TestApp) -> String {
     let email = unique_email();
@@ -223,8 +244,10 @@ both_backends! {
         for extra in [
             json!({"scopes": ["openid", "tessera:account"]}),
             json!({"scopes": ["openid", "tessera:admin"]}),
+            json!({"scopes": ["openid", "TESSERA:Admin"]}),
             json!({"audiences": ["tessera"]}),
             json!({"audiences": ["orders", "tessera"]}),
+            json!({"audiences": ["TESSERA"]}),
         ] {
             let response = app
                 .client
@@ -265,17 +288,8 @@ both_backends! {
         let response = app.get_with_token("/v1/admin/users", token).await;
         assert_eq!(response.status(), 403);
         // Refreshing doesn't bring it either.
-        let refreshed: Value = app
-            .client
-            .post(app.url("/oauth2/token"))
-            .basic_auth(&console.id, console.secret.as_deref())
-            .form(&[
-                ("grant_type", "refresh_token"),
-                ("refresh_token", exchange.body["refresh_token"].as_str().unwrap()),
-            ])
-            .send()
+        let refreshed: Value = refresh_as(&app, &console, exchange.body["refresh_token"].as_str().unwrap(), &[])
             .await
-            .unwrap()
             .json()
             .await
             .unwrap();
@@ -466,23 +480,14 @@ both_backends! {
         let refresh = exchange.body["refresh_token"].as_str().unwrap().to_owned();
         assert_eq!(payload(exchange.body["access_token"].as_str().unwrap())["aud"], json!("billing-api"));
         // Refresh: within the registration; a refused one spends nothing.
-        let refresh_with = |resource: &'static str, token: String| {
-            let id = web.id.clone();
-            let secret = web.secret.clone();
-            let app = &app;
-            async move {
-                app.client
-                    .post(app.url("/oauth2/token"))
-                    .basic_auth(id, secret)
-                    .form(&[("grant_type", "refresh_token"), ("refresh_token", &token), ("resource", resource)])
-                    .send()
-                    .await
-                    .unwrap()
-            }
-        };
-        let response = refresh_with("tessera", refresh.clone()).await;
+        let response = refresh_as(&app, &web, &refresh, &[("resource", "tessera")]).await;
         assert_oauth_error(response, 400, "invalid_target").await;
-        let body: Value = refresh_with("orders-api", refresh).await.json().await.unwrap();
+        // Presented by another client, a bad resource tells nothing: the
+        // refresh is refused as another client's, and spends nothing.
+        let other = register_client(&app, &admin_token, web_app(json!({"audiences": ["orders-api"]}))).await;
+        let response = refresh_as(&app, &other, &refresh, &[("resource", "nowhere")]).await;
+        assert_oauth_error(response, 400, "invalid_grant").await;
+        let body: Value = refresh_as(&app, &web, &refresh, &[("resource", "orders-api")]).await.json().await.unwrap();
         assert_eq!(payload(body["access_token"].as_str().unwrap())["aud"], json!("orders-api"), "{body}");
         // A resource the client isn't registered for, at authorization: back
         // to the client with invalid_target.
@@ -549,6 +554,153 @@ both_backends! {
                 assert_problem(response, 401, "invalid_token").await;
             }
         }
+    }
+
+    async fn no_client_is_registered_for_the_userinfo_audience_or_look_alikes(app: TestApp) {
+        let (_, admin_token) = admin(&app).await;
+        let userinfo = format!("{}/oauth2/userinfo", app.settings.issuer);
+        for (audience, first_party) in [
+            (userinfo.as_str(), false),
+            (userinfo.as_str(), true),
+            (" tessera", true),
+            ("tessera\u{200b}", false),
+            ("ｔｅｓｓｅｒａ", false),
+        ] {
+            let response = app
+                .client
+                .post(app.url("/v1/admin/clients"))
+                .bearer_auth(&admin_token)
+                .json(&web_app(json!({"audiences": [audience], "first_party": first_party})))
+                .send()
+                .await
+                .unwrap();
+            assert_problem(response, 422, "invalid_client_metadata").await;
+        }
+    }
+
+    async fn a_client_registered_before_the_rules_gets_nothing_of_tesseras(app: TestApp) {
+        use diesel::prelude::*;
+        use tessera::db::schema::clients;
+
+        let (admin_email, admin_token) = admin(&app).await;
+        let legacy = register_client(
+            &app,
+            &admin_token,
+            web_app(json!({
+                "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+                "scopes": ["openid", "legacy:read"],
+                "audiences": ["legacy-api"],
+            })),
+        )
+        .await;
+        // As the previous version let it be registered: a third-party client
+        // with Tessera's audience and scopes, and the userinfo audience.
+        let (id, userinfo) = (legacy.id.clone(), format!("{}/oauth2/userinfo", app.settings.issuer));
+        let db = app.db();
+        tokio::task::spawn_blocking(move || {
+            db.run_blocking(|conn| {
+                Ok(diesel::update(clients::table.find(&id))
+                    .set((
+                        clients::audiences.eq(serde_json::to_string(&["tessera", "legacy-api", userinfo.as_str()]).unwrap()),
+                        clients::scopes.eq(r#"["openid","legacy:read","tessera:account","tessera:admin"]"#),
+                    ))
+                    .execute(conn)?)
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+
+        // Introspection of a user's first-party token: nothing.
+        let user_token = app.tokens(&admin_email).await.access;
+        let body: Value = app
+            .client
+            .post(app.url("/oauth2/introspect"))
+            .basic_auth(&legacy.id, legacy.secret.as_deref())
+            .form(&[("token", user_token.as_str())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body, json!({"active": false}));
+        // Nor of a token good only at userinfo, another application's.
+        let web = register_client(&app, &admin_token, web_app(json!({}))).await;
+        let exchange = code_flow(&app, &web, &admin_email, &[("scope", "openid")], &[]).await;
+        let body: Value = app
+            .client
+            .post(app.url("/oauth2/introspect"))
+            .basic_auth(&legacy.id, legacy.secret.as_deref())
+            .form(&[("token", exchange.body["access_token"].as_str().unwrap())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body, json!({"active": false}));
+
+        // Authorization: `resource=tessera` goes back as invalid_target
+        // before any code exists.
+        let url = url::Url::parse_with_params(
+            &app.url("/oauth2/authorize"),
+            &[
+                ("response_type", "code"),
+                ("client_id", legacy.id.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("scope", "openid"),
+                ("state", "st"),
+                ("nonce", "n"),
+                ("resource", "tessera"),
+            ],
+        )
+        .unwrap();
+        let Step::Redirect(back) = Browser::new().open(url.as_str()).await else {
+            panic!("expected a redirect back to the client")
+        };
+        assert!(back.as_str().contains("error=invalid_target"), "{back}");
+        // Asking for Tessera's scopes is an invalid scope, never a consent
+        // page offering them.
+        let url = url::Url::parse_with_params(
+            &app.url("/oauth2/authorize"),
+            &[
+                ("response_type", "code"),
+                ("client_id", legacy.id.as_str()),
+                ("redirect_uri", REDIRECT),
+                ("scope", "openid tessera:account"),
+                ("state", "st"),
+                ("nonce", "n"),
+            ],
+        )
+        .unwrap();
+        let Step::Redirect(back) = Browser::new().open(url.as_str()).await else {
+            panic!("expected a redirect back to the client")
+        };
+        assert!(back.as_str().contains("error=invalid_scope"), "{back}");
+        // Its tokens, by code or by its own credentials, are for its own
+        // audience alone.
+        let exchange = code_flow(&app, &legacy, &admin_email, &[("scope", "openid legacy:read")], &[]).await;
+        let token = exchange.body["access_token"].as_str().unwrap();
+        assert_eq!(payload(token)["aud"], json!("legacy-api"));
+        refused_everywhere(&app, token, "legacy third-party token").await;
+        let own: Value = app
+            .client
+            .post(app.url("/oauth2/token"))
+            .basic_auth(&legacy.id, legacy.secret.as_deref())
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        // Not `openid`: a client's own token has no user.
+        assert_eq!(own["scope"], "legacy:read", "{own}");
+        let own_token = own["access_token"].as_str().unwrap();
+        assert_eq!(payload(own_token)["aud"], json!("legacy-api"));
+        let response = app.get_with_token("/oauth2/userinfo", own_token).await;
+        assert_problem(response, 403, "user_token_required").await;
     }
 
     async fn discovery_lists_the_scopes(app: TestApp) {
