@@ -19,7 +19,8 @@
 //! activation, it still counts as having superseded the keys before it: if
 //! it was the one signing, nothing signs until a key created after it
 //! activates (`--now` for at once) — never one it superseded. Revoked by its
-//! activation, it never activated and is left out altogether.
+//! activation, it never activated (it superseded nothing) and is left out
+//! altogether.
 //!
 //! Until some key has activated (a first key, or only fresh ones), the
 //! earliest key not revoked signs.
@@ -105,7 +106,9 @@ impl<'a> Timeline<'a> {
                 } else {
                     key.created_at + policy.prepublication
                 };
-                // Revoked by its activation: it never signed.
+                // Revoked by its activation: it never activated, so it
+                // superseded nothing (a first key may have signed through
+                // the fallback, but nothing older exists to revive).
                 key.revoked.is_none_or(|revoked| revoked > at).then_some(at)
             })
             .collect();

@@ -105,6 +105,38 @@ async fn refresh_as(
     request.form(&form).send().await.unwrap()
 }
 
+/// An authorization request from a fresh browser that Tessera sends back
+/// to the client at once (an error): the `error` it carries.
+async fn sent_back_with(app: &TestApp, client_id: &str, extra: &[(&str, &str)]) -> String {
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", REDIRECT),
+        ("state", "st"),
+        ("nonce", "n"),
+    ];
+    params.extend_from_slice(extra);
+    let url = url::Url::parse_with_params(&app.url("/oauth2/authorize"), &params).unwrap();
+    let Step::Redirect(back) = Browser::new().open(url.as_str()).await else {
+        panic!("expected a redirect back to the client")
+    };
+    crate::oidc::query(&back, "error").unwrap_or_else(|| panic!("no error in {back}"))
+}
+
+/// `POST /oauth2/introspect` by `caller`: the answer.
+async fn introspect_as(app: &TestApp, caller: &Registered, token: &str) -> Value {
+    app.client
+        .post(app.url("/oauth2/introspect"))
+        .basic_auth(&caller.id, caller.secret.as_deref())
+        .form(&[("token", token)])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A registered user (not an administrator).
 async fn user(app: &TestApp) -> String {
     let email = unique_email();
@@ -413,28 +445,20 @@ both_backends! {
             .unwrap();
         let service_token = issued["access_token"].as_str().unwrap().to_owned();
         let user_tokens = app.tokens(&user(&app).await).await;
-        let introspect = |caller: &Registered, token: String| {
-            app.client
-                .post(app.url("/oauth2/introspect"))
-                .basic_auth(&caller.id, caller.secret.as_deref())
-                .form(&[("token", token)])
-                .send()
-        };
         let active = |body: Value| body["active"].as_bool().unwrap();
-        let answer = |r: reqwest::Response| async move { r.json::<Value>().await.unwrap() };
         // The token's own client and the resource it is for: active.
-        assert!(active(answer(introspect(&orders, service_token.clone()).await.unwrap()).await));
-        assert!(active(answer(introspect(&orders_api, service_token.clone()).await.unwrap()).await));
+        assert!(active(introspect_as(&app, &orders, &service_token).await));
+        assert!(active(introspect_as(&app, &orders_api, &service_token).await));
         // Anyone else learns nothing.
-        let body = answer(introspect(&stranger, service_token.clone()).await.unwrap()).await;
+        let body = introspect_as(&app, &stranger, &service_token).await;
         assert_eq!(body, json!({"active": false}));
         // A user's first-party token: the first-party service for Tessera's
         // audience may know; strangers may not; a refresh token only to its
         // own client.
-        assert!(active(answer(introspect(&first_party_api, user_tokens.access.clone()).await.unwrap()).await));
-        let body = answer(introspect(&stranger, user_tokens.access.clone()).await.unwrap()).await;
+        assert!(active(introspect_as(&app, &first_party_api, &user_tokens.access).await));
+        let body = introspect_as(&app, &stranger, &user_tokens.access).await;
         assert_eq!(body, json!({"active": false}));
-        let body = answer(introspect(&first_party_api, user_tokens.refresh.clone()).await.unwrap()).await;
+        let body = introspect_as(&app, &first_party_api, &user_tokens.refresh).await;
         assert_eq!(body, json!({"active": false}));
     }
 
@@ -491,23 +515,7 @@ both_backends! {
         assert_eq!(payload(body["access_token"].as_str().unwrap())["aud"], json!("orders-api"), "{body}");
         // A resource the client isn't registered for, at authorization: back
         // to the client with invalid_target.
-        let url = url::Url::parse_with_params(
-            &app.url("/oauth2/authorize"),
-            &[
-                ("response_type", "code"),
-                ("client_id", web.id.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("scope", "openid"),
-                ("state", "st"),
-                ("nonce", "n"),
-                ("resource", "tessera"),
-            ],
-        )
-        .unwrap();
-        let Step::Redirect(back) = Browser::new().open(url.as_str()).await else {
-            panic!("expected a redirect back to the client")
-        };
-        assert!(back.as_str().contains("error=invalid_target"), "{back}");
+        assert_eq!(sent_back_with(&app, &web.id, &[("scope", "openid"), ("resource", "tessera")]).await, "invalid_target");
     }
 
     async fn first_party_logins_keep_working_with_the_account_scope(app: TestApp) {
@@ -613,71 +621,20 @@ both_backends! {
 
         // Introspection of a user's first-party token: nothing.
         let user_token = app.tokens(&admin_email).await.access;
-        let body: Value = app
-            .client
-            .post(app.url("/oauth2/introspect"))
-            .basic_auth(&legacy.id, legacy.secret.as_deref())
-            .form(&[("token", user_token.as_str())])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = introspect_as(&app, &legacy, user_token.as_str()).await;
         assert_eq!(body, json!({"active": false}));
         // Nor of a token good only at userinfo, another application's.
         let web = register_client(&app, &admin_token, web_app(json!({}))).await;
         let exchange = code_flow(&app, &web, &admin_email, &[("scope", "openid")], &[]).await;
-        let body: Value = app
-            .client
-            .post(app.url("/oauth2/introspect"))
-            .basic_auth(&legacy.id, legacy.secret.as_deref())
-            .form(&[("token", exchange.body["access_token"].as_str().unwrap())])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = introspect_as(&app, &legacy, exchange.body["access_token"].as_str().unwrap()).await;
         assert_eq!(body, json!({"active": false}));
 
         // Authorization: `resource=tessera` goes back as invalid_target
         // before any code exists.
-        let url = url::Url::parse_with_params(
-            &app.url("/oauth2/authorize"),
-            &[
-                ("response_type", "code"),
-                ("client_id", legacy.id.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("scope", "openid"),
-                ("state", "st"),
-                ("nonce", "n"),
-                ("resource", "tessera"),
-            ],
-        )
-        .unwrap();
-        let Step::Redirect(back) = Browser::new().open(url.as_str()).await else {
-            panic!("expected a redirect back to the client")
-        };
-        assert!(back.as_str().contains("error=invalid_target"), "{back}");
+        assert_eq!(sent_back_with(&app, &legacy.id, &[("scope", "openid"), ("resource", "tessera")]).await, "invalid_target");
         // Asking for Tessera's scopes is an invalid scope, never a consent
         // page offering them.
-        let url = url::Url::parse_with_params(
-            &app.url("/oauth2/authorize"),
-            &[
-                ("response_type", "code"),
-                ("client_id", legacy.id.as_str()),
-                ("redirect_uri", REDIRECT),
-                ("scope", "openid tessera:account"),
-                ("state", "st"),
-                ("nonce", "n"),
-            ],
-        )
-        .unwrap();
-        let Step::Redirect(back) = Browser::new().open(url.as_str()).await else {
-            panic!("expected a redirect back to the client")
-        };
-        assert!(back.as_str().contains("error=invalid_scope"), "{back}");
+        assert_eq!(sent_back_with(&app, &legacy.id, &[("scope", "openid tessera:account")]).await, "invalid_scope");
         // Its tokens, by code or by its own credentials, are for its own
         // audience alone.
         let exchange = code_flow(&app, &legacy, &admin_email, &[("scope", "openid legacy:read")], &[]).await;
