@@ -130,6 +130,7 @@ pub struct SessionSettings {
     pub idle_timeout_seconds: u64,
     pub absolute_lifetime_seconds: u64,
     pub refresh_reuse_grace_seconds: u64,
+    pub refresh_retry_window_seconds: u64,
     pub cleanup_interval_seconds: u64,
 }
 
@@ -322,6 +323,14 @@ impl Settings {
             return Err(invalid(
                 "sessions.refresh_reuse_grace_seconds",
                 "must be at most 60",
+            ));
+        }
+        if sessions.refresh_retry_window_seconds > 600
+            || sessions.refresh_retry_window_seconds < sessions.refresh_reuse_grace_seconds
+        {
+            return Err(invalid(
+                "sessions.refresh_retry_window_seconds",
+                "must be at most 600 and at least sessions.refresh_reuse_grace_seconds",
             ));
         }
         let sso = &self.sso;

@@ -336,6 +336,12 @@ fn find_row(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRow>, DbErr
         .optional()?)
 }
 
+/// The user with this id, on a connection (inside another operation's
+/// transaction).
+pub fn find_with(conn: &mut AnyConnection, id: &str) -> Result<Option<User>, DbError> {
+    Ok(find_row(conn, id)?.map(UserRow::into_user))
+}
+
 /// The user with this id.
 pub async fn find_by_id(db: &Db, id: String) -> Result<User, AccountError> {
     let row = db.run(move |conn| find_row(conn, &id)).await?;

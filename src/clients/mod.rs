@@ -500,6 +500,12 @@ fn list_with(conn: &mut AnyConnection) -> Result<Vec<Client>, DbError> {
     Ok(rows.into_iter().map(ClientRow::into_client).collect())
 }
 
+/// The client with this id, on a connection (inside another operation's
+/// transaction).
+pub fn find_with(conn: &mut AnyConnection, id: &str) -> Result<Option<Client>, DbError> {
+    Ok(find_row(conn, id)?.map(ClientRow::into_client))
+}
+
 pub async fn find(db: &Db, id: String) -> Result<Client, ClientError> {
     let row = db.run(move |conn| find_row(conn, &id)).await?;
     row.map(ClientRow::into_client).ok_or(ClientError::NotFound)

@@ -13,7 +13,7 @@ use super::granted_scope;
 use crate::accounts::now;
 use crate::audit::{self, Event};
 use crate::clients::{self, AUTHORIZATION_CODE, Client, ClientError};
-use crate::db::schema::{authorization_codes, sessions, users};
+use crate::db::schema::{authorization_codes, sessions};
 use crate::db::{AnyConnection, Db, DbError};
 use crate::secrets::{is_token_shaped, random_token, stored_hash};
 use crate::sessions::{ClientInfo, NewSession, SessionPolicy, Started, start_with};
@@ -418,7 +418,8 @@ pub struct CodeRedemption {
 
 /// A redeemed code: the token session it started and what the tokens say.
 pub struct Redeemed {
-    pub user_id: String,
+    /// The user, as the redemption found it.
+    pub user: crate::accounts::User,
     pub client_id: String,
     pub scope: String,
     pub nonce: Option<String>,
@@ -567,15 +568,11 @@ fn redeem_with(
         return Err(RedeemError::Invalid);
     }
     // An account disabled since the sign-in gets nothing (and the code
-    // stays unspent).
-    let disabled: Option<bool> = users::table
-        .find(&row.user_id)
-        .select(users::disabled)
-        .first(conn)
-        .optional()?;
-    if disabled != Some(false) {
+    // stays unspent). The user is read here, in the redemption's own
+    // transaction, so nothing the answer needs is read after it commits.
+    let Some(user) = crate::accounts::find_with(conn, &row.user_id)?.filter(|u| !u.disabled) else {
         return Err(RedeemError::Invalid);
-    }
+    };
     if row.client_id != redemption.client.client_id {
         return Err(RedeemError::WrongClient);
     }
@@ -652,7 +649,7 @@ fn redeem_with(
         },
     )?;
     Ok(Redemption::Redeemed(Box::new(Redeemed {
-        user_id: row.user_id,
+        user,
         client_id: row.client_id,
         scope: row.scope,
         nonce: row.nonce,

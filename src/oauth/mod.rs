@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::accounts::{self, ADMIN_ROLE, AccountError};
 use crate::audit::{self, Event};
-use crate::clients::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, Client, ClientError, REFRESH_TOKEN};
+use crate::clients::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, Client, REFRESH_TOKEN};
 use crate::db::{Db, DbError};
 use crate::sessions::{self, Caller, ClientInfo, RefreshToken, SessionError, SessionPolicy};
 use crate::tokens::{
@@ -290,16 +290,28 @@ pub async fn refresh_grant(
             issuance.token_audience(&client, &request.resources)?;
         }
     }
-    let refreshed = sessions::refresh(db, policy, refresh, client).await?;
-    let user = match accounts::find_by_id(db, refreshed.user_id.clone()).await {
-        Ok(user) if !user.disabled => user,
-        Ok(_) | Err(AccountError::NotFound) => {
-            return Err(OAuthError::InvalidGrant("the account is disabled or gone"));
-        }
-        Err(AccountError::Db(e)) => return Err(e.into()),
-        Err(e) => return Err(OAuthError::Internal(e.to_string())),
+    // What the answer needs is read in the rotation's own transaction: once
+    // it commits, only signing is left that could fail — and a retry of a
+    // refresh whose answer was lost gets the same successor (the session's
+    // retry window).
+    let login = issuance.login_client();
+    let own = issuance.own.clone();
+    let authenticated = request.client.clone();
+    let (refreshed, (user, client)) =
+        sessions::refresh(db, policy, refresh, client, move |conn, refreshed| {
+            let user = accounts::find_with(conn, &refreshed.user_id)?;
+            let client = token_client_with(conn, login, &own, &refreshed.client_id, authenticated)?;
+            Ok((user, client))
+        })
+        .await?;
+    let Some(user) = user.filter(|u| !u.disabled) else {
+        return Err(OAuthError::InvalidGrant("the account is disabled or gone"));
     };
-    let client = token_client(db, &issuance, &refreshed.client_id, &request.client).await?;
+    let Some(client) = client else {
+        return Err(OAuthError::InvalidGrant(
+            "the client of this grant no longer exists",
+        ));
+    };
     issuance
         .for_session(SessionGrant {
             user_id: &user.id,
@@ -321,20 +333,35 @@ async fn token_client(
     client_id: &str,
     authenticated: &Option<Client>,
 ) -> Result<TokenClient, OAuthError> {
-    if client_id == issuance.login_client_id {
-        return Ok(issuance.login_client());
-    }
-    if let Some(client) = authenticated.as_ref().filter(|c| c.client_id == client_id) {
-        return Ok(TokenClient::registered(client, issuance.own));
-    }
-    match crate::clients::find(db, client_id.to_owned()).await {
-        Ok(client) => Ok(TokenClient::registered(&client, issuance.own)),
-        Err(ClientError::NotFound) => Err(OAuthError::InvalidGrant(
+    let (login, own, id, authenticated) = (
+        issuance.login_client(),
+        issuance.own.clone(),
+        client_id.to_owned(),
+        authenticated.clone(),
+    );
+    db.run(move |conn| token_client_with(conn, login, &own, &id, authenticated))
+        .await?
+        .ok_or(OAuthError::InvalidGrant(
             "the client of this grant no longer exists",
-        )),
-        Err(ClientError::Db(e)) => Err(e.into()),
-        Err(e) => Err(OAuthError::Internal(e.to_string())),
+        ))
+}
+
+/// [`token_client`] on a connection; None when the client is gone.
+fn token_client_with(
+    conn: &mut crate::db::AnyConnection,
+    login: TokenClient,
+    own: &OwnAudiences,
+    client_id: &str,
+    authenticated: Option<Client>,
+) -> Result<Option<TokenClient>, DbError> {
+    if client_id == login.client_id {
+        return Ok(Some(login));
     }
+    if let Some(client) = authenticated.filter(|c| c.client_id == client_id) {
+        return Ok(Some(TokenClient::registered(&client, own)));
+    }
+    Ok(crate::clients::find_with(conn, client_id)?
+        .map(|client| TokenClient::registered(&client, own)))
 }
 
 fn has_scope(scope: &str, wanted: &str) -> bool {
@@ -387,14 +414,7 @@ pub async fn authorization_code_grant(
                 "code_verifier was sent but the authorization request had no code_challenge",
             ),
         })?;
-    let user = match accounts::find_by_id(db, redeemed.user_id.clone()).await {
-        Ok(user) if !user.disabled => user,
-        Ok(_) | Err(AccountError::NotFound) => {
-            return Err(OAuthError::InvalidGrant("the account is disabled or gone"));
-        }
-        Err(AccountError::Db(e)) => return Err(e.into()),
-        Err(e) => return Err(OAuthError::Internal(e.to_string())),
-    };
+    let user = redeemed.user;
     let mut response = issuance
         .for_session(SessionGrant {
             user_id: &user.id,

@@ -51,7 +51,12 @@ pub mod end_reason {
 pub struct SessionPolicy {
     pub idle_timeout: Duration,
     pub absolute_lifetime: Duration,
+    /// A spent token presented again this soon after (a concurrent
+    /// refresh) is never taken for theft.
     pub reuse_grace: Duration,
+    /// A spent token presented again this soon after (a retry of a refresh
+    /// whose answer was lost) gets the same successor, while that is unused.
+    pub retry_window: Duration,
 }
 
 impl From<&SessionSettings> for SessionPolicy {
@@ -61,6 +66,10 @@ impl From<&SessionSettings> for SessionPolicy {
             idle_timeout: seconds(s.idle_timeout_seconds),
             absolute_lifetime: seconds(s.absolute_lifetime_seconds),
             reuse_grace: seconds(s.refresh_reuse_grace_seconds),
+            retry_window: seconds(
+                s.refresh_retry_window_seconds
+                    .max(s.refresh_reuse_grace_seconds),
+            ),
         }
     }
 }
@@ -223,8 +232,8 @@ pub struct RefreshRequest {
 
 /// What the refresh transaction found; a reuse must commit its revocation,
 /// so it is an outcome, not an error that would roll it back.
-enum Rotation {
-    Rotated(Refreshed),
+enum Rotation<T = ()> {
+    Rotated(Refreshed, T),
     Reused { session_id: String },
     Invalid,
 }
@@ -252,28 +261,24 @@ impl From<DbError> for Refusal {
 /// Rotates the presented token: marks it spent and issues its successor, in
 /// one transaction whose first statement is an atomic compare-and-set on the
 /// token (`spent_at IS NULL`), so two concurrent refreshes can't both win.
-/// The loser, within the grace window, gets the same successor; outside it,
-/// the session is revoked. Whether the caller may refresh this session, and
-/// with the scope asked, is decided inside the transaction: a refusal spends
-/// nothing.
-pub async fn refresh(
+/// The loser, and a retry within the retry window, get the same successor
+/// while it is unused; otherwise the session is revoked. Whether the caller
+/// may refresh this session, and with the scope asked, is decided inside
+/// the transaction: a refusal spends nothing. `with` reads, in the same
+/// transaction, whatever else the answer needs, and the audit event is
+/// written there too: once the rotation commits, nothing of the database is
+/// left to fail.
+pub async fn refresh<T: Send + 'static>(
     db: &Db,
     policy: SessionPolicy,
     request: RefreshRequest,
     client: ClientInfo,
-) -> Result<Refreshed, SessionError> {
+    with: impl FnOnce(&mut AnyConnection, &Refreshed) -> Result<T, DbError> + Send + 'static,
+) -> Result<(Refreshed, T), SessionError> {
     db.run(move |conn| {
-        let outcome = conn.transaction(|conn| rotate(conn, &policy, &request));
         let ip = client.ip.as_deref();
-        let failure = |detail| Event {
-            action: audit::REFRESH,
-            outcome: "failure",
-            ip,
-            detail: Some(detail),
-            ..Event::default()
-        };
-        let (event, result) = match outcome {
-            Ok(Rotation::Rotated(r)) => {
+        let outcome = conn.transaction(|conn| match rotate(conn, &policy, &request)? {
+            Rotation::Rotated(r, ()) => {
                 let event = Event {
                     action: audit::REFRESH,
                     outcome: "success",
@@ -284,8 +289,21 @@ pub async fn refresh(
                     ..Event::default()
                 };
                 audit::record(conn, event)?;
-                return Ok(Ok(r));
+                let extra = with(conn, &r)?;
+                Ok(Rotation::Rotated(r, extra))
             }
+            Rotation::Reused { session_id } => Ok(Rotation::Reused { session_id }),
+            Rotation::Invalid => Ok(Rotation::Invalid),
+        });
+        let failure = |detail| Event {
+            action: audit::REFRESH,
+            outcome: "failure",
+            ip,
+            detail: Some(detail),
+            ..Event::default()
+        };
+        let (event, result) = match outcome {
+            Ok(Rotation::Rotated(r, extra)) => return Ok(Ok((r, extra))),
             Ok(Rotation::Reused { session_id }) => {
                 tracing::warn!(%session_id, "refresh token reuse: session revoked");
                 let event = Event {
@@ -346,6 +364,7 @@ fn rotate(
         insert_refresh_token(conn, &successor, &session_id, now)?;
         return Ok(Rotation::Rotated(
             session.refreshed(session_id, scope, successor),
+            (),
         ));
     }
 
@@ -362,24 +381,30 @@ fn rotate(
     else {
         return Ok(Rotation::Invalid);
     };
-    let within_grace = policy.reuse_grace > Duration::zero()
-        && spent_at.is_some_and(|t| now - t <= policy.reuse_grace);
-    if within_grace {
-        // The same successor again — unless it has been spent in turn, when
-        // handing it out would only make its holder look like a thief.
-        let Some(successor) = sealed.and_then(|s| presented.open(&s)) else {
-            return Ok(Rotation::Invalid);
-        };
-        if is_spent(conn, &successor)? {
-            return Ok(Rotation::Invalid);
-        }
+    let since =
+        |window: Duration| window > Duration::zero() && spent_at.is_some_and(|t| now - t <= window);
+    let successor = sealed.and_then(|s| presented.open(&s));
+    let successor_unused = match &successor {
+        Some(successor) => !is_spent(conn, successor)?,
+        None => false,
+    };
+    if let Some(successor) = successor.filter(|_| successor_unused && since(policy.retry_window)) {
+        // A concurrent refresh, or a retry of one whose answer was lost
+        // (a 503 after the commit): the same successor again, which only
+        // the holder of the spent token can open.
         let Some(session) = touch_live_session(conn, &session_id, now, idle_cutoff)? else {
             return Ok(Rotation::Invalid);
         };
         let scope = admit(conn, request, &session)?;
         return Ok(Rotation::Rotated(
             session.refreshed(session_id, scope, successor),
+            (),
         ));
+    }
+    if since(policy.reuse_grace) {
+        // The chain moved on in the instant between two concurrent
+        // refreshes: refuse, but don't take the late one for a thief.
+        return Ok(Rotation::Invalid);
     }
     let revoked = diesel::update(sessions::table.find(&session_id))
         .filter(sessions::ended_at.is_null())

@@ -69,7 +69,10 @@ both_backends! {
         assert!(audited(&app, "refresh", "failure").await >= 2);
     }
 
-    async fn concurrent_refreshes_in_the_grace_window_share_one_chain(app: TestApp, settings = |s| s.sessions.refresh_reuse_grace_seconds = 2) {
+    async fn concurrent_refreshes_in_the_grace_window_share_one_chain(app: TestApp, settings = |s| {
+        s.sessions.refresh_reuse_grace_seconds = 2;
+        s.sessions.refresh_retry_window_seconds = 2;
+    }) {
         let tokens = logged_in(&app, "tabs@example.com").await;
         let refreshes = (0..8).map(|_| app.refresh(&tokens.refresh));
         let mut successors = Vec::new();
@@ -85,6 +88,62 @@ both_backends! {
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert_oauth_error(app.refresh(&tokens.refresh).await, 400, "invalid_grant").await;
         assert_oauth_error(app.refresh(&successors[0]).await, 400, "invalid_grant").await;
+    }
+
+    async fn a_retried_refresh_gets_the_same_successor_while_it_is_unused(app: TestApp, settings = |s| s.sessions.refresh_reuse_grace_seconds = 0) {
+        let first = logged_in(&app, "retry@example.com").await;
+        let second = Tokens::from_response(app.refresh(&first.refresh).await).await;
+        // The answer was lost; the client retries with the token it holds:
+        // the same successor, and the session lives on.
+        let retried = Tokens::from_response(app.refresh(&first.refresh).await).await;
+        assert_eq!(retried.refresh, second.refresh);
+        assert_eq!(me_status(&app, &retried.access).await, 200);
+        let (sessions, tokens_stored) = stored_rows(&app).await;
+        assert_eq!((sessions, tokens_stored), (1, 2), "no second successor");
+        // Once the successor has been used, the spent token is theft.
+        let third = Tokens::from_response(app.refresh(&second.refresh).await).await;
+        assert_oauth_error(app.refresh(&first.refresh).await, 400, "invalid_grant").await;
+        assert_eq!(me_status(&app, &third.access).await, 401, "the session is revoked");
+        assert_oauth_error(app.refresh(&third.refresh).await, 400, "invalid_grant").await;
+    }
+
+    async fn a_retry_after_the_window_is_theft(app: TestApp, settings = |s| {
+        s.sessions.refresh_reuse_grace_seconds = 0;
+        s.sessions.refresh_retry_window_seconds = 1;
+    }) {
+        let first = logged_in(&app, "late@example.com").await;
+        let second = Tokens::from_response(app.refresh(&first.refresh).await).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_oauth_error(app.refresh(&first.refresh).await, 400, "invalid_grant").await;
+        assert_eq!(me_status(&app, &second.access).await, 401, "the session is revoked");
+    }
+
+    async fn a_refresh_that_failed_after_its_commit_is_retried_without_a_logout(app: TestApp, settings = |s| s.sessions.refresh_reuse_grace_seconds = 0) {
+        let first = logged_in(&app, "outage@example.com").await;
+        // No key can sign: the rotation commits, then the answer fails (503),
+        // as when anything after the commit fails.
+        let header: Value = {
+            use base64::Engine;
+            let part = first.access.split('.').next().unwrap();
+            serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+        };
+        let kid = header["kid"].as_str().unwrap();
+        for path in app.keys.paths_of(kid) {
+            tessera::keys::files::revoke(&path, chrono::Utc::now()).unwrap();
+        }
+        app.keys.reload().unwrap();
+        let response = app.refresh(&first.refresh).await;
+        assert_eq!(response.status(), 503);
+        assert!(response.headers().contains_key("retry-after"));
+        let (_, tokens_stored) = stored_rows(&app).await;
+        assert_eq!(tokens_stored, 2, "the rotation committed: the token is spent");
+        // Signing works again; the client retries with the same token.
+        tessera::keys::files::create_key(&app.settings.keys.dir, 2048, chrono::Utc::now(), true).unwrap();
+        app.keys.reload().unwrap();
+        let retried = Tokens::from_response(app.refresh(&first.refresh).await).await;
+        assert_eq!(me_status(&app, &retried.access).await, 200, "not logged out");
+        let next = Tokens::from_response(app.refresh(&retried.refresh).await).await;
+        assert_eq!(me_status(&app, &next.access).await, 200);
     }
 
     async fn logout_ends_one_session_or_all(app: TestApp) {
