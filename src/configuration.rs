@@ -56,6 +56,7 @@ pub struct ServerSettings {
     pub bind: String,
     pub workers: usize,
     pub shutdown_timeout_seconds: u64,
+    pub shutdown_drain_seconds: u64,
     pub json_body_limit_bytes: usize,
     pub request_head_timeout_seconds: u64,
     pub keep_alive_seconds: u64,
@@ -234,6 +235,12 @@ impl Settings {
             return Err(invalid(
                 "server.tls",
                 "set both cert and key (PEM files), or neither",
+            ));
+        }
+        if self.server.shutdown_drain_seconds > 300 {
+            return Err(invalid(
+                "server.shutdown_drain_seconds",
+                "must be at most 300",
             ));
         }
         if !(1..=300).contains(&self.server.request_head_timeout_seconds) {

@@ -41,6 +41,7 @@ pub struct Application {
     port: u16,
     server: Server,
     keys: Arc<KeyRing>,
+    shutdown: Shutdown,
 }
 
 /// Connects to the database and brings its schema up to date.
@@ -144,6 +145,7 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
         rate_limiter: RateLimiter::new(&settings_throttle),
         lockout: LockoutPolicy::from(&settings_throttle),
         trusted_proxies,
+        shutting_down: http::ShuttingDown::default(),
     })
 }
 
@@ -244,6 +246,9 @@ impl Application {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let state = build_state(settings, clock)?;
         let keys = state.keys.clone();
+        let shutting_down = state.shutting_down.clone();
+        let shutting_down_flag = shutting_down.clone();
+        let drain = std::time::Duration::from_secs(state.settings.server.shutdown_drain_seconds);
         let s = &state.settings;
         tracing::info!(
             issuer = %s.issuer,
@@ -355,6 +360,27 @@ impl Application {
                         }
                     }
                 })
+                .wrap_fn({
+                    let shutting_down = shutting_down.clone();
+                    move |req, srv| {
+                        // While draining, each answer closes its connection,
+                        // so kept-alive clients reconnect (to an instance the
+                        // load balancer still routes to) before this one
+                        // stops listening.
+                        let response = srv.call(req);
+                        let shutting_down = shutting_down.clone();
+                        async move {
+                            let mut response = response.await?;
+                            if shutting_down.is_set() {
+                                response
+                                    .response_mut()
+                                    .head_mut()
+                                    .set_connection_type(actix_web::http::ConnectionType::Close);
+                            }
+                            Ok(response)
+                        }
+                    }
+                })
         })
         .workers(workers)
         .shutdown_timeout(shutdown_timeout)
@@ -368,8 +394,18 @@ impl Application {
             None => server.listen(listener),
         }
         .map_err(|source| StartupError::Bind { bind, source })?
+        // SIGTERM and SIGINT drain first (`Shutdown`): actix's own handling
+        // would stop accepting at once.
+        .disable_signals()
         .run();
-        Ok(Application { port, server, keys })
+        let shutdown = Shutdown::new(server.handle(), shutting_down_flag, drain);
+        shutdown.on_signals();
+        Ok(Application {
+            port,
+            server,
+            keys,
+            shutdown,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -386,8 +422,112 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM/SIGINT, then drains in-flight requests.
+    /// Starts the same shutdown as SIGTERM (tests, embedding programs).
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Serves until stopped: after SIGTERM/SIGINT (or [`Shutdown::begin`]),
+    /// a drain, then the requests accepted finish.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let mut now = self.shutdown.now.subscribe();
+        let result = tokio::select! {
+            result = self.server => result,
+            // Dropping the server closes every connection at once.
+            _ = now.wait_for(|now| *now) => Ok(()),
+        };
+        tracing::info!("server stopped");
+        result
+    }
+}
+
+/// How a running server stops, as rolling deploys need. The first request
+/// (SIGTERM, SIGINT or [`Shutdown::begin`]) makes `/readyz` answer 503 at
+/// once while the server goes on accepting and serving for
+/// `server.shutdown_drain_seconds`, so load balancers stop sending to it
+/// before it stops listening; then it stops accepting and lets what it
+/// accepted finish (`server.shutdown_timeout_seconds`). A second request
+/// stops at once.
+#[derive(Clone)]
+pub struct Shutdown {
+    server: actix_web::dev::ServerHandle,
+    shutting_down: http::ShuttingDown,
+    drain: std::time::Duration,
+    /// Set by a second request: stop without waiting.
+    now: Arc<tokio::sync::watch::Sender<bool>>,
+}
+
+/// Between pausing the acceptor and stopping the workers: a worker told to
+/// stop drops the connections the acceptor has handed it but it has not
+/// started on yet (actix-server), so it is given time to start on them.
+const HANDOVER: std::time::Duration = std::time::Duration::from_millis(200);
+
+impl Shutdown {
+    fn new(
+        server: actix_web::dev::ServerHandle,
+        shutting_down: http::ShuttingDown,
+        drain: std::time::Duration,
+    ) -> Shutdown {
+        Shutdown {
+            server,
+            shutting_down,
+            drain,
+            now: Arc::new(tokio::sync::watch::channel(false).0),
+        }
+    }
+
+    /// Begins the shutdown; a second call stops at once. Must be called
+    /// inside a tokio runtime.
+    pub fn begin(&self) {
+        if self.shutting_down.begin() {
+            tokio::spawn(self.clone().drain_then_stop());
+        } else if !*self.now.borrow() {
+            tracing::info!("second stop request: stopping at once");
+            self.now.send_replace(true);
+        }
+    }
+
+    async fn drain_then_stop(self) {
+        tracing::info!(
+            drain_seconds = self.drain.as_secs(),
+            "shutting down: /readyz answers 503; serving on until the drain ends"
+        );
+        let mut now = self.now.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(self.drain) => {}
+            _ = now.wait_for(|now| *now) => return,
+        }
+        tracing::info!("drain over: no longer accepting; finishing the requests accepted");
+        self.server.pause().await;
+        tokio::time::sleep(HANDOVER).await;
+        self.server.stop(true).await;
+    }
+
+    /// SIGTERM and SIGINT begin the shutdown. Registered before returning:
+    /// a signal right after start must not meet the default action (ending
+    /// the process without a drain).
+    fn on_signals(&self) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut terms), Ok(mut ints)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tracing::warn!(
+                "cannot listen for SIGTERM and SIGINT; they will end the process without a drain"
+            );
+            return;
+        };
+        let shutdown = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let name = tokio::select! {
+                    Some(()) = terms.recv() => "SIGTERM",
+                    Some(()) = ints.recv() => "SIGINT",
+                    else => return,
+                };
+                tracing::info!(signal = name, "stop requested");
+                shutdown.begin();
+            }
+        });
     }
 }

@@ -1,3 +1,5 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -18,9 +20,33 @@ pub struct Health {
 pub struct Readiness {
     /// `ready` or `unavailable`.
     status: &'static str,
-    database: &'static str,
-    /// Whether a key can sign.
-    keys: &'static str,
+    /// Not checked (absent) while shutting down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<&'static str>,
+    /// Whether a key can sign. Not checked (absent) while shutting down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    keys: Option<&'static str>,
+    /// Present, and true, once SIGTERM or SIGINT has begun a shutdown: the
+    /// instance still serves during its drain but wants no new work.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    shutting_down: bool,
+}
+
+/// Set once a shutdown has begun: from then on `/readyz` answers 503 and
+/// responses close their connections, so load balancers and kept-alive
+/// clients move to other instances while this one drains.
+#[derive(Clone, Debug, Default)]
+pub struct ShuttingDown(Arc<AtomicBool>);
+
+impl ShuttingDown {
+    /// Marks the shutdown as begun; true if it had not been already.
+    pub fn begin(&self) -> bool {
+        !self.0.swap(true, Ordering::SeqCst)
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// Liveness
@@ -59,7 +85,9 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 /// Readiness
 ///
 /// The service can do its work: a database connection answers and a
-/// signing key is loaded. 503 otherwise, so a load balancer routes around it.
+/// signing key is loaded. 503 otherwise, so a load balancer routes around it;
+/// 503 at once, without checking either, once a shutdown has begun
+/// (SIGTERM/SIGINT: the instance drains, still serving, then stops).
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Readiness),
@@ -67,6 +95,14 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         InvalidText,
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.shutting_down.is_set() {
+        return HttpResponse::ServiceUnavailable().json(Readiness {
+            status: "unavailable",
+            database: None,
+            keys: None,
+            shutting_down: true,
+        });
+    }
     let timeout = state.settings.pool_checkout_timeout() + Duration::from_secs(1);
     let database = match tokio::time::timeout(timeout, state.db.ping()).await {
         Ok(Ok(())) => "ok",
@@ -80,8 +116,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let ready = database == "ok" && keys == "ok";
     let body = Readiness {
         status: if ready { "ready" } else { "unavailable" },
-        database,
-        keys,
+        database: Some(database),
+        keys: Some(keys),
+        shutting_down: false,
     };
     if ready {
         HttpResponse::Ok().json(body)

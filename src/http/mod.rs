@@ -35,6 +35,7 @@ use crate::tokens::{OwnAudiences, TokenIssuer, TokenVerifier};
 
 pub use bearer::{AccountBearer, AdminBearer, UserinfoBearer};
 pub use error::ApiError;
+pub use health::ShuttingDown;
 
 /// Everything a handler may need, built once at start.
 pub struct AppState {
@@ -52,6 +53,8 @@ pub struct AppState {
     pub lockout: LockoutPolicy,
     pub trusted_proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,
+    /// Set by the first SIGTERM/SIGINT (see [`crate::startup::Shutdown`]).
+    pub shutting_down: ShuttingDown,
 }
 
 impl AppState {

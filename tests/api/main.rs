@@ -21,6 +21,7 @@ mod openapi;
 mod redirect_uris;
 mod rotation;
 mod sessions;
+mod shutdown;
 mod sibling;
 mod throttle;
 mod timing;
