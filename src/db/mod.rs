@@ -15,7 +15,6 @@
 pub mod schema;
 mod watchdog;
 
-use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -42,7 +41,7 @@ pub struct Conn {
     inner: AnyConnection,
     /// PostgreSQL's socket, for the watchdog; None for SQLite (a local file
     /// has no silent peer) or when the socket could not be told apart.
-    socket: Option<RawFd>,
+    socket: Option<watchdog::Socket>,
     /// When it was opened, in the manager's count: a failed ping distrusts
     /// every connection opened before it.
     generation: u64,
@@ -72,7 +71,7 @@ impl Conn {
         limit: Duration,
         f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
     ) -> (Result<T, E>, bool) {
-        let armed = self.socket.map(|fd| watchdog::arm(fd, limit));
+        let armed = self.socket.map(|socket| watchdog::arm(socket, limit));
         let result = f(&mut self.inner);
         let fired = armed.is_some_and(watchdog::Armed::disarm);
         if fired {

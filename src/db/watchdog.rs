@@ -7,13 +7,22 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::mem::ManuallyDrop;
 use std::os::fd::{FromRawFd, RawFd};
+use std::os::unix::fs::MetadataExt;
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// A connection's socket: its descriptor, and the socket's inode, so a
+/// descriptor that libpq closed and the process reused is left alone.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Socket {
+    fd: RawFd,
+    inode: u64,
+}
 
 #[derive(Default)]
 struct State {
     next: u64,
-    armed: BTreeMap<u64, (Instant, RawFd)>,
+    armed: BTreeMap<u64, (Instant, Socket)>,
     fired: HashSet<u64>,
 }
 
@@ -48,16 +57,19 @@ impl Watchdog {
                 .armed
                 .iter()
                 .min_by_key(|(_, (deadline, _))| *deadline)
-                .map(|(id, (deadline, fd))| (*id, *deadline, *fd));
+                .map(|(id, (deadline, socket))| (*id, *deadline, *socket));
             state = match earliest {
                 None => self.wake.wait(state).unwrap_or_else(|p| p.into_inner()),
-                Some((id, deadline, fd)) if deadline <= now => {
+                Some((id, deadline, socket)) if deadline <= now => {
                     // Under the lock: the call is still running (its guard
                     // disarms under the same lock before the connection can
-                    // be dropped), so `fd` is still the connection's socket.
+                    // be dropped), so libpq has not closed the descriptor
+                    // unless the connection already failed; the inode tells.
                     state.armed.remove(&id);
                     state.fired.insert(id);
-                    shut_down(fd);
+                    if inode(socket.fd) == Some(socket.inode) {
+                        shut_down(socket.fd);
+                    }
                     state
                 }
                 Some((_, deadline, _)) => {
@@ -78,17 +90,22 @@ fn shut_down(fd: RawFd) {
     let _ = socket.shutdown(std::net::Shutdown::Both);
 }
 
-/// A deadline on the socket `fd`; disarm it when the call returns.
+fn inode(fd: RawFd) -> Option<u64> {
+    let file = ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(fd) });
+    file.metadata().ok().map(|m| m.ino())
+}
+
+/// A deadline on a socket; disarm it when the call returns.
 pub(super) struct Armed {
     id: u64,
 }
 
-pub(super) fn arm(fd: RawFd, limit: Duration) -> Armed {
+pub(super) fn arm(socket: Socket, limit: Duration) -> Armed {
     let dog = &*WATCHDOG;
     let mut state = lock(&dog.state);
     let id = state.next;
     state.next += 1;
-    state.armed.insert(id, (Instant::now() + limit, fd));
+    state.armed.insert(id, (Instant::now() + limit, socket));
     drop(state);
     dog.wake.notify_one();
     Armed { id }
@@ -116,7 +133,7 @@ static ESTABLISHING: LazyLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> =
 pub(super) fn establish_and_find_socket<T>(
     url: &str,
     establish: impl FnOnce() -> T,
-) -> (T, Option<RawFd>) {
+) -> (T, Option<Socket>) {
     let parsed = url::Url::parse(url).ok();
     let port = parsed.as_ref().and_then(|u| u.port()).unwrap_or(5432);
     let server = parsed
@@ -127,30 +144,37 @@ pub(super) fn establish_and_find_socket<T>(
     let _one_at_a_time = lock(&gate);
     let before = sockets();
     let established = establish();
-    let found: Vec<RawFd> = sockets()
+    let found: Vec<Socket> = sockets()
         .difference(&before)
-        .map(|(fd, _)| *fd)
-        .filter(|fd| connected_to_port(*fd, port))
+        .filter(|(fd, _)| connected_to_port(*fd, port))
+        .map(|(fd, inode)| Socket {
+            fd: *fd,
+            inode: *inode,
+        })
         .collect();
     match found.as_slice() {
-        [fd] => (established, Some(*fd)),
+        [socket] => (established, Some(*socket)),
         _ => (established, None),
     }
 }
 
 /// Open socket descriptors with their inodes (a reused number is a new one).
-fn sockets() -> HashSet<(RawFd, String)> {
+fn sockets() -> HashSet<(RawFd, u64)> {
     let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
         return HashSet::new();
     };
     dir.filter_map(|entry| {
         let entry = entry.ok()?;
         let fd: RawFd = entry.file_name().to_str()?.parse().ok()?;
+        // The link reads `socket:[INODE]`.
         let target = std::fs::read_link(entry.path()).ok()?;
-        let target = target.to_str()?;
-        target
-            .starts_with("socket:")
-            .then(|| (fd, target.to_owned()))
+        let inode = target
+            .to_str()?
+            .strip_prefix("socket:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()?;
+        Some((fd, inode))
     })
     .collect()
 }
