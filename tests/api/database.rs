@@ -449,3 +449,87 @@ async fn after_a_failover_new_connections_serve_requests() {
     assert_eq!(login.status(), 200);
     assert_eq!(app.get("/readyz").await.status(), 200);
 }
+
+/// Under load, PostgreSQL freezes for a while: requests caught in the
+/// middle of their queries are answered too (503 in the bound, none hangs),
+/// every registration answered 201 exists afterwards, and the service works
+/// again once the freeze ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freeze_under_load_hangs_no_request() {
+    let Some((app, relay, _probe)) = behind_a_relay().await else {
+        return;
+    };
+    let app = Arc::new(app);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let (app, stop) = (app.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let (mut acknowledged, mut unavailable, mut slowest) = (Vec::new(), 0, Duration::ZERO);
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let email = format!("frozen-{writer}-{n}@example.com");
+                let body = serde_json::json!({"email": email, "password": PASSWORD});
+                let (response, took) =
+                    answered(&email, app.post_json("/v1/auth/register", &body)).await;
+                slowest = slowest.max(took);
+                match response.status().as_u16() {
+                    201 => acknowledged.push(email),
+                    503 => unavailable += 1,
+                    other => panic!("{email}: unexpected {other}"),
+                }
+            }
+            (acknowledged, unavailable, slowest)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    relay.freeze();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    relay.unfreeze();
+    let started = Instant::now();
+    let mut recovered = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        if app.get("/readyz").await.status() == 200 {
+            recovered = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovered = recovered.expect("the service recovers without a restart");
+    println!("freeze under load: ready again {recovered:?} after the freeze ended");
+    let login = app.login("frozen-0-1@example.com", PASSWORD).await;
+    assert_eq!(login.status(), 200);
+    let token: serde_json::Value = login.json().await.unwrap();
+    assert!(token["access_token"].is_string());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let (mut acknowledged, mut unavailable, mut slowest) = (Vec::new(), 0, Duration::ZERO);
+    for writer in writers {
+        let (a, u, s) = writer.await.unwrap();
+        acknowledged.extend(a);
+        unavailable += u;
+        slowest = slowest.max(s);
+    }
+    assert!(unavailable > 0, "the freeze was felt");
+    println!(
+        "freeze under load: {} registrations acknowledged, {unavailable} answered 503, slowest {slowest:?}",
+        acknowledged.len()
+    );
+    let stored: Vec<String> = app
+        .db()
+        .run(|conn| {
+            use diesel::prelude::*;
+            use tessera::db::schema::users;
+            Ok(users::table.select(users::email).load(conn)?)
+        })
+        .await
+        .unwrap();
+    let stored: std::collections::HashSet<String> = stored.into_iter().collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|e| !stored.contains(*e))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+}
