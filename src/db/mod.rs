@@ -303,7 +303,9 @@ impl r2d2::ManageConnection for Manager {
         match &self.backend {
             Backend::Postgres(url) => {
                 let (established, socket) =
-                    watchdog::establish_and_find_socket(url, || PgConnection::establish(url));
+                    watchdog::establish_and_find_socket(url, self.limits.ping, || {
+                        PgConnection::establish(url)
+                    });
                 let mut conn = Conn {
                     inner: AnyConnection::Postgresql(established.map_err(establish_error)?),
                     socket,

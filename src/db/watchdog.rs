@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::mem::ManuallyDrop;
 use std::os::fd::{FromRawFd, RawFd};
 use std::os::unix::fs::MetadataExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -121,9 +122,46 @@ impl Armed {
 }
 
 /// Establishments to one server, one at a time, so the socket that appears
-/// while one runs is its own.
-static ESTABLISHING: LazyLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> =
+/// while one runs is its own: per server, a flag set while one runs.
+static ESTABLISHING: LazyLock<Mutex<HashMap<String, Arc<AtomicBool>>>> =
     LazyLock::new(Mutex::default);
+
+/// This server's turn to establish, given back on drop.
+struct Turn(Arc<AtomicBool>);
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Waits for this server's turn. One establishment that hangs (opened just
+/// as the server froze or failed over, it waits out libpq's
+/// `connect_timeout`) holds up the others for at most `patience`: then its
+/// gate is replaced by a new one. Its socket predates every later
+/// establishment's snapshot, so it is not mistaken for theirs.
+fn turn(server: &str, patience: Duration) -> Turn {
+    loop {
+        let gate = lock(&ESTABLISHING)
+            .entry(server.to_owned())
+            .or_default()
+            .clone();
+        let waited = Instant::now();
+        while waited.elapsed() < patience {
+            if gate
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                return Turn(gate);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut gates = lock(&ESTABLISHING);
+        if gates.get(server).is_some_and(|g| Arc::ptr_eq(g, &gate)) {
+            gates.insert(server.to_owned(), Arc::default());
+        }
+    }
+}
 
 /// Runs `establish` and finds the socket it opened: the one socket
 /// descriptor that is new afterwards and connected to the URL's port. None
@@ -132,6 +170,7 @@ static ESTABLISHING: LazyLock<Mutex<HashMap<String, Arc<Mutex<()>>>>> =
 /// connection is bounded by libpq's own limits only.
 pub(super) fn establish_and_find_socket<T>(
     url: &str,
+    patience: Duration,
     establish: impl FnOnce() -> T,
 ) -> (T, Option<Socket>) {
     let parsed = url::Url::parse(url).ok();
@@ -140,8 +179,7 @@ pub(super) fn establish_and_find_socket<T>(
         .as_ref()
         .map(|u| format!("{}:{port}", u.host_str().unwrap_or("")))
         .unwrap_or_else(|| url.to_owned());
-    let gate = lock(&ESTABLISHING).entry(server).or_default().clone();
-    let _one_at_a_time = lock(&gate);
+    let _one_at_a_time = turn(&server, patience);
     let before = sockets();
     let established = establish();
     let found: Vec<Socket> = sockets()
