@@ -1,9 +1,21 @@
 //! The database: one diesel code path over PostgreSQL (production) and SQLite
 //! (the embedded default), an r2d2 pool with a checkout timeout, embedded
 //! migrations, and [`Db::run`], which moves every query off the async workers.
+//!
+//! Every wait on PostgreSQL is bounded by `database.connect_timeout_seconds`,
+//! so a database that stops answering (frozen, or a failover that leaves the
+//! old connections silent) gives 503 instead of hanging requests: libpq's
+//! `connect_timeout`, keepalives and `tcp_user_timeout`, a server-side
+//! `statement_timeout`, and a client-side watchdog that shuts a connection's
+//! socket when a checkout ping or a request's queries outlast their limit.
+//! libpq blocks in `poll()` with no limit of its own, and a frozen peer's
+//! kernel still acknowledges every packet, so only the watchdog frees a
+//! thread waiting on a silent connection.
 
 pub mod schema;
+mod watchdog;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use diesel::Connection;
@@ -22,6 +34,64 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 pub enum AnyConnection {
     Postgresql(PgConnection),
     Sqlite(SqliteConnection),
+}
+
+/// A pooled connection: the connection plus what bounds its waits.
+pub struct Conn {
+    inner: AnyConnection,
+    /// PostgreSQL's socket, for the watchdog; None for SQLite (a local file
+    /// has no silent peer) or when the socket could not be told apart.
+    socket: Option<watchdog::Socket>,
+    /// When it was opened, in the manager's count: a failed ping distrusts
+    /// every connection opened before it.
+    generation: u64,
+    /// The watchdog shut it, or it lost its session limits: never reused.
+    broken: bool,
+}
+
+impl std::ops::Deref for Conn {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.inner
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+}
+
+impl Conn {
+    /// Runs `f`; past `limit` the watchdog shuts the socket, so libpq returns
+    /// at once with a closed connection, which is then never reused.
+    /// Returns whether the watchdog fired.
+    fn bounded<T, E>(
+        &mut self,
+        limit: Duration,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> (Result<T, E>, bool) {
+        let armed = self.socket.map(|socket| watchdog::arm(socket, limit));
+        let result = f(&mut self.inner);
+        let fired = armed.is_some_and(watchdog::Armed::disarm);
+        if fired {
+            self.broken = true;
+        }
+        (result, fired)
+    }
+
+    /// Lifts the session limits for long work (migrations, start-up
+    /// rewrites, the CLI); the connection is dropped afterwards rather than
+    /// returned to the pool without them.
+    fn unbounded(&mut self) -> Result<(), DbError> {
+        if let AnyConnection::Postgresql(pg) = &mut self.inner {
+            self.broken = true;
+            pg.batch_execute(
+                "SET statement_timeout = 0; SET idle_in_transaction_session_timeout = 0",
+            )?;
+        }
+        Ok(())
+    }
 }
 
 pub type Pool = r2d2::Pool<Manager>;
@@ -57,6 +127,10 @@ impl From<DieselError> for DbError {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 info,
             ) => DbError::Unavailable(info.message().to_owned()),
+            // statement_timeout: the database did not finish in time.
+            DieselError::DatabaseError(_, info) if info.message().contains("statement timeout") => {
+                DbError::Unavailable(info.message().to_owned())
+            }
             // SQLite's "database is locked" after the busy timeout: too much
             // write contention to wait out.
             DieselError::DatabaseError(_, info)
@@ -138,28 +212,114 @@ pub fn redacted_url(url: &str) -> String {
     parsed.to_string()
 }
 
+/// How long PostgreSQL may keep us waiting, all derived from
+/// `database.connect_timeout_seconds`.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Pool checkout, libpq's `connect_timeout`, one request's queries
+    /// (client watchdog and server `statement_timeout`).
+    wait: Duration,
+    /// The ping that validates a pooled connection on checkout: short, so
+    /// a silent connection costs a request little before a new one opens.
+    ping: Duration,
+}
+
+impl Limits {
+    fn from_wait(wait: Duration) -> Limits {
+        let wait = wait.max(Duration::from_secs(1));
+        Limits {
+            wait,
+            ping: (wait / 2).min(Duration::from_secs(1)),
+        }
+    }
+
+    /// libpq parameters that bound connecting and detect a dead peer at the
+    /// TCP level (a host gone after a failover): keepalive probes on idle
+    /// connections, and `tcp_user_timeout` for data left unacknowledged.
+    /// Parameters already in the URL are the operator's and stay.
+    fn conninfo(&self, url: &str) -> String {
+        let secs = self.wait.as_secs().max(1);
+        let wanted = [
+            ("connect_timeout", secs.to_string()),
+            ("keepalives", "1".to_owned()),
+            ("keepalives_idle", secs.to_string()),
+            ("keepalives_interval", "1".to_owned()),
+            ("keepalives_count", "3".to_owned()),
+            ("tcp_user_timeout", self.wait.as_millis().to_string()),
+        ];
+        let present: Vec<String> = url::Url::parse(url)
+            .map(|u| u.query_pairs().map(|(k, _)| k.into_owned()).collect())
+            .unwrap_or_default();
+        let mut url = url.to_owned();
+        for (key, value) in wanted {
+            if !present.iter().any(|k| k == key) {
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str(&format!("{key}={value}"));
+            }
+        }
+        url
+    }
+
+    /// Set on every PostgreSQL connection: the server gives up on a
+    /// statement, or a transaction left idle by a client that vanished,
+    /// after the same time the client waits.
+    fn session_sql(&self) -> String {
+        let ms = self.wait.as_millis();
+        format!("SET statement_timeout = {ms}; SET idle_in_transaction_session_timeout = {ms}")
+    }
+}
+
 /// r2d2 manager that establishes the concrete connection for the backend,
-/// so connection errors say what really went wrong, and sets SQLite up.
+/// so connection errors say what really went wrong, sets SQLite up, and
+/// bounds PostgreSQL's waits.
 #[derive(Debug)]
 pub struct Manager {
     backend: Backend,
+    limits: Limits,
+    /// Count of connections opened.
+    opened: AtomicU64,
+    /// Connections opened before this count are not trusted: a ping on one
+    /// of them went unanswered, so the database behind them is gone or
+    /// frozen (a failover leaves every old connection silent).
+    distrust_before: AtomicU64,
+}
+
+fn closed_connection(message: String) -> DieselError {
+    DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection, Box::new(message))
 }
 
 impl r2d2::ManageConnection for Manager {
-    type Connection = AnyConnection;
+    type Connection = Conn;
     type Error = DieselError;
 
-    fn connect(&self) -> Result<AnyConnection, DieselError> {
+    fn connect(&self) -> Result<Conn, DieselError> {
         let establish_error = |e: diesel::ConnectionError| {
             DieselError::DatabaseError(
                 DatabaseErrorKind::UnableToSendCommand,
                 Box::new(e.to_string()),
             )
         };
+        let generation = self.opened.fetch_add(1, Ordering::SeqCst);
         match &self.backend {
-            Backend::Postgres(url) => PgConnection::establish(url)
-                .map(AnyConnection::Postgresql)
-                .map_err(establish_error),
+            Backend::Postgres(url) => {
+                let (established, socket) =
+                    watchdog::establish_and_find_socket(url, self.limits.ping, || {
+                        PgConnection::establish(url)
+                    });
+                let mut conn = Conn {
+                    inner: AnyConnection::Postgresql(established.map_err(establish_error)?),
+                    socket,
+                    generation,
+                    broken: false,
+                };
+                let sql = self.limits.session_sql();
+                let (set, fired) = conn.bounded(self.limits.wait, |c| c.batch_execute(&sql));
+                if fired {
+                    return Err(closed_connection("no answer to the session set-up".into()));
+                }
+                set?;
+                Ok(conn)
+            }
             Backend::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(path).map_err(establish_error)?;
                 // busy_timeout before WAL: the other order gives busy errors
@@ -168,23 +328,46 @@ impl r2d2::ManageConnection for Manager {
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                 )?;
-                Ok(AnyConnection::Sqlite(conn))
+                Ok(Conn {
+                    inner: AnyConnection::Sqlite(conn),
+                    socket: None,
+                    generation,
+                    broken: false,
+                })
             }
         }
     }
 
-    fn is_valid(&self, conn: &mut AnyConnection) -> Result<(), DieselError> {
-        match conn {
-            AnyConnection::Postgresql(c) => c.ping(),
-            AnyConnection::Sqlite(c) => c.ping(),
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), DieselError> {
+        if conn.generation < self.distrust_before.load(Ordering::SeqCst) {
+            conn.broken = true;
+            return Err(closed_connection(
+                "dropped: opened before the database stopped answering".into(),
+            ));
         }
+        if let AnyConnection::Sqlite(c) = &mut conn.inner {
+            return c.ping();
+        }
+        let (pinged, fired) = conn.bounded(self.limits.ping, |c| c.batch_execute("SELECT 1"));
+        if fired {
+            // Every connection opened so far is likely as silent as this one:
+            // drop them on checkout instead of waiting on each in turn.
+            self.distrust_before
+                .fetch_max(self.opened.load(Ordering::SeqCst), Ordering::SeqCst);
+            return Err(closed_connection(format!(
+                "no answer to a ping within {:?}",
+                self.limits.ping
+            )));
+        }
+        pinged
     }
 
-    fn has_broken(&self, conn: &mut AnyConnection) -> bool {
-        match conn {
-            AnyConnection::Postgresql(c) => c.is_broken(),
-            AnyConnection::Sqlite(c) => c.is_broken(),
-        }
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.broken
+            || match &mut conn.inner {
+                AnyConnection::Postgresql(c) => c.is_broken(),
+                AnyConnection::Sqlite(c) => c.is_broken(),
+            }
     }
 }
 
@@ -194,6 +377,8 @@ impl r2d2::ManageConnection for Manager {
 pub struct Db {
     pool: Pool,
     backend_name: &'static str,
+    /// Longest a request's queries may wait on the database.
+    wait: Duration,
 }
 
 impl Db {
@@ -227,7 +412,17 @@ impl Db {
             })?;
         }
         let backend_name = backend.name();
-        let manager = Manager { backend };
+        let limits = Limits::from_wait(checkout_timeout);
+        let backend = match backend {
+            Backend::Postgres(url) => Backend::Postgres(limits.conninfo(&url)),
+            sqlite => sqlite,
+        };
+        let manager = Manager {
+            backend,
+            limits,
+            opened: AtomicU64::new(0),
+            distrust_before: AtomicU64::new(0),
+        };
         r2d2::ManageConnection::connect(&manager)
             .map_err(|e| DbError::Unavailable(connection_error_text(&e)))?;
         let pool = r2d2::Pool::builder()
@@ -236,7 +431,11 @@ impl Db {
             .connection_timeout(checkout_timeout)
             .error_handler(Box::new(LogPoolErrors))
             .build(manager)?;
-        Ok(Db { pool, backend_name })
+        Ok(Db {
+            pool,
+            backend_name,
+            wait: limits.wait,
+        })
     }
 
     pub fn backend_name(&self) -> &'static str {
@@ -253,7 +452,8 @@ impl Db {
     /// applied (`20261202000006` for `2026-12-02-000006_…`).
     pub fn migrate(&self) -> Result<Vec<String>, DbError> {
         let mut conn = self.pool.get()?;
-        let applied = match &mut *conn {
+        conn.unbounded()?;
+        let applied = match &mut **conn {
             AnyConnection::Postgresql(c) => c
                 .run_pending_migrations(POSTGRES_MIGRATIONS)
                 .map(|v| v.iter().map(ToString::to_string).collect()),
@@ -271,20 +471,28 @@ impl Db {
         T: Send + 'static,
     {
         let pool = self.pool.clone();
+        let wait = self.wait;
         tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
-            f(&mut conn)
+            match conn.bounded(wait, f) {
+                (Err(_), true) => Err(DbError::Unavailable(format!(
+                    "no answer from the database within {wait:?}"
+                ))),
+                (result, _) => result,
+            }
         })
         .await
         .map_err(|e| DbError::Unavailable(format!("database task failed: {e}")))?
     }
 
-    /// Runs `f` synchronously, for the CLI and start-up.
+    /// Runs `f` synchronously, for the CLI and start-up: work that may
+    /// take long (rewriting stored rows), so without the request limits.
     pub fn run_blocking<T>(
         &self,
         f: impl FnOnce(&mut AnyConnection) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
         let mut conn = self.pool.get()?;
+        conn.unbounded()?;
         f(&mut conn)
     }
 
@@ -404,6 +612,35 @@ mod tests {
             Backend::Postgres(_)
         ));
         assert!(Backend::from_url("mysql://x").is_err());
+    }
+
+    #[test]
+    fn postgres_waits_are_bounded_from_the_connect_timeout() {
+        let limits = Limits::from_wait(Duration::from_secs(3));
+        assert_eq!(limits.ping, Duration::from_secs(1));
+        let url = limits.conninfo("postgres://u@h/db");
+        for param in [
+            "connect_timeout=3",
+            "keepalives=1",
+            "keepalives_idle=3",
+            "keepalives_interval=1",
+            "keepalives_count=3",
+            "tcp_user_timeout=3000",
+        ] {
+            assert!(url.contains(param), "{url} lacks {param}");
+        }
+        assert!(
+            url.starts_with("postgres://u@h/db?connect_timeout=3&"),
+            "{url}"
+        );
+        // The operator's own parameters win and are not repeated.
+        let url = limits.conninfo("postgres://u@h/db?sslmode=require&connect_timeout=10");
+        assert!(url.starts_with("postgres://u@h/db?sslmode=require&connect_timeout=10&"));
+        assert_eq!(url.matches("connect_timeout=").count(), 1, "{url}");
+        assert_eq!(
+            limits.session_sql(),
+            "SET statement_timeout = 3000; SET idle_in_transaction_session_timeout = 3000"
+        );
     }
 
     #[test]

@@ -1,23 +1,74 @@
-//! A database outage: requests get 503 `database_unavailable` within the
-//! pool's checkout timeout, and the service recovers by itself once the
-//! database is back. The outage is real: the app reaches PostgreSQL through
-//! a TCP relay that the test cuts and restores.
+//! Database faults: requests get 503 `database_unavailable` within the
+//! bound, and the service recovers by itself once the database is back.
+//! The faults are real: the app reaches PostgreSQL through a TCP relay that
+//! the test cuts (connections dropped), freezes (nothing forwarded, every
+//! socket kept open, as a hung server or a stalled network does) or fails
+//! over (the existing connections go silent for good while new ones reach
+//! the database, as after a primary switch).
+//!
+//! SQLite is a file in the process: none of these faults can happen to it,
+//! so these tests run on PostgreSQL only.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem};
 
-/// Relays TCP connections to `target` while up; cutting it drops every
-/// relayed connection and refuses new ones.
+/// What the relay does to the bytes it carries.
+#[derive(Clone, Copy, Default)]
+struct Faults {
+    /// Bumped by each cut: connections older than it are dropped.
+    cuts: u64,
+    /// Nothing is forwarded either way; sockets stay open.
+    frozen: bool,
+    /// Bumped by each fail-over: connections older than it never forward
+    /// another byte.
+    failovers: u64,
+}
+
+/// Relays TCP connections to `target`, with the faults above.
 struct Relay {
     port: u16,
     up: Arc<AtomicBool>,
-    cut: watch::Sender<u64>,
+    faults: watch::Sender<Faults>,
+    /// Connections accepted and relayed so far.
+    opened: Arc<AtomicUsize>,
+}
+
+/// Copies `from` to `to` while the connection's faults allow; returns when
+/// either side closes or a cut ends the connection.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    mut faults: watch::Receiver<Faults>,
+    born: Faults,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let cut = |f: &Faults| f.cuts != born.cuts;
+    let may_forward = |f: &Faults| cut(f) || (!f.frozen && f.failovers == born.failovers);
+    loop {
+        let n = tokio::select! {
+            read = from.read(&mut buf) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            _ = faults.wait_for(cut) => return,
+        };
+        // Frozen or failed over: hold the bytes (and stop reading) for as
+        // long as the fault lasts.
+        match faults.wait_for(may_forward).await {
+            Ok(f) if !cut(&f) => {}
+            _ => return,
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Relay {
@@ -25,38 +76,67 @@ impl Relay {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
-        let (cut, cuts) = watch::channel(0u64);
-        let accepting = up.clone();
+        let (faults, watching) = watch::channel(Faults::default());
+        let opened = Arc::new(AtomicUsize::new(0));
+        let (accepting, counting) = (up.clone(), opened.clone());
         tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 if !accepting.load(Ordering::SeqCst) {
                     continue; // dropped: the connection is closed at once
                 }
+                counting.fetch_add(1, Ordering::SeqCst);
                 let target = target.clone();
-                let mut cuts = cuts.clone();
-                // Only cuts from now on end this connection.
-                cuts.mark_unchanged();
+                let watching = watching.clone();
+                // Only faults from now on apply to this connection.
+                let born = *watching.borrow();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                    let Ok(outbound) = TcpStream::connect(target).await else {
                         return;
                     };
+                    let (in_read, in_write) = inbound.into_split();
+                    let (out_read, out_write) = outbound.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cuts.changed() => {}
+                        _ = pump(in_read, out_write, watching.clone(), born) => {}
+                        _ = pump(out_read, in_write, watching, born) => {}
                     }
                 });
             }
         });
-        Relay { port, up, cut }
+        Relay {
+            port,
+            up,
+            faults,
+            opened,
+        }
     }
 
     fn cut(&self) {
         self.up.store(false, Ordering::SeqCst);
-        self.cut.send_modify(|n| *n += 1);
+        self.faults.send_modify(|f| f.cuts += 1);
     }
 
     fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops forwarding in both directions, on every connection, old and
+    /// new; every socket stays open.
+    fn freeze(&self) {
+        self.faults.send_modify(|f| f.frozen = true);
+    }
+
+    fn unfreeze(&self) {
+        self.faults.send_modify(|f| f.frozen = false);
+    }
+
+    /// The connections open now go silent for good (still open); new ones
+    /// are relayed as before.
+    fn fail_over(&self) {
+        self.faults.send_modify(|f| f.failovers += 1);
+    }
+
+    fn opened(&self) -> usize {
+        self.opened.load(Ordering::SeqCst)
     }
 }
 
@@ -223,4 +303,233 @@ async fn an_outage_under_load_loses_no_acknowledged_registration() {
         .collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
     assert!(!acknowledged.is_empty());
+}
+
+/// The bound `behind_a_relay` configures (`connect_timeout_seconds`).
+const BOUND: Duration = Duration::from_secs(1);
+
+/// Sends `request`, failing the test if it goes unanswered for 3× the
+/// bound: a hang, not a slow answer. Returns the answer and how long it took.
+async fn answered<F>(what: &str, request: F) -> (reqwest::Response, Duration)
+where
+    F: std::future::Future<Output = reqwest::Response>,
+{
+    let started = Instant::now();
+    let response = tokio::time::timeout(3 * BOUND, request)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no answer within {:?}", 3 * BOUND));
+    (response, started.elapsed())
+}
+
+/// Polls `/v1/me` until it answers 200 (every answer in the bound, 503 the
+/// only other one allowed); how long that took, or None after `limit`.
+async fn until_me_answers(app: &TestApp, token: &str, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        let (response, _) = answered("/v1/me", app.get_with_token("/v1/me", token)).await;
+        match response.status().as_u16() {
+            200 => return Some(started.elapsed()),
+            503 => tokio::time::sleep(Duration::from_millis(100)).await,
+            other => panic!("/v1/me answered {other} while recovering"),
+        }
+    }
+    None
+}
+
+/// PostgreSQL stops answering but keeps every connection open (a hung
+/// server, a stalled network): requests that need it get 503 with
+/// Retry-After within the bound instead of hanging, pooled and new
+/// connections alike; what needs no database keeps answering; after the
+/// freeze the service works again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_postgres_gives_503_in_time_and_recovers() {
+    let Some((app, relay, _probe)) = behind_a_relay().await else {
+        return;
+    };
+    let app = Arc::new(app);
+    let token = app.access_token("frozen@example.com").await;
+    // Several pooled connections, so the freeze catches idle ones too.
+    let warm: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, token) = (app.clone(), token.clone());
+            tokio::spawn(async move { app.get_with_token("/v1/me", &token).await.status() })
+        })
+        .collect();
+    for request in warm {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+
+    relay.freeze();
+    // Concurrent requests: each waits on its own connection.
+    let during: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, token) = (app.clone(), token.clone());
+            tokio::spawn(
+                async move { answered("/v1/me", app.get_with_token("/v1/me", &token)).await },
+            )
+        })
+        .collect();
+    for request in during {
+        let (response, took) = request.await.unwrap();
+        assert!(response.headers().contains_key("retry-after"));
+        assert_problem(response, 503, "database_unavailable").await;
+        println!("freeze: concurrent /v1/me answered 503 in {took:?}");
+    }
+    // Later requests find no live pooled connection and must open one.
+    for round in 0..2 {
+        let (response, took) = answered("/v1/me", app.get_with_token("/v1/me", &token)).await;
+        assert!(response.headers().contains_key("retry-after"));
+        assert_problem(response, 503, "database_unavailable").await;
+        let (response, login_took) =
+            answered("login", app.login("frozen@example.com", PASSWORD)).await;
+        assert!(response.headers().contains_key("retry-after"));
+        assert_problem(response, 503, "database_unavailable").await;
+        println!("freeze round {round}: /v1/me 503 in {took:?}, login 503 in {login_took:?}");
+    }
+    let (readyz, _) = answered("/readyz", app.get("/readyz")).await;
+    assert_eq!(readyz.status(), 503, "readyz reports the frozen database");
+    for path in [
+        "/.well-known/jwks.json",
+        "/.well-known/openid-configuration",
+    ] {
+        let (response, took) = answered(path, app.get(path)).await;
+        assert_eq!(response.status(), 200, "{path} needs no database");
+        println!("freeze: {path} 200 in {took:?}");
+    }
+
+    relay.unfreeze();
+    let recovered = until_me_answers(&app, &token, Duration::from_secs(20))
+        .await
+        .expect("the service recovers without a restart");
+    println!("freeze: /v1/me answered 200 again {recovered:?} after the database came back");
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    assert_eq!(
+        app.login("frozen@example.com", PASSWORD).await.status(),
+        200
+    );
+}
+
+/// A failover: every connection open to the old primary goes silent for
+/// good, while new connections reach the database. The pooled connections
+/// are found dead and dropped, new ones are opened, and requests succeed
+/// again within seconds, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failover_new_connections_serve_requests() {
+    let Some((app, relay, _probe)) = behind_a_relay().await else {
+        return;
+    };
+    let app = Arc::new(app);
+    let token = app.access_token("failover@example.com").await;
+    let warm: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, token) = (app.clone(), token.clone());
+            tokio::spawn(async move { app.get_with_token("/v1/me", &token).await.status() })
+        })
+        .collect();
+    for request in warm {
+        assert_eq!(request.await.unwrap(), 200);
+    }
+
+    let opened_before = relay.opened();
+    relay.fail_over();
+    let recovered = until_me_answers(&app, &token, Duration::from_secs(10))
+        .await
+        .expect("requests succeed again within seconds of a failover");
+    println!("failover: /v1/me answered 200 {recovered:?} after the switch");
+    assert!(
+        relay.opened() > opened_before,
+        "new connections were opened after the switch"
+    );
+    // Every pooled connection from before is gone: requests keep working.
+    for _ in 0..10 {
+        let (response, _) = answered("/v1/me", app.get_with_token("/v1/me", &token)).await;
+        assert_eq!(response.status(), 200);
+    }
+    let (login, _) = answered("login", app.login("failover@example.com", PASSWORD)).await;
+    assert_eq!(login.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+/// Under load, PostgreSQL freezes for a while: requests caught in the
+/// middle of their queries are answered too (503 in the bound, none hangs),
+/// every registration answered 201 exists afterwards, and the service works
+/// again once the freeze ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_freeze_under_load_hangs_no_request() {
+    let Some((app, relay, _probe)) = behind_a_relay().await else {
+        return;
+    };
+    let app = Arc::new(app);
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for writer in 0..4 {
+        let (app, stop) = (app.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let (mut acknowledged, mut unavailable, mut slowest) = (Vec::new(), 0, Duration::ZERO);
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let email = format!("frozen-{writer}-{n}@example.com");
+                let body = serde_json::json!({"email": email, "password": PASSWORD});
+                let (response, took) =
+                    answered(&email, app.post_json("/v1/auth/register", &body)).await;
+                slowest = slowest.max(took);
+                match response.status().as_u16() {
+                    201 => acknowledged.push(email),
+                    503 => unavailable += 1,
+                    other => panic!("{email}: unexpected {other}"),
+                }
+            }
+            (acknowledged, unavailable, slowest)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    relay.freeze();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    relay.unfreeze();
+    let started = Instant::now();
+    let mut recovered = None;
+    while started.elapsed() < Duration::from_secs(20) {
+        if app.get("/readyz").await.status() == 200 {
+            recovered = Some(started.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovered = recovered.expect("the service recovers without a restart");
+    println!("freeze under load: ready again {recovered:?} after the freeze ended");
+    let login = app.login("frozen-0-1@example.com", PASSWORD).await;
+    assert_eq!(login.status(), 200);
+    let token: serde_json::Value = login.json().await.unwrap();
+    assert!(token["access_token"].is_string());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+
+    let (mut acknowledged, mut unavailable, mut slowest) = (Vec::new(), 0, Duration::ZERO);
+    for writer in writers {
+        let (a, u, s) = writer.await.unwrap();
+        acknowledged.extend(a);
+        unavailable += u;
+        slowest = slowest.max(s);
+    }
+    assert!(unavailable > 0, "the freeze was felt");
+    println!(
+        "freeze under load: {} registrations acknowledged, {unavailable} answered 503, slowest {slowest:?}",
+        acknowledged.len()
+    );
+    let stored: Vec<String> = app
+        .db()
+        .run(|conn| {
+            use diesel::prelude::*;
+            use tessera::db::schema::users;
+            Ok(users::table.select(users::email).load(conn)?)
+        })
+        .await
+        .unwrap();
+    let stored: std::collections::HashSet<String> = stored.into_iter().collect();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|e| !stored.contains(*e))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
 }
