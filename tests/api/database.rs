@@ -144,6 +144,13 @@ impl Relay {
 /// one-second pool checkout timeout; None when PostgreSQL isn't there.
 /// The database is dropped with the returned `TestDatabase`.
 async fn behind_a_relay() -> Option<(TestApp, Relay, crate::helpers::TestDatabase)> {
+    behind_a_relay_with(|_| {}).await
+}
+
+/// [`behind_a_relay`] with the test's own settings on top.
+async fn behind_a_relay_with(
+    tweak: fn(&mut tessera::configuration::Settings),
+) -> Option<(TestApp, Relay, crate::helpers::TestDatabase)> {
     let probe = crate::helpers::TestDatabase::create()?;
     let db_url = url::Url::parse(&probe.url).unwrap();
     let target = format!(
@@ -159,6 +166,7 @@ async fn behind_a_relay() -> Option<(TestApp, Relay, crate::helpers::TestDatabas
     let app = TestApp::spawn_with(Backend::Postgres, |s| {
         s.database.url = relayed;
         s.database.connect_timeout_seconds = 1;
+        tweak(s);
     })
     .await?;
     Some((app, relay, probe))
@@ -532,4 +540,82 @@ async fn a_freeze_under_load_hangs_no_request() {
         .filter(|e| !stored.contains(*e))
         .collect();
     assert!(lost.is_empty(), "acknowledged but lost: {lost:?}");
+}
+
+/// Issue 14's first fault: refreshes in flight when PostgreSQL goes away.
+/// A rotation can commit and its answer still be lost; the client keeps its
+/// token and retries. No retry may find the session revoked. (That an
+/// answer failing after the commit is retried with the same successor is
+/// shown deterministically in `sessions::a_refresh_that_failed_after_its_
+/// commit_is_retried_without_a_logout`; here the outage is real.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refreshes_cut_by_an_outage_are_retried_without_a_logout() {
+    // No grace: every retry after the outage is a retry, not a concurrent
+    // refresh (the outage in the report outlasted the grace).
+    let Some((app, relay, _probe)) =
+        behind_a_relay_with(|s| s.sessions.refresh_reuse_grace_seconds = 0).await
+    else {
+        return;
+    };
+    let app = Arc::new(app);
+    let mut chains = Vec::new();
+    for n in 0..6 {
+        let email = format!("chain-{n}@example.com");
+        app.register(&email).await;
+        chains.push(app.tokens(&email).await.refresh);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for mut held in chains {
+        let (app, stop) = (app.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let (mut rotated, mut failed) = (0, 0);
+            while !stop.load(Ordering::SeqCst) {
+                let (response, _) = answered("refresh", app.refresh(&held)).await;
+                match response.status().as_u16() {
+                    200 => {
+                        let body: serde_json::Value = response.json().await.unwrap();
+                        held = body["refresh_token"].as_str().unwrap().to_owned();
+                        rotated += 1;
+                    }
+                    // Keep the token and retry, as a client does.
+                    503 => failed += 1,
+                    other => panic!(
+                        "a refresh answered {other}: {}",
+                        response.text().await.unwrap_or_default()
+                    ),
+                }
+            }
+            (held, rotated, failed)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    relay.cut();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    relay.restore();
+    let back = Instant::now();
+    while app.get("/readyz").await.status() != 200 {
+        assert!(back.elapsed() < Duration::from_secs(20), "no recovery");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (mut rotated, mut failed) = (0, 0);
+    for task in tasks {
+        let (held, r, f) = task.await.unwrap();
+        rotated += r;
+        failed += f;
+        // The chain goes on, and its session is alive.
+        let response = app.refresh(&held).await;
+        assert_eq!(response.status(), 200, "the held token still refreshes");
+        let body: serde_json::Value = response.json().await.unwrap();
+        let me = app
+            .get_with_token("/v1/me", body["access_token"].as_str().unwrap())
+            .await;
+        assert_eq!(me.status(), 200, "the session was not revoked");
+    }
+    assert!(failed > 0, "the outage was felt");
+    eprintln!(
+        "refresh chains through an outage: {rotated} rotations, {failed} answered 503, none revoked"
+    );
 }
