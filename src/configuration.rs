@@ -61,6 +61,7 @@ pub struct ServerSettings {
     pub request_head_timeout_seconds: u64,
     pub keep_alive_seconds: u64,
     pub max_connections_per_worker: usize,
+    pub max_request_head_bytes: usize,
     pub tls: TlsSettings,
 }
 
@@ -253,6 +254,12 @@ impl Settings {
             return Err(invalid(
                 "server.keep_alive_seconds",
                 "keep-alive must be at most 3600 s and max_connections_per_worker at least 1",
+            ));
+        }
+        if !(1024..=131_072).contains(&self.server.max_request_head_bytes) {
+            return Err(invalid(
+                "server.max_request_head_bytes",
+                "must be between 1024 and 131072 (the HTTP server reads no larger head)",
             ));
         }
         if self.server.json_body_limit_bytes < 1024 {

@@ -269,6 +269,7 @@ impl Application {
         let head_timeout = std::time::Duration::from_secs(s.server.request_head_timeout_seconds);
         let keep_alive = std::time::Duration::from_secs(s.server.keep_alive_seconds);
         let max_connections = s.server.max_connections_per_worker;
+        let head_limit = s.server.max_request_head_bytes;
         let cors_origins = std::sync::Arc::new(s.cors.allowed_origins.clone());
         let state = web::Data::new(state);
         let server = HttpServer::new(move || {
@@ -279,6 +280,14 @@ impl Application {
                 .app_data(http::query_config())
                 .configure(http::routes)
                 .default_service(web::to(http::not_found))
+                // A head over the limit: 431 before any handler.
+                .wrap_fn(move |req, srv| {
+                    use futures_util::future::{Either, ready};
+                    match http::head_limit::refusal(&req, head_limit) {
+                        Some(refusal) => Either::Left(ready(Ok(req.into_response(refusal)))),
+                        None => Either::Right(srv.call(req)),
+                    }
+                })
                 // Control characters in the path or query: refused before
                 // any handler, so none can pass one to the database.
                 .wrap_fn(|req, srv| {

@@ -9,6 +9,7 @@ pub(crate) mod bearer;
 pub mod cors;
 mod discovery;
 pub mod error;
+pub(crate) mod head_limit;
 mod health;
 pub(crate) mod oauth;
 pub mod openapi;

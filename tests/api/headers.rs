@@ -178,3 +178,173 @@ fn json_logs_carry_the_request_id_and_no_secrets() {
     assert_eq!(access["status"], 401);
     assert!(access["micros"].is_u64());
 }
+
+// Request heads over `server.max_request_head_bytes` (default 16 KiB) get
+// 431, on every request of a connection.
+
+/// A GET head of exactly `size` bytes (a filler header makes up the rest).
+fn head_of_size(target: &str, size: usize) -> Vec<u8> {
+    let base = format!("GET {target} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n");
+    let filler = size - base.len() - "x-filler: \r\n\r\n".len();
+    format!("{base}x-filler: {}\r\n\r\n", "a".repeat(filler)).into_bytes()
+}
+
+/// Sends `bytes` on a new connection and reads until the server closes it:
+/// the status of every response, and the whole answer.
+async fn raw_exchange(app: &TestApp, bytes: &[u8]) -> (Vec<u16>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server closes the connection")
+    .expect("an answer, not a reset");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let statuses = text
+        .match_indices("HTTP/1.1 ")
+        .filter_map(|(at, _)| text.get(at + 9..at + 12)?.parse().ok())
+        .collect();
+    (statuses, text)
+}
+
+both_backends! {
+    async fn a_head_at_the_limit_is_served_and_one_byte_more_is_refused(app: TestApp) {
+        let limit = app.settings.server.max_request_head_bytes;
+        assert_eq!(limit, 16 * 1024, "the default");
+        let (statuses, text) = raw_exchange(&app, &head_of_size("/healthz", limit)).await;
+        assert_eq!(statuses, [200], "{text}");
+        let (statuses, text) = raw_exchange(&app, &head_of_size("/healthz", limit + 1)).await;
+        assert_eq!(statuses, [431], "{text}");
+        assert!(text.contains("application/problem+json"), "{text}");
+        assert!(text.contains("\"request_head_too_large\""), "{text}");
+    }
+
+    async fn one_large_header_gets_431(app: TestApp) {
+        let response = app
+            .client
+            .get(app.url("/healthz"))
+            .header("x-large", "b".repeat(20 * 1024))
+            .send()
+            .await
+            .unwrap();
+        crate::helpers::assert_problem(response, 431, "request_head_too_large").await;
+        // A long target counts as much as a header.
+        let target = format!("/healthz?q={}", "c".repeat(20 * 1024));
+        let response = app.client.get(app.url(&target)).send().await.unwrap();
+        crate::helpers::assert_problem(response, 431, "request_head_too_large").await;
+        // The server is unharmed.
+        assert_eq!(app.get("/healthz").await.status(), 200);
+    }
+
+    async fn many_small_headers_adding_up_get_431(app: TestApp) {
+        // 80 headers of 250 bytes: none large, together 20 KiB (and fewer
+        // than the 96 headers actix-http allows).
+        let mut request = app.client.get(app.url("/healthz"));
+        for i in 0..80 {
+            request = request.header(format!("x-part-{i}"), "d".repeat(240));
+        }
+        let response = request.send().await.unwrap();
+        crate::helpers::assert_problem(response, 431, "request_head_too_large").await;
+    }
+
+    async fn a_small_first_request_does_not_let_a_large_head_through(app: TestApp) {
+        // Keep-alive and pipelining: a POST with a Content-Length body, one
+        // with a chunked body, a small GET, then a large head — each head is
+        // measured, whatever came before it on the connection.
+        let form = "grant_type=password";
+        let mut bytes = format!(
+            "POST /oauth2/token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{form}",
+            form.len()
+        )
+        .into_bytes();
+        bytes.extend_from_slice(
+            b"POST /oauth2/token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ntransfer-encoding: chunked\r\n\r\n5\r\ngrant\r\n0\r\n\r\n",
+        );
+        // The body of a chunked request may hold what looks like a head end.
+        bytes.extend_from_slice(
+            b"POST /oauth2/token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 8\r\n\r\na=\r\n\r\nb=",
+        );
+        bytes.extend_from_slice(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n");
+        bytes.extend_from_slice(&head_of_size("/healthz", 20 * 1024));
+        let (statuses, text) = raw_exchange(&app, &bytes).await;
+        assert_eq!(statuses.len(), 5, "{text}");
+        assert!(statuses[..3].iter().all(|&s| s == 400 || s == 401), "{text}");
+        assert_eq!(statuses[3..], [200, 431], "{text}");
+    }
+
+    async fn a_head_split_across_writes_is_served(app: TestApp) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = app.address.trim_start_matches("http://").to_owned();
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        for piece in [&b"GET /healthz HTTP/1.1\r\nhost: x\r"[..], b"\nconnection: close\r\n\r", b"\n"] {
+            stream.write_all(piece).await.unwrap();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&answer));
+    }
+
+    async fn a_smaller_limit_from_the_settings_is_honoured(
+        app: TestApp,
+        settings = |s| s.server.max_request_head_bytes = 2048
+    ) {
+        let (statuses, text) = raw_exchange(&app, &head_of_size("/healthz", 2048)).await;
+        assert_eq!(statuses, [200], "{text}");
+        let (statuses, text) = raw_exchange(&app, &head_of_size("/healthz", 3 * 1024)).await;
+        assert_eq!(statuses, [431], "{text}");
+        assert!(text.contains("2048 bytes"), "{text}");
+    }
+
+    async fn heads_over_tls_are_bounded_on_http1_and_http2(app: TestApp, settings = with_tls) {
+        let trusted = reqwest::Certificate::from_pem(
+            &std::fs::read(app.settings.server.tls.cert.as_ref().unwrap()).unwrap(),
+        )
+        .unwrap();
+        let https = app.address.replace("http://", "https://");
+        for http2 in [true, false] {
+            let mut builder = reqwest::Client::builder()
+                .use_rustls_tls()
+                .tls_built_in_root_certs(false)
+                .add_root_certificate(trusted.clone());
+            builder = if http2 { builder.http2_prior_knowledge() } else { builder.http1_only() };
+            let client = builder.build().unwrap();
+            let url = format!("{https}/healthz");
+            let small = client.get(&url).header("x-small", "e".repeat(8 * 1024)).send().await.unwrap();
+            assert_eq!(small.status(), 200, "http2: {http2}");
+            // Random-looking values, so HPACK cannot shrink them much: at
+            // 18 KiB the block (about 14 KiB) arrives and its decoded size gets 431; at
+            // 64 KiB HTTP/2 is cut off while the block arrives.
+            let random = |n: usize| -> String {
+                use rand::Rng;
+                rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(n).map(char::from).collect()
+            };
+            let large = client.get(&url).header("x-large", random(18 * 1024)).send().await.unwrap();
+            crate::helpers::assert_problem(large, 431, "request_head_too_large").await;
+            match client.get(&url).header("x-large", random(64 * 1024)).send().await {
+                Err(e) => assert!(http2, "HTTP/1.1 gets an answer: {e}"),
+                Ok(response) => {
+                    crate::helpers::assert_problem(response, 431, "request_head_too_large").await;
+                }
+            }
+        }
+    }
+}
+
+fn with_tls(s: &mut tessera::configuration::Settings) {
+    // The key folder's parent is the test's own temporary folder.
+    let dir = s.keys.dir.parent().unwrap().to_owned();
+    let generated =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let (cert, key) = (dir.join("tls-cert.pem"), dir.join("tls-key.pem"));
+    std::fs::write(&cert, generated.cert.pem()).unwrap();
+    std::fs::write(&key, generated.signing_key.serialize_pem()).unwrap();
+    s.server.tls.cert = Some(cert);
+    s.server.tls.key = Some(key);
+}
