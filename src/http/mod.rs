@@ -54,7 +54,7 @@ pub struct AppState {
     pub lockout: LockoutPolicy,
     pub trusted_proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,
-    /// Set by the first SIGTERM/SIGINT (see [`crate::startup::Shutdown`]).
+    /// Set by the first SIGTERM/SIGINT (the shutdown sequence in `startup`).
     pub shutting_down: ShuttingDown,
 }
 
