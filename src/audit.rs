@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use crate::accounts::now;
+use crate::clock::now;
 use crate::db::schema::audit_events;
 use crate::db::{AnyConnection, Db, DbError};
 
@@ -79,7 +79,7 @@ pub fn record(conn: &mut AnyConnection, event: Event<'_>) -> Result<(), DbError>
 #[derive(Debug, Clone, serde::Serialize, Queryable, utoipa::ToSchema)]
 pub struct RecordedEvent {
     pub id: String,
-    #[serde(serialize_with = "crate::accounts::rfc3339")]
+    #[serde(serialize_with = "crate::clock::rfc3339")]
     pub occurred_at: chrono::NaiveDateTime,
     pub action: String,
     pub outcome: String,

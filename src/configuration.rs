@@ -396,9 +396,6 @@ impl Settings {
         self.throttle
             .trusted_proxies
             .retain(|p| !p.trim().is_empty());
-        if let Err(e) = crate::throttle::TrustedProxies::parse(&self.throttle.trusted_proxies) {
-            return Err(invalid("throttle.trusted_proxies", e));
-        }
         self.cors.allowed_origins.retain(|o| !o.trim().is_empty());
         for origin in &self.cors.allowed_origins {
             let ok = url::Url::parse(origin).is_ok_and(|u| {

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod clients;
+pub mod clock;
 pub mod configuration;
 pub mod db;
 // Harnesses for the cargo-fuzz targets (fuzz/) and their regression tests.

@@ -30,6 +30,10 @@ pub enum StartupError {
     Hashing(#[from] HashError),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// `throttle.trusted_proxies` (parsed where it is used, so the settings
+    /// don't reach into the throttle).
+    #[error("throttle.trusted_proxies: {0}")]
+    TrustedProxies(String),
     #[error("cannot listen on {bind}: {source}")]
     Bind {
         bind: String,
@@ -96,6 +100,9 @@ pub fn key_policy(settings: &Settings) -> KeyPolicy {
 /// Everything the handlers share, and the background tasks (session
 /// clean-up, key rescans). Must be called inside a tokio runtime.
 pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, StartupError> {
+    // Before anything is created: a bad list stops the start.
+    let trusted_proxies = TrustedProxies::parse(&settings.throttle.trusted_proxies)
+        .map_err(StartupError::TrustedProxies)?;
     let db = connect_database(&settings)?;
     let keys = Arc::new(KeyRing::load_or_create(
         &settings.keys.dir,
@@ -122,9 +129,6 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
     let sessions = SessionPolicy::from(&settings.sessions);
     let sso = SsoPolicy::from(&settings.sso);
     let settings_throttle = settings.throttle.clone();
-    // Validated with the settings.
-    let trusted_proxies =
-        TrustedProxies::parse(&settings.throttle.trusted_proxies).unwrap_or_default();
     spawn_cleanup(
         db.clone(),
         sessions,

@@ -3,8 +3,9 @@
 
 use diesel::prelude::*;
 
-use super::{ADMIN_ROLE, AccountError, User, UserRow, find_row, now};
+use super::{ADMIN_ROLE, AccountError, User, UserRow, find_row};
 use crate::audit::{self, Actor, Event};
+use crate::clock::now;
 use crate::db::schema::{sessions, users};
 use crate::db::{AnyConnection, Db, DbError};
 use crate::sessions::end_reason;

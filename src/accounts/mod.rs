@@ -7,11 +7,12 @@ mod email;
 mod hashing;
 mod password;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::audit::{self, Event};
+use crate::clock::{now, rfc3339};
 use crate::db::schema::users;
 use crate::db::{AnyConnection, Db, DbError};
 
@@ -63,13 +64,6 @@ pub struct User {
     pub created_at: NaiveDateTime,
     #[serde(skip)]
     pub disabled: bool,
-}
-
-pub fn rfc3339<S: serde::Serializer>(t: &NaiveDateTime, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(
-        &t.and_utc()
-            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-    )
 }
 
 #[derive(Queryable, Selectable)]
@@ -146,15 +140,6 @@ impl NewAccount {
             roles,
         })
     }
-}
-
-/// Timestamps are set here rather than by the database (SQLite's clock has
-/// whole seconds), truncated to the microseconds PostgreSQL keeps.
-pub fn now() -> NaiveDateTime {
-    let now = Utc::now();
-    DateTime::from_timestamp_micros(now.timestamp_micros())
-        .unwrap_or(now)
-        .naive_utc()
 }
 
 /// Creates an account for a user registering from `client`: hashes the

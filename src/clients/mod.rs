@@ -11,8 +11,8 @@ use diesel::prelude::*;
 use rand::RngCore;
 use serde::Serialize;
 
-use crate::accounts::{now, rfc3339};
 use crate::audit::{self, Actor, Event};
+use crate::clock::{now, rfc3339};
 use crate::db::schema::clients;
 use crate::db::{AnyConnection, Db, DbError};
 use crate::tokens::{OwnAudiences, scopes};

@@ -268,7 +268,8 @@ async fn authorize(
 fn recent_enough(session: &BrowserSession, max_age: Option<i64>) -> bool {
     max_age.is_none_or(|max| {
         max > 0
-            && (accounts::now() - session.auth_time).num_milliseconds() <= max.saturating_mul(1000)
+            && (crate::clock::now() - session.auth_time).num_milliseconds()
+                <= max.saturating_mul(1000)
     })
 }
 
@@ -306,8 +307,16 @@ async fn show_login(
     let (browser, is_new) = browser_binding(state, req);
     let hint = request.login_hint.clone();
     let target = pages::form_target(&request.redirect_uri);
-    let form =
-        sso::save_pending(&state.db, state.sso, request, Stage::Login, browser.clone()).await?;
+    let client_id = request.client_id.clone();
+    let form = sso::save_pending(
+        &state.db,
+        state.sso,
+        client_id,
+        request,
+        Stage::Login,
+        browser.clone(),
+    )
+    .await?;
     let mut response = pages::login(LoginPage {
         client_name: &client.name,
         request_id: &form.request_id,
@@ -343,16 +352,17 @@ async fn continue_sign_in(
         csrf_token: field("csrf_token").to_owned(),
     };
     let names = cookie_names(state);
-    let pending = match sso::load_pending(&state.db, form, cookie_value(req, names.browser)).await {
-        Ok(pending) => pending,
-        Err(PendingError::Stale) => {
-            return Ok(page_failure(
-                StatusCode::BAD_REQUEST,
-                &PendingError::Stale.to_string(),
-            ));
-        }
-        Err(PendingError::Db(e)) => return Err(e.into()),
-    };
+    let pending: Pending<AuthorizationRequest> =
+        match sso::load_pending(&state.db, form, cookie_value(req, names.browser)).await {
+            Ok(pending) => pending,
+            Err(PendingError::Stale) => {
+                return Ok(page_failure(
+                    StatusCode::BAD_REQUEST,
+                    &PendingError::Stale.to_string(),
+                ));
+            }
+            Err(PendingError::Db(e)) => return Err(e.into()),
+        };
     let client = match crate::clients::find(&state.db, pending.request.client_id.clone()).await {
         Ok(client) => client,
         Err(crate::clients::ClientError::Db(e)) => return Err(e.into()),
@@ -458,7 +468,12 @@ async fn continue_sign_in(
     }
 }
 
-fn login_again(pending: &Pending, client: &Client, email: &str, message: &str) -> HttpResponse {
+fn login_again(
+    pending: &Pending<AuthorizationRequest>,
+    client: &Client,
+    email: &str,
+    message: &str,
+) -> HttpResponse {
     let target = pages::form_target(&pending.request.redirect_uri);
     pages::login(LoginPage {
         client_name: &client.name,
@@ -519,6 +534,7 @@ async fn after_sign_in(
             sso::save_pending(
                 &state.db,
                 state.sso,
+                request.client_id.clone(),
                 request.clone(),
                 Stage::Consent,
                 browser,

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::granted_scope;
-use crate::accounts::now;
 use crate::audit::{self, Event};
 use crate::clients::{self, AUTHORIZATION_CODE, Client, ClientError};
+use crate::clock::now;
 use crate::db::schema::{authorization_codes, sessions};
 use crate::db::{AnyConnection, Db, DbError};
 use crate::secrets::{is_token_shaped, random_token, stored_hash};

@@ -10,8 +10,8 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 use serde::Serialize;
 
-use crate::accounts::now;
 use crate::audit::{self, Event};
+use crate::clock::now;
 use crate::configuration::SessionSettings;
 use crate::db::schema::{refresh_tokens, sessions};
 use crate::db::{AnyConnection, Db, DbError};
@@ -574,11 +574,11 @@ pub async fn find_by_refresh_token(
 pub struct SessionView {
     pub id: String,
     pub client_id: String,
-    #[serde(serialize_with = "crate::accounts::rfc3339")]
+    #[serde(serialize_with = "crate::clock::rfc3339")]
     pub created_at: NaiveDateTime,
-    #[serde(serialize_with = "crate::accounts::rfc3339")]
+    #[serde(serialize_with = "crate::clock::rfc3339")]
     pub last_used_at: NaiveDateTime,
-    #[serde(serialize_with = "crate::accounts::rfc3339")]
+    #[serde(serialize_with = "crate::clock::rfc3339")]
     pub expires_at: NaiveDateTime,
     #[schema(required = true)]
     pub user_agent: Option<String>,

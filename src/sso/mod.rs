@@ -9,12 +9,11 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use crate::accounts::now;
 use crate::audit::{self, Event};
+use crate::clock::now;
 use crate::configuration::SsoSettings;
 use crate::db::schema::{authorization_requests, browser_sessions, consents, sessions, users};
 use crate::db::{AnyConnection, Db, DbError};
-use crate::oauth::authorization::AuthorizationRequest;
 use crate::secrets::{is_token_shaped, random_token, stored_hash};
 use crate::sessions::{ClientInfo, end_reason};
 
@@ -270,16 +269,17 @@ pub enum Stage {
     Consent,
 }
 
-/// What is stored for a sign-in in progress.
+/// What is stored for a sign-in in progress: the stage, and the request
+/// it continues (an OAuth authorization request; opaque here).
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Stored {
+struct Stored<R> {
     stage: Stage,
-    request: AuthorizationRequest,
+    request: R,
 }
 
 /// A sign-in in progress, as loaded back.
-pub struct Pending {
-    pub request: AuthorizationRequest,
+pub struct Pending<R> {
+    pub request: R,
     pub stage: Stage,
     pub form: PendingForm,
 }
@@ -297,12 +297,13 @@ pub enum PendingError {
 
 /// Stores `request` until the user has signed in and consented, tied to the
 /// browser (`browser_cookie`, a value the browser keeps in a cookie). A
-/// browser has one sign-in in progress per client: starting another
-/// replaces it, so requests can't pile up rows.
-pub async fn save_pending(
+/// browser has one sign-in in progress per client (`client_id`): starting
+/// another replaces it, so requests can't pile up rows.
+pub async fn save_pending<R: serde::Serialize + Send + 'static>(
     db: &Db,
     policy: SsoPolicy,
-    request: AuthorizationRequest,
+    client_id: String,
+    request: R,
     stage: Stage,
     browser_cookie: String,
 ) -> Result<PendingForm, DbError> {
@@ -313,22 +314,19 @@ pub async fn save_pending(
             csrf_token: random_token(),
         };
         let browser_hash = stored_hash(&browser_cookie);
-        let stored = serde_json::to_string(&Stored {
-            stage,
-            request: request.clone(),
-        })
-        .expect("a request serialises");
+        let stored =
+            serde_json::to_string(&Stored { stage, request }).expect("a request serialises");
         conn.transaction(|conn| {
             diesel::delete(authorization_requests::table)
                 .filter(authorization_requests::browser_hash.eq(&browser_hash))
-                .filter(authorization_requests::client_id.eq(&request.client_id))
+                .filter(authorization_requests::client_id.eq(&client_id))
                 .execute(conn)?;
             diesel::insert_into(authorization_requests::table)
                 .values((
                     authorization_requests::id.eq(&form.request_id),
                     authorization_requests::browser_hash.eq(&browser_hash),
                     authorization_requests::csrf_hash.eq(stored_hash(&form.csrf_token)),
-                    authorization_requests::client_id.eq(&request.client_id),
+                    authorization_requests::client_id.eq(&client_id),
                     authorization_requests::request.eq(&stored),
                     authorization_requests::created_at.eq(now),
                     authorization_requests::expires_at.eq(now + policy.login_timeout),
@@ -343,11 +341,11 @@ pub async fn save_pending(
 
 /// The stored request a submitted form continues — only from the browser
 /// that opened it, with the CSRF token of its page, before it expires.
-pub async fn load_pending(
+pub async fn load_pending<R: serde::de::DeserializeOwned>(
     db: &Db,
     form: PendingForm,
     browser_cookie: Option<String>,
-) -> Result<Pending, PendingError> {
+) -> Result<Pending<R>, PendingError> {
     let Some(browser_cookie) = browser_cookie.filter(|c| is_token_shaped(c)) else {
         return Err(PendingError::Stale);
     };
@@ -378,7 +376,7 @@ pub async fn load_pending(
     {
         return Err(PendingError::Stale);
     }
-    let stored: Stored = serde_json::from_str(&stored).map_err(|_| PendingError::Stale)?;
+    let stored: Stored<R> = serde_json::from_str(&stored).map_err(|_| PendingError::Stale)?;
     Ok(Pending {
         request: stored.request,
         stage: stored.stage,
@@ -387,10 +385,10 @@ pub async fn load_pending(
 }
 
 /// Moves a sign-in in progress on to the consent page.
-pub async fn advance_pending(
+pub async fn advance_pending<R: serde::Serialize>(
     db: &Db,
     request_id: String,
-    request: AuthorizationRequest,
+    request: R,
 ) -> Result<(), DbError> {
     let stored = serde_json::to_string(&Stored {
         stage: Stage::Consent,

@@ -9,7 +9,8 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use crate::accounts::{self, AccountError, Email, PasswordChange, PasswordHasher, User, now};
+use crate::accounts::{self, AccountError, Email, PasswordChange, PasswordHasher, User};
+use crate::clock::now;
 use crate::configuration::ThrottleSettings;
 use crate::db::schema::login_failures;
 use crate::db::{Db, DbError};
