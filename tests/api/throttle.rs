@@ -264,3 +264,18 @@ both_backends! {
         assert!(response.text().await.unwrap().contains("id=\"error\""));
     }
 }
+
+/// A trusted-proxy list that doesn't parse stops the start, before anything
+/// is created (the database path here could not be).
+#[tokio::test]
+async fn a_bad_trusted_proxy_list_stops_the_start() {
+    let mut settings = tessera::configuration::Settings::load(None).unwrap();
+    settings.throttle.trusted_proxies = vec!["10.0.0.0/8".into(), "not-an-address".into()];
+    settings.database.url = "sqlite:///nonexistent/never/t.db".into();
+    let Err(error) = tessera::startup::build_state(settings, tessera::keys::system_clock()) else {
+        panic!("the start went on");
+    };
+    let error = error.to_string();
+    assert!(error.starts_with("throttle.trusted_proxies: "), "{error}");
+    assert!(error.contains("not-an-address"), "{error}");
+}
