@@ -59,6 +59,26 @@ macro_rules! both_backends {
     )*};
 }
 
+/// For tests written as `async fn name(backend: Backend)`: runs each once
+/// against SQLite and once against PostgreSQL (`name::sqlite`,
+/// `name::postgres`), for tests that start their apps themselves.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),*) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
 /// A PostgreSQL database made for one test and dropped after it.
 pub struct TestDatabase {
     admin_url: String,

@@ -16,6 +16,7 @@ use crate::helpers::{
     Backend, FIXTURE_KEY_NAME, ManualClock, PASSWORD, TestApp, fixture_path, install_key,
     unique_email,
 };
+use crate::on_both_backends;
 
 /// The kids in an instance's JWKS.
 async fn published(app: &TestApp) -> Vec<String> {
@@ -459,24 +460,6 @@ async fn revoking_the_signing_key_never_revives_a_superseded_one(backend: Backen
     app.keys.reload().unwrap();
     assert_eq!(signed_by(&app, &email).await.1, fresh);
     assert_eq!(app.get("/readyz").await.status(), 200);
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),*) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(Backend::Sqlite).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(Backend::Postgres).await
-            }
-        }
-    )*};
 }
 
 on_both_backends!(

@@ -17,6 +17,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::helpers::{
     Backend, FIXTURE_KEY_NAME, PASSWORD, TestDatabase, install_key, unique_email,
 };
+use crate::on_both_backends;
 
 /// The application with a handle on its shutdown and on its end.
 struct Running {
@@ -294,24 +295,6 @@ async fn without_a_drain_it_stops_accepting_at_once(backend: Backend) {
     let answer = finish(slow, &rest).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     app.assert_stopped(Duration::from_secs(10)).await;
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),*) => {$(
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(Backend::Sqlite).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(Backend::Postgres).await
-            }
-        }
-    )*};
 }
 
 on_both_backends!(
