@@ -45,13 +45,6 @@ fn browser_tools() -> Result<PathBuf, String> {
         .ok_or_else(|| "chromedriver is missing".to_owned())
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
 /// A chromedriver process of the test's own, killed when dropped.
 struct ChromeDriver {
     child: Child,
@@ -60,7 +53,7 @@ struct ChromeDriver {
 
 impl ChromeDriver {
     async fn spawn(path: &Path) -> ChromeDriver {
-        let port = free_port();
+        let port = crate::helpers::free_port();
         let child = Command::new(path)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())

@@ -120,11 +120,7 @@ fn json_logs_carry_the_request_id_and_no_secrets() {
     use std::io::{Read, Write};
     use std::process::{Command, Stdio};
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let mut server = Command::new(env!("CARGO_BIN_EXE_tessera"))
         .current_dir(dir.path())
         .env("TESSERA__SERVER__BIND", format!("127.0.0.1:{port}"))

@@ -79,6 +79,16 @@ macro_rules! on_both_backends {
     )*};
 }
 
+/// A port nothing listens on now, for a server the test starts as a
+/// separate process.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A PostgreSQL database made for one test and dropped after it.
 pub struct TestDatabase {
     admin_url: String,

@@ -587,11 +587,7 @@ fn sighup_reloads_the_keys_folder() {
     let keys = dir.path().join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     install_key(&keys, "signing-key.pem", FIXTURE_KEY_NAME);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     let address = format!("http://127.0.0.1:{port}");
     struct Kill(std::process::Child);
     impl Drop for Kill {

@@ -321,11 +321,7 @@ impl Serve {
         let keys = dir.join("keys");
         std::fs::create_dir_all(&keys).unwrap();
         install_key(&keys, "signing-key.pem", FIXTURE_KEY_NAME);
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::helpers::free_port();
         let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
         for (key, _) in std::env::vars() {
             if key.starts_with("TESSERA__") || key == "RUST_LOG" {

@@ -123,6 +123,20 @@ async fn sent_back_with(app: &TestApp, client_id: &str, extra: &[(&str, &str)]) 
     crate::oidc::query(&back, "error").unwrap_or_else(|| panic!("no error in {back}"))
 }
 
+/// A client_credentials token response for `client` (with its secret).
+async fn own_token(app: &TestApp, client: &Registered) -> Value {
+    app.client
+        .post(app.url("/oauth2/token"))
+        .basic_auth(&client.id, client.secret.as_deref())
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// `POST /oauth2/introspect` by `caller`: the answer.
 async fn introspect_as(app: &TestApp, caller: &Registered, token: &str) -> Value {
     app.client
@@ -432,17 +446,7 @@ both_backends! {
             }),
         )
         .await;
-        let issued: Value = app
-            .client
-            .post(app.url("/oauth2/token"))
-            .basic_auth(&orders.id, orders.secret.as_deref())
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let issued = own_token(&app, &orders).await;
         let service_token = issued["access_token"].as_str().unwrap().to_owned();
         let user_tokens = app.tokens(&user(&app).await).await;
         let active = |body: Value| body["active"].as_bool().unwrap();
@@ -641,17 +645,7 @@ both_backends! {
         let token = exchange.body["access_token"].as_str().unwrap();
         assert_eq!(payload(token)["aud"], json!("legacy-api"));
         refused_everywhere(&app, token, "legacy third-party token").await;
-        let own: Value = app
-            .client
-            .post(app.url("/oauth2/token"))
-            .basic_auth(&legacy.id, legacy.secret.as_deref())
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let own = own_token(&app, &legacy).await;
         // Not `openid`: a client's own token has no user.
         assert_eq!(own["scope"], "legacy:read", "{own}");
         let own_token = own["access_token"].as_str().unwrap();
