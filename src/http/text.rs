@@ -47,24 +47,8 @@ pub fn check_pairs(
 
 /// `raw` with `%XY` escapes decoded, as the router decodes a path (bytes
 /// that aren't UTF-8 become U+FFFD).
-fn percent_decoded(raw: &str) -> String {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match (bytes[i], bytes.get(i + 1), bytes.get(i + 2)) {
-            (b'%', Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
-                i += 3;
-            }
-            (b, _, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+fn percent_decoded(raw: &str) -> std::borrow::Cow<'_, str> {
+    percent_encoding::percent_decode_str(raw).decode_utf8_lossy()
 }
 
 /// The percent-decoded path and every percent-decoded query parameter
@@ -72,16 +56,17 @@ fn percent_decoded(raw: &str) -> String {
 /// readers decode them).
 pub fn check_target(path: &str, query: &str) -> Result<(), ControlCharacter> {
     check("the path", &percent_decoded(path))?;
-    let pairs: Vec<_> = url::form_urlencoded::parse(query.as_bytes()).collect();
-    check_pairs("a query parameter", &pairs)
+    url::form_urlencoded::parse(query.as_bytes()).try_for_each(|(name, value)| {
+        check("a query parameter", &name)?;
+        check("a query parameter", &value)
+    })
 }
 
 /// The 400 for a request whose path or query has a control character, in
 /// the shape of the surface it was sent to; None when it has none.
 pub fn refuse_in_target(req: &HttpRequest) -> Option<HttpResponse> {
     let e = check_target(req.path(), req.query_string()).err()?;
-    let path = percent_decoded(req.path());
-    Some(match path.as_str() {
+    Some(match percent_decoded(req.path()).as_ref() {
         // People see these: the error page, never a redirect.
         "/oauth2/authorize" | "/oauth2/logout" => {
             page_failure(StatusCode::BAD_REQUEST, &e.to_string())
