@@ -3,7 +3,6 @@
 
 use diesel::prelude::*;
 
-use crate::clock::now;
 use crate::db::schema::audit_events;
 use crate::db::{AnyConnection, Db, DbError};
 
@@ -57,11 +56,16 @@ pub struct Event<'a> {
     pub detail: Option<&'a str>,
 }
 
-pub fn record(conn: &mut AnyConnection, event: Event<'_>) -> Result<(), DbError> {
+/// Records `event` as having happened `at` (the caller's clock).
+pub fn record(
+    conn: &mut AnyConnection,
+    at: chrono::NaiveDateTime,
+    event: Event<'_>,
+) -> Result<(), DbError> {
     diesel::insert_into(audit_events::table)
         .values((
             audit_events::id.eq(uuid::Uuid::now_v7().to_string()),
-            audit_events::occurred_at.eq(now()),
+            audit_events::occurred_at.eq(at),
             audit_events::action.eq(event.action),
             audit_events::outcome.eq(event.outcome),
             audit_events::actor_id.eq(event.actor_id),

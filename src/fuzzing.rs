@@ -120,7 +120,7 @@ fn fixture() -> &'static Fixture {
             .map(str::to_owned)
             .to_vec(),
             post_logout_redirect_uris: vec!["https://app.example/signed-out".to_owned()],
-            created_at: crate::clock::now(),
+            created_at: chrono::Utc::now().naive_utc(),
         };
         Fixture {
             own: OwnAudiences::new(&settings.issuer, &settings.tokens.audience),
@@ -388,7 +388,7 @@ fn registered_client_works(registration: &ClientRegistration) {
         audiences: registration.audiences.clone(),
         redirect_uris: registration.redirect_uris.clone(),
         post_logout_redirect_uris: registration.post_logout_redirect_uris.clone(),
-        created_at: crate::clock::now(),
+        created_at: chrono::Utc::now().naive_utc(),
     };
     for uri in &client.redirect_uris {
         let target = pages::form_target(uri);

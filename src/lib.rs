@@ -8,6 +8,7 @@
 //! [`db`]. [`startup`] wires them together from [`configuration`].
 
 pub mod accounts;
+pub mod app;
 pub mod audit;
 pub mod clients;
 pub mod clock;

@@ -103,7 +103,8 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
     // Before anything is created: a bad list stops the start.
     let trusted_proxies = TrustedProxies::parse(&settings.throttle.trusted_proxies)
         .map_err(StartupError::TrustedProxies)?;
-    let db = connect_database(&settings)?;
+    // One clock for the rows written, the tokens signed and the key schedule.
+    let db = connect_database(&settings)?.with_clock(clock.clone());
     let keys = Arc::new(KeyRing::load_or_create(
         &settings.keys.dir,
         settings.keys.bits,
@@ -135,19 +136,24 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
         sso,
         std::time::Duration::from_secs(settings.sessions.cleanup_interval_seconds),
     );
-    Ok(AppState {
+    let app = crate::app::Services {
         own_audiences: OwnAudiences::new(&settings.issuer, &settings.tokens.audience),
-        settings,
         db,
         hasher,
-        keys,
         issuer,
         verifier,
         sessions,
         sso,
+        lockout: LockoutPolicy::from(&settings_throttle),
+        login: settings.login.clone(),
+        issuer_url: settings.issuer.clone(),
+    };
+    Ok(AppState {
+        app,
+        settings,
+        keys,
         metrics: Arc::new(Metrics::new(http::ROUTES)),
         rate_limiter: RateLimiter::new(&settings_throttle),
-        lockout: LockoutPolicy::from(&settings_throttle),
         trusted_proxies,
         shutting_down: http::ShuttingDown::default(),
     })
@@ -257,7 +263,7 @@ impl Application {
         tracing::info!(
             issuer = %s.issuer,
             jwks_uri = %s.jwks_uri(),
-            database = %format!("{} ({})", state.db.backend_name(), crate::db::redacted_url(&s.database.url)),
+            database = %format!("{} ({})", state.app.db.backend_name(), crate::db::redacted_url(&s.database.url)),
             signing_kid = state.keys.view().active().map(|k| k.kid().to_owned()).unwrap_or("none".into()),
             listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or(bind.clone()),
             "tessera started",

@@ -5,10 +5,9 @@ use diesel::prelude::*;
 
 use super::{ADMIN_ROLE, AccountError, User, UserRow, find_row};
 use crate::audit::{self, Actor, Event};
-use crate::clock::now;
-use crate::db::schema::{sessions, users};
+use crate::db::schema::users;
 use crate::db::{AnyConnection, Db, DbError};
-use crate::sessions::end_reason;
+use crate::sessions::{self, ClientInfo, Ending, end_reason};
 
 pub const MAX_PAGE: i64 = 200;
 
@@ -139,6 +138,7 @@ pub async fn update(
     actor: Actor,
 ) -> Result<User, AccountError> {
     let roles = change.roles.clone().map(parse_roles).transpose()?;
+    let now = db.now();
     locked_write(db, move |conn| {
         let Some(row) = find_row(conn, &id)? else {
             return Ok(Err(AccountError::NotFound));
@@ -155,7 +155,6 @@ pub async fn update(
         if was_admin && !is_enabled_admin(&user) && other_enabled_admins(conn, &id)? == 0 {
             return Ok(Err(AccountError::LastAdmin));
         }
-        let now = now();
         diesel::update(users::table.find(&id))
             .set((
                 users::roles.eq(serde_json::to_string(&user.roles).expect("strings serialise")),
@@ -164,14 +163,18 @@ pub async fn update(
             ))
             .execute(conn)?;
         if newly_disabled {
-            diesel::update(sessions::table)
-                .filter(sessions::user_id.eq(&id))
-                .filter(sessions::ended_at.is_null())
-                .set((
-                    sessions::ended_at.eq(now),
-                    sessions::end_reason.eq(end_reason::ACCOUNT_DISABLED),
-                ))
-                .execute(conn)?;
+            let by = ClientInfo {
+                ip: actor.ip.clone(),
+                user_agent: None,
+            };
+            sessions::end_with(
+                conn,
+                now,
+                &id,
+                &Ending::All,
+                end_reason::ACCOUNT_DISABLED,
+                &by,
+            )?;
         }
         let detail = format!("roles={:?} disabled={}", user.roles, user.disabled);
         let event = Event {
@@ -183,7 +186,7 @@ pub async fn update(
             detail: Some(&detail),
             ..Event::default()
         };
-        audit::record(conn, event)?;
+        audit::record(conn, now, event)?;
         Ok(Ok(user))
     })
     .await
@@ -191,6 +194,7 @@ pub async fn update(
 
 /// Deletes a user with their sessions; refused for the last enabled admin.
 pub async fn delete(db: &Db, id: String, actor: Actor) -> Result<(), AccountError> {
+    let now = db.now();
     locked_write(db, move |conn| {
         let Some(row) = find_row(conn, &id)? else {
             return Ok(Err(AccountError::NotFound));
@@ -208,7 +212,7 @@ pub async fn delete(db: &Db, id: String, actor: Actor) -> Result<(), AccountErro
             ip: actor.ip.as_deref(),
             ..Event::default()
         };
-        audit::record(conn, event)?;
+        audit::record(conn, now, event)?;
         Ok(Ok(()))
     })
     .await

@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::audit::{self, Event};
-use crate::clock::{now, rfc3339};
+use crate::clock::rfc3339;
 use crate::db::schema::users;
 use crate::db::{AnyConnection, Db, DbError};
 
@@ -152,9 +152,10 @@ pub async fn register(
     client: crate::sessions::ClientInfo,
 ) -> Result<User, AccountError> {
     let password_hash = hasher.hash(account.password.expose().to_owned()).await?;
+    let now = db.now();
     db.run(move |conn| {
         conn.transaction(|conn| {
-            let user = insert_user(conn, &account, &password_hash)?;
+            let user = insert_user(conn, now, &account, &password_hash)?;
             let event = Event {
                 action: audit::REGISTER,
                 outcome: "success",
@@ -162,7 +163,7 @@ pub async fn register(
                 ip: client.ip.as_deref(),
                 ..Event::default()
             };
-            audit::record(conn, event)?;
+            audit::record(conn, now, event)?;
             Ok(user)
         })
     })
@@ -178,9 +179,10 @@ pub fn register_blocking(
     account: NewAccount,
 ) -> Result<User, AccountError> {
     let password_hash = hasher.hash_blocking(account.password.expose())?;
+    let now = db.now();
     db.run_blocking(|conn| {
         conn.transaction(|conn| {
-            let user = insert_user(conn, &account, &password_hash)?;
+            let user = insert_user(conn, now, &account, &password_hash)?;
             let detail = format!("roles={:?}", user.roles);
             let event = Event {
                 action: audit::USER_CREATED,
@@ -190,7 +192,7 @@ pub fn register_blocking(
                 detail: Some(&detail),
                 ..Event::default()
             };
-            audit::record(conn, event)?;
+            audit::record(conn, now, event)?;
             Ok(user)
         })
     })
@@ -252,10 +254,10 @@ fn unique_to_taken(e: DbError) -> AccountError {
 
 fn insert_user(
     conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
     account: &NewAccount,
     password_hash: &str,
 ) -> Result<User, DbError> {
-    let now = now();
     let id = uuid::Uuid::now_v7().to_string();
     let roles = serde_json::to_string(&account.roles).expect("strings serialise");
     diesel::insert_into(users::table)
@@ -342,66 +344,64 @@ pub struct PasswordChange {
     pub keep_session: Option<String>,
 }
 
-/// Changes a user's password: the current one must be right and the new one
-/// must meet the policy. The new hash and the end of the user's other
-/// sessions are written in one transaction, so a failure can't leave the
-/// password changed and a thief's session alive.
-pub async fn change_password(
+/// A password change whose current password was right: the hash that was
+/// checked, and the new password's hash. No Debug: hashes stay in.
+pub struct CheckedChange {
+    user_id: String,
+    checked_hash: String,
+    new_hash: String,
+}
+
+impl CheckedChange {
+    pub fn user_id(&self) -> &str {
+        &self.user_id
+    }
+}
+
+/// Checks a password change (the slow part, off any transaction): the
+/// current password must be right and the new one must meet the policy.
+pub async fn check_password_change(
     db: &Db,
     hasher: &PasswordHasher,
-    change: PasswordChange,
-    client: crate::sessions::ClientInfo,
-) -> Result<(), AccountError> {
+    change: &PasswordChange,
+) -> Result<CheckedChange, AccountError> {
     let id = change.user_id.clone();
     let row = db
         .run(move |conn| find_row(conn, &id))
         .await?
         .ok_or(AccountError::NotFound)?;
     let email = Email::parse(&row.email).map_err(AccountError::InvalidEmail)?;
-    let new = NewPassword::parse(change.new, &email).map_err(AccountError::InvalidPassword)?;
+    let new =
+        NewPassword::parse(change.new.clone(), &email).map_err(AccountError::InvalidPassword)?;
     let checked_hash = row.password_hash.clone();
     if !hasher
-        .verify(change.current, Some(row.password_hash))
+        .verify(change.current.clone(), Some(row.password_hash))
         .await?
     {
         return Err(AccountError::WrongCurrentPassword);
     }
-    let password_hash = hasher.hash(new.expose().to_owned()).await?;
-    let (user_id, keep) = (change.user_id, change.keep_session);
-    let changed = db
-        .run(move |conn| {
-            conn.transaction(|conn| {
-                // Only if the hash is still the one just checked: a
-                // concurrent change wins, and this one is refused.
-                let updated = diesel::update(users::table.find(&user_id))
-                    .filter(users::password_hash.eq(&checked_hash))
-                    .set((
-                        users::password_hash.eq(password_hash),
-                        users::updated_at.eq(now()),
-                    ))
-                    .execute(conn)?;
-                if updated == 0 {
-                    return Ok(false);
-                }
-                let ending = match keep {
-                    Some(sid) => crate::sessions::Ending::AllBut(sid),
-                    None => crate::sessions::Ending::All,
-                };
-                crate::sessions::end_with(
-                    conn,
-                    &user_id,
-                    &ending,
-                    crate::sessions::end_reason::PASSWORD_CHANGED,
-                    &client,
-                )?;
-                crate::sso::end_all_of_user(conn, &user_id)?;
-                Ok(true)
-            })
-        })
-        .await?;
-    if changed {
-        Ok(())
-    } else {
-        Err(AccountError::WrongCurrentPassword)
-    }
+    let new_hash = hasher.hash(new.expose().to_owned()).await?;
+    Ok(CheckedChange {
+        user_id: change.user_id.clone(),
+        checked_hash,
+        new_hash,
+    })
+}
+
+/// Writes a checked change inside the caller's transaction — only if the
+/// hash is still the one just checked, so a concurrent change wins and
+/// this one is refused (false).
+pub fn set_password_with(
+    conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
+    change: &CheckedChange,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(users::table.find(&change.user_id))
+        .filter(users::password_hash.eq(&change.checked_hash))
+        .set((
+            users::password_hash.eq(&change.new_hash),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(updated > 0)
 }

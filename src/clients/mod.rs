@@ -12,7 +12,7 @@ use rand::RngCore;
 use serde::Serialize;
 
 use crate::audit::{self, Actor, Event};
-use crate::clock::{now, rfc3339};
+use crate::clock::rfc3339;
 use crate::db::schema::clients;
 use crate::db::{AnyConnection, Db, DbError};
 use crate::tokens::{OwnAudiences, scopes};
@@ -419,7 +419,8 @@ pub async fn create(
     new: NewClient,
     actor: Actor,
 ) -> Result<(Client, Option<ClientSecret>), ClientError> {
-    db.run(move |conn| conn.transaction(|conn| create_with(conn, new, &actor)))
+    let now = db.now();
+    db.run(move |conn| conn.transaction(|conn| create_with(conn, now, new, &actor)))
         .await
         .map_err(|e| match e {
             DbError::UniqueViolation => ClientError::IdTaken,
@@ -431,11 +432,14 @@ pub fn create_blocking(
     db: &Db,
     new: NewClient,
 ) -> Result<(Client, Option<ClientSecret>), ClientError> {
-    Ok(db.run_blocking(|conn| conn.transaction(|conn| create_with(conn, new, &Actor::cli())))?)
+    let now = db.now();
+    Ok(db
+        .run_blocking(|conn| conn.transaction(|conn| create_with(conn, now, new, &Actor::cli())))?)
 }
 
 fn create_with(
     conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
     new: NewClient,
     actor: &Actor,
 ) -> Result<(Client, Option<ClientSecret>), DbError> {
@@ -443,7 +447,6 @@ fn create_with(
     rand::rngs::OsRng.fill_bytes(&mut id_bytes);
     let id = URL_SAFE_NO_PAD.encode(id_bytes);
     let secret = (!new.public).then(ClientSecret::generate);
-    let now = now();
     diesel::insert_into(clients::table)
         .values((
             clients::id.eq(&id),
@@ -460,6 +463,7 @@ fn create_with(
         .execute(conn)?;
     audit::record(
         conn,
+        now,
         Event {
             action: audit::CLIENT_CREATED,
             outcome: "success",
@@ -520,8 +524,9 @@ fn find_row(conn: &mut AnyConnection, id: &str) -> Result<Option<ClientRow>, DbE
 }
 
 pub async fn delete(db: &Db, id: String, actor: Actor) -> Result<(), ClientError> {
+    let now = db.now();
     let deleted = db
-        .run(move |conn| conn.transaction(|conn| delete_with(conn, &id, &actor)))
+        .run(move |conn| conn.transaction(|conn| delete_with(conn, now, &id, &actor)))
         .await?;
     if deleted {
         Ok(())
@@ -531,8 +536,9 @@ pub async fn delete(db: &Db, id: String, actor: Actor) -> Result<(), ClientError
 }
 
 pub fn delete_blocking(db: &Db, id: &str) -> Result<(), ClientError> {
+    let now = db.now();
     let deleted =
-        db.run_blocking(|conn| conn.transaction(|conn| delete_with(conn, id, &Actor::cli())))?;
+        db.run_blocking(|conn| conn.transaction(|conn| delete_with(conn, now, id, &Actor::cli())))?;
     if deleted {
         Ok(())
     } else {
@@ -540,11 +546,17 @@ pub fn delete_blocking(db: &Db, id: &str) -> Result<(), ClientError> {
     }
 }
 
-fn delete_with(conn: &mut AnyConnection, id: &str, actor: &Actor) -> Result<bool, DbError> {
+fn delete_with(
+    conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
+    id: &str,
+    actor: &Actor,
+) -> Result<bool, DbError> {
     let deleted = diesel::delete(clients::table.find(id)).execute(conn)? > 0;
     if deleted {
         audit::record(
             conn,
+            now,
             Event {
                 action: audit::CLIENT_DELETED,
                 outcome: "success",

@@ -26,6 +26,8 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::clock::{Clock, stored_now, system_clock};
+
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 
@@ -379,6 +381,8 @@ pub struct Db {
     backend_name: &'static str,
     /// Longest a request's queries may wait on the database.
     wait: Duration,
+    /// The time every row written through this handle is stamped with.
+    clock: Clock,
 }
 
 impl Db {
@@ -435,7 +439,25 @@ impl Db {
             pool,
             backend_name,
             wait: limits.wait,
+            clock: system_clock(),
         })
+    }
+
+    /// The same database, read and written at the time `clock` tells (the
+    /// service passes the one clock it was started with).
+    pub fn with_clock(mut self, clock: Clock) -> Db {
+        self.clock = clock;
+        self
+    }
+
+    /// Now, as the database stores it (to the microsecond, UTC).
+    pub fn now(&self) -> chrono::NaiveDateTime {
+        stored_now(&self.clock)
+    }
+
+    /// The clock itself, for work that outlives a query (token lifetimes).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn backend_name(&self) -> &'static str {

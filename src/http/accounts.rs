@@ -1,5 +1,6 @@
 use super::throttle;
-use crate::throttle::{Class, lockout};
+use crate::app::{account, login};
+use crate::throttle::Class;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,7 @@ use super::{
     AccountBearer, ApiError, AppState, JsonObject, client_info, json_body_error, read_body,
 };
 use crate::accounts::{self, AccountError, NewAccount, User};
-use crate::oauth::{self, SessionGrant, TokenResponse};
+use crate::oauth::TokenResponse;
 use crate::sessions::{self, Ending, SessionView, end_reason};
 
 #[derive(Deserialize, ToSchema)]
@@ -67,7 +68,8 @@ pub async fn register(
         name,
     } = body.into_inner().0;
     let account = NewAccount::parse(&email, password, name, Vec::new())?;
-    let user = accounts::register(&state.db, &state.hasher, account, client_info(&req)).await?;
+    let user =
+        accounts::register(&state.app.db, &state.app.hasher, account, client_info(&req)).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, "/v1/me"))
         .json(user))
@@ -100,33 +102,9 @@ pub async fn login(
         return Err(t.into());
     }
     let LoginRequest { email, password } = body.into_inner().0;
-    let result =
-        lockout::authenticate(&state.db, &state.hasher, state.lockout, &email, password).await;
-    state.metrics.login(super::login_outcome(&result));
-    let user = result?;
-    let login = &state.settings.login;
-    let scope = oauth::login_scope(&login.scope, &user.roles);
-    let started = sessions::start_login(
-        &state.db,
-        state.sessions,
-        user.id.clone(),
-        login.client_id.clone(),
-        scope.clone(),
-        client_info(&req),
-    )
-    .await?;
-    let issuance = state.issuance();
-    let response = issuance
-        .for_session(SessionGrant {
-            user_id: &user.id,
-            roles: user.roles,
-            client: &issuance.login_client(),
-            scope: &scope,
-            resources: &[],
-            session_id: &started.session_id,
-            refresh_token: &started.refresh_token,
-        })
-        .await?;
+    let attempt = login::password_login(&state.app, &email, password, client_info(&req)).await;
+    state.metrics.login(attempt.outcome);
+    let response = attempt.result?;
     state.metrics.token_issued("login");
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -184,7 +162,7 @@ pub async fn logout(
             ));
         }
     };
-    sessions::end(&state.db, claims.sub, ending, reason, client_info(&req)).await?;
+    sessions::end(&state.app.db, claims.sub, ending, reason, client_info(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -199,7 +177,7 @@ pub async fn logout(
         InvalidText,
     ))]
 pub async fn me(state: web::Data<AppState>, auth: AccountBearer) -> Result<HttpResponse, ApiError> {
-    match accounts::find_by_id(&state.db, auth.0.sub).await {
+    match accounts::find_by_id(&state.app.db, auth.0.sub).await {
         Ok(user) => Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(user)),
@@ -259,16 +237,7 @@ pub async fn change_password(
         new: new_password,
         keep_session: claims.sid,
     };
-    // Behind the login lockout: otherwise a stolen token is a password
-    // oracle.
-    lockout::change_password(
-        &state.db,
-        &state.hasher,
-        state.lockout,
-        change,
-        client_info(&req),
-    )
-    .await?;
+    account::change_password(&state.app, change, client_info(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -285,7 +254,8 @@ pub async fn list_sessions(
     auth: AccountBearer,
 ) -> Result<HttpResponse, ApiError> {
     let claims = auth.0;
-    let sessions = sessions::list_live(&state.db, state.sessions, claims.sub, claims.sid).await?;
+    let sessions =
+        sessions::list_live(&state.app.db, state.app.sessions, claims.sub, claims.sid).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(SessionList { sessions }))
@@ -310,7 +280,7 @@ pub async fn end_session(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let ended = sessions::end(
-        &state.db,
+        &state.app.db,
         auth.0.sub,
         Ending::One(path.into_inner()),
         end_reason::ENDED_BY_USER,

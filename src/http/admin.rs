@@ -36,7 +36,7 @@ impl FromRequest for Admin {
         Box::pin(async move {
             let AdminBearer(claims) = authenticated.await?;
             let state = state.expect("AppState is registered at start");
-            let is_admin = match accounts::find_by_id(&state.db, claims.sub.clone()).await {
+            let is_admin = match accounts::find_by_id(&state.app.db, claims.sub.clone()).await {
                 Ok(user) => !user.disabled && user.roles.iter().any(|r| r == ADMIN_ROLE),
                 Err(accounts::AccountError::NotFound) => false,
                 Err(e) => return Err(e.into()),
@@ -137,7 +137,8 @@ pub async fn list_users(
         email,
     } = query.into_inner();
     let page =
-        administration::list_page(&state.db, limit.unwrap_or(50), cursor.as_deref(), email).await?;
+        administration::list_page(&state.app.db, limit.unwrap_or(50), cursor.as_deref(), email)
+            .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(UserPage {
@@ -161,7 +162,7 @@ pub async fn get_user(
     _: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let user = accounts::find_by_id(&state.db, id.into_inner()).await?;
+    let user = accounts::find_by_id(&state.app.db, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(AdminUser::from(user)))
 }
 
@@ -200,7 +201,7 @@ pub async fn patch_user(
     let PatchUser { roles, disabled } = body.into_inner().0;
     let change = UserChange { roles, disabled };
     let actor = acting(admin.0.sub, &req);
-    let user = administration::update(&state.db, id.into_inner(), change, actor).await?;
+    let user = administration::update(&state.app.db, id.into_inner(), change, actor).await?;
     Ok(HttpResponse::Ok().json(AdminUser::from(user)))
 }
 
@@ -221,7 +222,7 @@ pub async fn delete_user(
     admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    administration::delete(&state.db, id.into_inner(), acting(admin.0.sub, &req)).await?;
+    administration::delete(&state.app.db, id.into_inner(), acting(admin.0.sub, &req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -246,8 +247,8 @@ pub async fn create_client(
     admin: Admin,
     body: web::Json<JsonObject<ClientRegistration>>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = NewClient::parse(body.into_inner().0, &state.own_audiences)?;
-    let (client, secret) = clients::create(&state.db, new, acting(admin.0.sub, &req)).await?;
+    let new = NewClient::parse(body.into_inner().0, &state.app.own_audiences)?;
+    let (client, secret) = clients::create(&state.app.db, new, acting(admin.0.sub, &req)).await?;
     let location = format!("/v1/admin/clients/{}", client.client_id);
     let body = CreatedClient {
         client,
@@ -268,7 +269,7 @@ pub async fn create_client(
         InvalidText,
     ))]
 pub async fn list_clients(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
-    let clients = clients::list(&state.db).await?;
+    let clients = clients::list(&state.app.db).await?;
     Ok(HttpResponse::Ok().json(ClientList { clients }))
 }
 
@@ -287,7 +288,7 @@ pub async fn get_client(
     _: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(clients::find(&state.db, id.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(clients::find(&state.app.db, id.into_inner()).await?))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -331,8 +332,13 @@ pub async fn list_audit(
         user_id: user.filter(|u| !u.is_empty()),
         action: kind.filter(|k| !k.is_empty()),
     };
-    let (events, next_cursor) =
-        audit::list(&state.db, filter, limit.unwrap_or(50), cursor.as_deref()).await?;
+    let (events, next_cursor) = audit::list(
+        &state.app.db,
+        filter,
+        limit.unwrap_or(50),
+        cursor.as_deref(),
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(AuditPage {
         events,
         next_cursor,
@@ -371,7 +377,7 @@ pub async fn delete_client(
     admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    clients::delete(&state.db, id.into_inner(), acting(admin.0.sub, &req)).await?;
+    clients::delete(&state.app.db, id.into_inner(), acting(admin.0.sub, &req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,8 +1,8 @@
 //! The browser side of OpenID Connect: `/oauth2/authorize` (sign-in page,
 //! SSO session cookie, consent, the redirect back with a code) and
-//! `/oauth2/logout` (RP-initiated logout). The rules live in
-//! [`crate::oauth::authorization`] and [`crate::sso`]; this module reads
-//! cookies and forms and chooses the page or the redirect.
+//! `/oauth2/logout` (RP-initiated logout). The decisions are
+//! [`crate::app::browser`]'s; this module reads cookies and forms, and
+//! renders the answer as a page or a redirect with its cookies.
 
 use actix_web::cookie::{Cookie, SameSite, time::Duration as CookieDuration};
 use actix_web::http::{StatusCode, header};
@@ -12,19 +12,12 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{
     authorize_failure, browser_failure, page_failure, set_retry_after, throttled_page,
 };
-use super::pages::{self, ConsentPage, LoginPage};
+use super::pages::{self, ConsentPage};
 use super::text::ControlCharacter;
 use super::{AppState, client_info, throttle};
-use crate::accounts::{self, AccountError};
-use crate::clients::Client;
-use crate::oauth::authorization::{
-    self, Authentication, AuthorizationRequest, AuthorizeError, RequestParams, ReturnTo,
-    redirect_with,
-};
-use crate::secrets::{is_token_shaped, random_token};
-use crate::sso::{self, BrowserSession, Pending, PendingError, PendingForm, Stage};
+use crate::app::browser::{self, Answer, Browser, LoginPage, LoginProblem, Outcome, Refusal};
+use crate::oauth::authorization::AuthorizeError;
 use crate::throttle::Class;
-use crate::throttle::lockout::{self, LoginError};
 
 /// The cookies a browser holds: the SSO session, and a value binding
 /// sign-in forms to the browser that opened them. `__Host-` names (no
@@ -176,8 +169,8 @@ pub async fn authorize_get(state: web::Data<AppState>, req: HttpRequest) -> Http
         Ok(params) => params,
         Err(e) => return refused(e),
     };
-    let outcome = authorize(&state, &req, params).await;
-    respond(&state, outcome)
+    let answer = browser::authorize(&state.app, &params, browser_of(&state, &req)).await;
+    render(&state, answer)
 }
 
 /// Answer the sign-in page
@@ -203,10 +196,7 @@ pub async fn authorize_post(
     body: web::Bytes,
 ) -> HttpResponse {
     if !is_form(&req) {
-        return page_failure(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "the form must be sent as application/x-www-form-urlencoded",
-        );
+        return not_a_form();
     }
     if let Err(t) = throttle(&req, Class::Credentials) {
         return throttled_page(t);
@@ -215,12 +205,13 @@ pub async fn authorize_post(
         Ok(params) => params,
         Err(e) => return refused(e),
     };
-    let outcome = if params.iter().any(|(k, _)| k == "request_id") {
-        continue_sign_in(&state, &req, &params).await
+    let browser = browser_of(&state, &req);
+    let answer = if params.iter().any(|(k, _)| k == "request_id") {
+        browser::continue_sign_in(&state.app, &params, browser).await
     } else {
-        authorize(&state, &req, params).await
+        browser::authorize(&state.app, &params, browser).await
     };
-    respond(&state, outcome)
+    render(&state, answer)
 }
 
 fn is_form(req: &HttpRequest) -> bool {
@@ -234,358 +225,102 @@ fn is_form(req: &HttpRequest) -> bool {
         })
 }
 
-fn respond(state: &AppState, outcome: Result<HttpResponse, AuthorizeError>) -> HttpResponse {
-    outcome.unwrap_or_else(|e| authorize_failure(e, &state.settings.issuer))
-}
-
-/// A new authorization request: sign the browser in (or use its SSO
-/// session), ask for consent where needed, and send it back with a code.
-async fn authorize(
-    state: &AppState,
-    req: &HttpRequest,
-    params: Vec<(String, String)>,
-) -> Result<HttpResponse, AuthorizeError> {
-    let (request, client) =
-        authorization::validate(&state.db, RequestParams(&params), &state.own_audiences).await?;
-    let session = match cookie_value(req, cookie_names(state).session) {
-        Some(cookie) => sso::find_session(&state.db, state.sso, cookie).await?,
-        None => None,
-    };
-    let usable = session.filter(|s| !request.prompt.login && recent_enough(s, request.max_age));
-    match usable {
-        Some(session) => after_sign_in(state, req, request, client, session, None).await,
-        None if request.prompt.none => Err(to_client(
-            &request,
-            "login_required",
-            "the user is not signed in",
-        )),
-        None => show_login(state, req, request, &client).await,
-    }
-}
-
-/// OIDC Core §3.1.2.1 `max_age`: the password was entered recently enough.
-/// `max_age=0` always asks again, like `prompt=login`.
-fn recent_enough(session: &BrowserSession, max_age: Option<i64>) -> bool {
-    max_age.is_none_or(|max| {
-        max > 0
-            && (crate::clock::now() - session.auth_time).num_milliseconds()
-                <= max.saturating_mul(1000)
-    })
-}
-
-fn to_client(
-    request: &AuthorizationRequest,
-    error: &'static str,
-    description: &str,
-) -> AuthorizeError {
-    AuthorizeError::ToClient {
-        to: ReturnTo {
-            redirect_uri: request.redirect_uri.clone(),
-            state: request.state.clone(),
-        },
-        error,
-        description: description.to_owned(),
-    }
-}
-
-/// The browser-binding cookie's value, and whether it is new (to be set on
-/// the response).
-fn browser_binding(state: &AppState, req: &HttpRequest) -> (String, bool) {
-    match cookie_value(req, cookie_names(state).browser).filter(|v| is_token_shaped(v)) {
-        Some(existing) => (existing, false),
-        None => (random_token(), true),
-    }
-}
-
-/// Shows the login page for `request`, storing it until the form comes back.
-async fn show_login(
-    state: &AppState,
-    req: &HttpRequest,
-    request: AuthorizationRequest,
-    client: &Client,
-) -> Result<HttpResponse, AuthorizeError> {
-    let (browser, is_new) = browser_binding(state, req);
-    let hint = request.login_hint.clone();
-    let target = pages::form_target(&request.redirect_uri);
-    let client_id = request.client_id.clone();
-    let form = sso::save_pending(
-        &state.db,
-        state.sso,
-        client_id,
-        request,
-        Stage::Login,
-        browser.clone(),
+fn not_a_form() -> HttpResponse {
+    page_failure(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "the form must be sent as application/x-www-form-urlencoded",
     )
-    .await?;
-    let mut response = pages::login(LoginPage {
-        client_name: &client.name,
-        request_id: &form.request_id,
-        csrf_token: &form.csrf_token,
-        email: hint.as_deref(),
-        error: None,
+}
+
+/// What the browser sent that the sign-in rules read.
+fn browser_of(state: &AppState, req: &HttpRequest) -> Browser {
+    let names = cookie_names(state);
+    Browser {
+        sso_cookie: cookie_value(req, names.session),
+        binding_cookie: cookie_value(req, names.browser),
+        info: client_info(req),
+    }
+}
+
+/// The page, redirect or error for an answer, with its cookies.
+fn render(state: &AppState, answer: Result<Answer, AuthorizeError>) -> HttpResponse {
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) => return authorize_failure(e, &state.settings.issuer),
+    };
+    if let Some(outcome) = answer.login_attempt {
+        state.metrics.login(outcome);
+    }
+    let mut response = match answer.outcome {
+        Outcome::Login(page) => login_page(page),
+        Outcome::Consent(page) => {
+            let target = pages::form_target(&page.redirect_uri);
+            pages::consent(ConsentPage {
+                client_name: &page.client_name,
+                user_email: &page.user_email,
+                scope: &page.scope,
+                request_id: &page.form.request_id,
+                csrf_token: &page.form.csrf_token,
+                form_target: target.as_deref(),
+            })
+        }
+        Outcome::Redirect(location) => redirect(&location),
+        Outcome::ConfirmSignOut { hidden, return_to } => {
+            let target = return_to.as_deref().and_then(pages::form_target);
+            let hidden: Vec<(&str, String)> = hidden;
+            pages::logout_confirm(&hidden, target.as_deref())
+        }
+        Outcome::SignedOut => pages::signed_out(),
+        Outcome::Refused(Refusal::BadRequest(why)) => page_failure(StatusCode::BAD_REQUEST, &why),
+        Outcome::Refused(Refusal::Busy) => page_failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The service is busy. Please try again in a moment.",
+        ),
+        Outcome::Refused(Refusal::Failed(what)) => {
+            page_failure(StatusCode::INTERNAL_SERVER_ERROR, what)
+        }
+    };
+    let names = cookie_names(state);
+    if let Some(binding) = answer.set_binding {
+        set_cookie(&mut response, cookie(names.browser, binding, names.secure));
+    }
+    if let Some(secret) = answer.set_sso {
+        set_cookie(&mut response, cookie(names.session, secret, names.secure));
+    }
+    if answer.clear_sso {
+        set_cookie(&mut response, removal(names.session, names.secure));
+    }
+    response
+}
+
+/// The login page, first shown or again with what went wrong.
+fn login_page(page: LoginPage) -> HttpResponse {
+    let target = pages::form_target(&page.redirect_uri);
+    let error = page.problem.as_ref().map(|problem| match problem {
+        LoginProblem::WrongCredentials => "The email or password is not right.",
+        LoginProblem::Disabled => "This account is disabled.",
+        LoginProblem::Locked { .. } => {
+            "Too many failed attempts. Please wait a little and try again."
+        }
+    });
+    let mut response = pages::login(pages::LoginPage {
+        client_name: &page.client_name,
+        request_id: &page.form.request_id,
+        csrf_token: &page.form.csrf_token,
+        email: page.email.as_deref(),
+        error,
         form_target: target.as_deref(),
     });
-    if is_new {
-        let names = cookie_names(state);
-        set_cookie(&mut response, cookie(names.browser, browser, names.secure));
+    if let Some(LoginProblem::Locked { retry_after }) = page.problem {
+        *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+        set_retry_after(&mut response, retry_after.as_secs().max(1));
     }
-    Ok(response)
+    response
 }
 
 fn set_cookie(response: &mut HttpResponse, cookie: Cookie<'static>) {
     // Only fails for a cookie that can't be a header value; ours can.
     let _ = response.add_cookie(&cookie);
-}
-
-/// The login or consent form came back: continue the stored request, but
-/// only from the browser that opened it, with its page's CSRF token, and
-/// for the page that was shown.
-async fn continue_sign_in(
-    state: &AppState,
-    req: &HttpRequest,
-    params: &[(String, String)],
-) -> Result<HttpResponse, AuthorizeError> {
-    let fields = RequestParams(params);
-    let field = |name: &str| fields.one(name).ok().flatten().unwrap_or_default();
-    let form = PendingForm {
-        request_id: field("request_id").to_owned(),
-        csrf_token: field("csrf_token").to_owned(),
-    };
-    let names = cookie_names(state);
-    let pending: Pending<AuthorizationRequest> =
-        match sso::load_pending(&state.db, form, cookie_value(req, names.browser)).await {
-            Ok(pending) => pending,
-            Err(PendingError::Stale) => {
-                return Ok(page_failure(
-                    StatusCode::BAD_REQUEST,
-                    &PendingError::Stale.to_string(),
-                ));
-            }
-            Err(PendingError::Db(e)) => return Err(e.into()),
-        };
-    let client = match crate::clients::find(&state.db, pending.request.client_id.clone()).await {
-        Ok(client) => client,
-        Err(crate::clients::ClientError::Db(e)) => return Err(e.into()),
-        Err(_) => {
-            return Err(AuthorizeError::Untrusted(
-                "the application is no longer registered".into(),
-            ));
-        }
-    };
-    match (field("action"), pending.stage) {
-        ("login", Stage::Login) => {
-            let email = field("email");
-            let password = field("password").to_owned();
-            let result =
-                lockout::authenticate(&state.db, &state.hasher, state.lockout, email, password)
-                    .await;
-            state.metrics.login(super::login_outcome(&result));
-            let user = match result {
-                Ok(user) => user,
-                Err(LoginError::Locked(t)) => {
-                    let mut page = login_again(
-                        &pending,
-                        &client,
-                        email,
-                        "Too many failed attempts. Please wait a little and try again.",
-                    );
-                    *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-                    set_retry_after(&mut page, t.retry_after.as_secs().max(1));
-                    return Ok(page);
-                }
-                Err(LoginError::Account(
-                    e @ (AccountError::InvalidCredentials | AccountError::Disabled),
-                )) => {
-                    let message = match e {
-                        AccountError::Disabled => "This account is disabled.",
-                        _ => "The email or password is not right.",
-                    };
-                    return Ok(login_again(&pending, &client, email, message));
-                }
-                Err(LoginError::Account(AccountError::Db(e))) => return Err(e.into()),
-                Err(LoginError::Account(AccountError::Hashing(_))) => {
-                    return Ok(page_failure(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "The service is busy. Please try again in a moment.",
-                    ));
-                }
-                Err(LoginError::Account(e)) => {
-                    tracing::error!(error = %e, "sign-in failed");
-                    return Ok(page_failure(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "Signing in failed.",
-                    ));
-                }
-            };
-            let previous = cookie_value(req, names.session);
-            let (session, cookie_secret) =
-                sso::sign_in(&state.db, state.sso, user.id, previous, client_info(req)).await?;
-            let Pending { request, form, .. } = pending;
-            let mut response =
-                after_sign_in(state, req, request, client, session, Some(form)).await?;
-            set_cookie(
-                &mut response,
-                cookie(names.session, cookie_secret, names.secure),
-            );
-            Ok(response)
-        }
-        ("consent", Stage::Consent) => {
-            let session = match cookie_value(req, names.session) {
-                Some(cookie) => sso::find_session(&state.db, state.sso, cookie).await?,
-                None => None,
-            };
-            // The SSO session may have ended, or grown too old for the
-            // request's max_age, while the consent page was open.
-            let Some(session) = session.filter(|s| recent_enough(s, pending.request.max_age))
-            else {
-                return Ok(page_failure(
-                    StatusCode::BAD_REQUEST,
-                    "Your sign-in has ended. Return to the application and start again.",
-                ));
-            };
-            let Pending { request, form, .. } = pending;
-            if field("decision") != "allow" {
-                sso::forget_pending(&state.db, form.request_id).await?;
-                return Err(to_client(
-                    &request,
-                    "access_denied",
-                    "the user denied the request",
-                ));
-            }
-            sso::remember_consent(
-                &state.db,
-                session.user_id.clone(),
-                client.client_id.clone(),
-                request.scope.clone(),
-            )
-            .await?;
-            issue_and_redirect(state, &request, &session, Some(form)).await
-        }
-        _ => Ok(page_failure(
-            StatusCode::BAD_REQUEST,
-            "this form does not belong to the page that was shown",
-        )),
-    }
-}
-
-fn login_again(
-    pending: &Pending<AuthorizationRequest>,
-    client: &Client,
-    email: &str,
-    message: &str,
-) -> HttpResponse {
-    let target = pages::form_target(&pending.request.redirect_uri);
-    pages::login(LoginPage {
-        client_name: &client.name,
-        request_id: &pending.form.request_id,
-        csrf_token: &pending.form.csrf_token,
-        email: Some(email),
-        error: Some(message),
-        form_target: target.as_deref(),
-    })
-}
-
-/// The user is signed in: ask for consent if this client needs it, else
-/// issue the code.
-async fn after_sign_in(
-    state: &AppState,
-    req: &HttpRequest,
-    request: AuthorizationRequest,
-    client: Client,
-    session: BrowserSession,
-    pending: Option<PendingForm>,
-) -> Result<HttpResponse, AuthorizeError> {
-    let needs_consent = request.prompt.consent
-        || (!client.first_party
-            && !sso::has_consented(
-                &state.db,
-                session.user_id.clone(),
-                client.client_id.clone(),
-                request.scope.clone(),
-            )
-            .await?);
-    if !needs_consent {
-        return issue_and_redirect(state, &request, &session, pending).await;
-    }
-    if request.prompt.none {
-        return Err(to_client(
-            &request,
-            "consent_required",
-            "the user has not consented to this client",
-        ));
-    }
-    let user = match accounts::find_by_id(&state.db, session.user_id.clone()).await {
-        Ok(user) => user,
-        Err(AccountError::Db(e)) => return Err(e.into()),
-        Err(_) => return Err(to_client(&request, "login_required", "the account is gone")),
-    };
-    let mut new_browser_cookie = None;
-    let form = match pending {
-        // Signed in on the login page just now: the same sign-in moves on.
-        Some(form) => {
-            sso::advance_pending(&state.db, form.request_id.clone(), request.clone()).await?;
-            form
-        }
-        None => {
-            let (browser, is_new) = browser_binding(state, req);
-            if is_new {
-                new_browser_cookie = Some(browser.clone());
-            }
-            sso::save_pending(
-                &state.db,
-                state.sso,
-                request.client_id.clone(),
-                request.clone(),
-                Stage::Consent,
-                browser,
-            )
-            .await?
-        }
-    };
-    let target = pages::form_target(&request.redirect_uri);
-    let mut response = pages::consent(ConsentPage {
-        client_name: &client.name,
-        user_email: &user.email,
-        scope: &request.scope,
-        request_id: &form.request_id,
-        csrf_token: &form.csrf_token,
-        form_target: target.as_deref(),
-    });
-    if let Some(browser) = new_browser_cookie {
-        let names = cookie_names(state);
-        set_cookie(&mut response, cookie(names.browser, browser, names.secure));
-    }
-    Ok(response)
-}
-
-/// Issues the code and sends the browser back to the client with it, the
-/// request's `state` and our `iss` (RFC 9207).
-async fn issue_and_redirect(
-    state: &AppState,
-    request: &AuthorizationRequest,
-    session: &BrowserSession,
-    pending: Option<PendingForm>,
-) -> Result<HttpResponse, AuthorizeError> {
-    let code = authorization::issue_code(
-        &state.db,
-        state.sso.code_ttl,
-        request,
-        Authentication {
-            user_id: &session.user_id,
-            browser_session_id: &session.id,
-            auth_time: session.auth_time,
-        },
-    )
-    .await?;
-    if let Some(pending) = pending {
-        sso::forget_pending(&state.db, pending.request_id).await?;
-    }
-    let mut params = vec![("code", code.as_str())];
-    if let Some(s) = &request.state {
-        params.push(("state", s));
-    }
-    params.push(("iss", &state.settings.issuer));
-    Ok(redirect(&redirect_with(&request.redirect_uri, &params)))
 }
 
 /// 303: after a POST the browser follows with a GET (RFC 9700 §4.11).
@@ -611,7 +346,10 @@ pub fn redirect(location: &str) -> HttpResponse {
         (status = 503, description = "Database unavailable", body = String, content_type = "text/html"),
     ))]
 pub async fn logout_get(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    sign_out(state, req, web::Bytes::new()).await
+    match parse_params(req.query_string().as_bytes()) {
+        Ok(params) => sign_out(&state, &req, &params, false).await,
+        Err(e) => refused(e),
+    }
 }
 
 /// Sign out, as a form
@@ -634,131 +372,23 @@ pub async fn logout_post(
     req: HttpRequest,
     body: web::Bytes,
 ) -> HttpResponse {
-    sign_out(state, req, body).await
+    if !is_form(&req) {
+        return not_a_form();
+    }
+    match parse_params(&body) {
+        Ok(params) => sign_out(&state, &req, &params, true).await,
+        Err(e) => refused(e),
+    }
 }
 
-/// `GET|POST /oauth2/logout`: OpenID Connect RP-Initiated Logout 1.0.
-///
-/// Only the SSO session of this browser's cookie is ever ended. A GET signs
-/// out at once when its `id_token_hint` names that very session (the
-/// application the user is signed in to asked); otherwise the user confirms
-/// on a page whose form carries a token derived from the cookie, so another
-/// site can neither sign the user out nor fake the confirmation.
-async fn sign_out(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
-    let is_post = req.method() == actix_web::http::Method::POST;
-    let params = if is_post {
-        if !is_form(&req) {
-            return page_failure(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "the form must be sent as application/x-www-form-urlencoded",
-            );
-        }
-        parse_params(&body)
-    } else {
-        parse_params(req.query_string().as_bytes())
-    };
-    let params = match params {
-        Ok(params) => params,
-        Err(e) => return refused(e),
-    };
-    let fields = RequestParams(&params);
-    let one = |name: &str| fields.one(name);
-    let (hint, client_id, post_logout_uri, logout_state) = match (
-        one("id_token_hint"),
-        one("client_id"),
-        one("post_logout_redirect_uri"),
-        one("state"),
-    ) {
-        (Ok(a), Ok(b), Ok(c), Ok(d)) => (a, b, c, d),
-        _ => return page_failure(StatusCode::BAD_REQUEST, "a parameter is repeated"),
-    };
-    let hint = match hint.map(|token| state.verifier.id_token_hint(token)) {
-        None => None,
-        Some(Ok(hint)) => Some(hint),
-        Some(Err(_)) => {
-            return page_failure(StatusCode::BAD_REQUEST, "the id_token_hint is not valid");
-        }
-    };
-    let client_id = match (hint.as_ref().map(|h| h.aud.as_str()), client_id) {
-        (Some(a), Some(b)) if a != b => {
-            return page_failure(
-                StatusCode::BAD_REQUEST,
-                "client_id does not match the id_token_hint",
-            );
-        }
-        (a, b) => a.or(b).map(str::to_owned),
-    };
-    let return_to = match post_logout_uri {
-        None => None,
-        Some(uri) => {
-            let client = match &client_id {
-                Some(id) if id.len() <= 200 => {
-                    match crate::clients::find(&state.db, id.clone()).await {
-                        Ok(client) => Some(client),
-                        Err(crate::clients::ClientError::Db(e)) => return browser_failure(e),
-                        Err(_) => None,
-                    }
-                }
-                _ => None,
-            };
-            if !client.is_some_and(|c| {
-                crate::clients::is_registered_redirect(&c.post_logout_redirect_uris, uri)
-            }) {
-                return page_failure(
-                    StatusCode::BAD_REQUEST,
-                    "the post_logout_redirect_uri is not registered for this client",
-                );
-            }
-            Some(uri.to_owned())
-        }
-    };
-    let names = cookie_names(&state);
-    let cookie = cookie_value(&req, names.session).filter(|c| is_token_shaped(c));
-    let session = match &cookie {
-        Some(cookie) => match sso::find_session(&state.db, state.sso, cookie.clone()).await {
-            Ok(session) => session,
-            Err(e) => return browser_failure(e),
-        },
-        None => None,
-    };
-    let hinted = matches!((&hint, &session),
-        (Some(h), Some(s)) if h.sid.as_deref() == Some(s.id.as_str()) && h.sub == s.user_id);
-    let confirmed = is_post
-        && matches!((one("confirm"), &cookie), (Ok(Some(token)), Some(cookie)) if *token == sso::sign_out_token(cookie));
-    if session.is_some() && !hinted && !confirmed {
-        let mut hidden: Vec<(&str, String)> = vec![(
-            "confirm",
-            sso::sign_out_token(cookie.as_deref().unwrap_or_default()),
-        )];
-        for (name, value) in [
-            ("post_logout_redirect_uri", return_to.as_deref()),
-            ("client_id", client_id.as_deref()),
-            ("state", logout_state),
-        ] {
-            if let Some(v) = value {
-                hidden.push((name, v.to_owned()));
-            }
-        }
-        let target = return_to.as_deref().and_then(pages::form_target);
-        return pages::logout_confirm(&hidden, target.as_deref());
+async fn sign_out(
+    state: &AppState,
+    req: &HttpRequest,
+    params: &[(String, String)],
+    is_post: bool,
+) -> HttpResponse {
+    match browser::sign_out(&state.app, params, is_post, browser_of(state, req)).await {
+        Ok(answer) => render(state, Ok(answer)),
+        Err(e) => browser_failure(e),
     }
-    if let (Some(cookie), Some(_)) = (cookie, &session)
-        && let Err(e) = sso::sign_out(&state.db, cookie, client_info(&req)).await
-    {
-        return browser_failure(e);
-    }
-    // Signed out now, or never signed in here: either way the application
-    // may have its user back.
-    let mut response = match return_to {
-        Some(uri) => {
-            let mut params = Vec::new();
-            if let Some(s) = logout_state {
-                params.push(("state", s));
-            }
-            redirect(&redirect_with(&uri, &params))
-        }
-        None => pages::signed_out(),
-    };
-    set_cookie(&mut response, removal(names.session, names.secure));
-    response
 }

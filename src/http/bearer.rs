@@ -57,7 +57,7 @@ fn checked(req: &HttpRequest, need: Need) -> Checked<Claims> {
     Box::pin(async move {
         let claims = claims?;
         if let Some(sid) = &claims.sid
-            && !sessions::is_live(&state.db, state.sessions, sid.clone()).await?
+            && !sessions::is_live(&state.app.db, state.app.sessions, sid.clone()).await?
         {
             return Err(ApiError::invalid_token("the session has ended"));
         }
@@ -68,12 +68,12 @@ fn checked(req: &HttpRequest, need: Need) -> Checked<Claims> {
 fn verified_claims(req: &HttpRequest, state: &AppState, need: Need) -> Result<Claims, ApiError> {
     let token = bearer_token(req.headers().get(header::AUTHORIZATION))?;
     match need {
-        Need::AnyAudience => Ok(state.verifier.verify_any_audience(token)?),
+        Need::AnyAudience => Ok(state.app.verifier.verify_any_audience(token)?),
         Need::UserWithScope(scope) => {
             // A valid token of ours for another resource may not do this
             // (403), rather than being no token at all (401).
-            let claims = state.verifier.verify_any_audience(token)?;
-            let own = &state.own_audiences.api;
+            let claims = state.app.verifier.verify_any_audience(token)?;
+            let own = &state.app.own_audiences.api;
             if !claims.aud.iter().any(|a| own.contains(a)) {
                 return Err(ApiError::insufficient_scope(
                     "wrong_audience",

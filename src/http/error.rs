@@ -505,6 +505,17 @@ impl From<Throttled> for ApiError {
     }
 }
 
+impl From<crate::app::login::LoginFailure> for ApiError {
+    fn from(e: crate::app::login::LoginFailure) -> Self {
+        use crate::app::login::LoginFailure;
+        match e {
+            LoginFailure::Login(e) => e.into(),
+            LoginFailure::Db(e) => e.into(),
+            LoginFailure::Token(e) => e.into(),
+        }
+    }
+}
+
 impl From<LoginError> for ApiError {
     fn from(e: LoginError) -> Self {
         match e {

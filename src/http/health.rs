@@ -65,13 +65,13 @@ pub async fn healthz() -> HttpResponse {
     responses((status = 200, description = "The metrics", body = String,
         content_type = "text/plain; version=0.0.4; charset=utf-8"), InvalidText))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let (db_connections, db_idle_connections) = state.db.pool_usage();
+    let (db_connections, db_idle_connections) = state.app.db.pool_usage();
     let mut keys_by_state = std::collections::BTreeMap::new();
     for key in state.keys.listing() {
         *keys_by_state.entry(key.state).or_insert(0) += 1;
     }
     let text = state.metrics.render(&crate::metrics::Gauges {
-        hash_queue_depth: state.hasher.queue_depth(),
+        hash_queue_depth: state.app.hasher.queue_depth(),
         db_connections,
         db_idle_connections,
         keys_by_state,
@@ -104,7 +104,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         });
     }
     let timeout = state.settings.pool_checkout_timeout() + Duration::from_secs(1);
-    let database = match tokio::time::timeout(timeout, state.db.ping()).await {
+    let database = match tokio::time::timeout(timeout, state.app.db.ping()).await {
         Ok(Ok(())) => "ok",
         _ => "unavailable",
     };

@@ -22,51 +22,29 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::accounts::PasswordHasher;
+use crate::app::Services;
 use crate::configuration::Settings;
-use crate::db::Db;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
-use crate::oauth::Issuance;
-use crate::sessions::{ClientInfo, SessionPolicy};
-use crate::sso::SsoPolicy;
-use crate::throttle::lockout::{LockoutPolicy, LoginError};
+use crate::sessions::ClientInfo;
 use crate::throttle::{Class, RateLimiter, Throttled, TrustedProxies};
-use crate::tokens::{OwnAudiences, TokenIssuer, TokenVerifier};
 
 pub use bearer::{AccountBearer, AdminBearer, UserinfoBearer};
 pub use error::ApiError;
 pub use health::ShuttingDown;
 
-/// Everything a handler may need, built once at start.
+/// Everything a handler may need, built once at start: the operations'
+/// services, and what only the HTTP surface uses.
 pub struct AppState {
+    pub app: Services,
     pub settings: Settings,
-    pub db: Db,
-    pub hasher: PasswordHasher,
+    /// The signing keys (the JWKS, `/readyz`, the admin key list).
     pub keys: Arc<KeyRing>,
-    pub issuer: TokenIssuer,
-    pub verifier: TokenVerifier,
-    /// Tessera's own API and userinfo endpoint as audiences.
-    pub own_audiences: OwnAudiences,
-    pub sessions: SessionPolicy,
-    pub sso: SsoPolicy,
     pub rate_limiter: RateLimiter,
-    pub lockout: LockoutPolicy,
     pub trusted_proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,
     /// Set by the first SIGTERM/SIGINT (the shutdown sequence in `startup`).
     pub shutting_down: ShuttingDown,
-}
-
-impl AppState {
-    /// How tokens for first-party and OAuth grants are issued.
-    pub fn issuance(&self) -> Issuance<'_> {
-        Issuance {
-            issuer: &self.issuer,
-            own: &self.own_audiences,
-            login_client_id: &self.settings.login.client_id,
-        }
-    }
 }
 
 /// The client's IP address: the socket peer's, or what a trusted proxy
@@ -124,19 +102,6 @@ pub fn security_headers(path: &str, https: bool, headers: &mut header::HeaderMap
     }
     if path.starts_with("/v1/") || path.starts_with("/oauth2/") {
         default(header::CACHE_CONTROL, "no-store");
-    }
-}
-
-/// How a login attempt ended, for the metrics.
-pub fn login_outcome<T>(result: &Result<T, LoginError>) -> &'static str {
-    use crate::accounts::{AccountError, HashError};
-    match result {
-        Ok(_) => "success",
-        Err(LoginError::Locked(_)) => "locked",
-        Err(LoginError::Account(AccountError::InvalidCredentials)) => "invalid_credentials",
-        Err(LoginError::Account(AccountError::Disabled)) => "disabled",
-        Err(LoginError::Account(AccountError::Hashing(HashError::Busy))) => "busy",
-        Err(_) => "error",
     }
 }
 

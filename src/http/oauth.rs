@@ -13,10 +13,9 @@ use super::error::ApiError;
 use super::error::{OAuthApiError, OAuthErrorBody};
 use super::openapi::{BearerErrors, InvalidText};
 use super::{AppState, client_info, throttle};
-use crate::clients::ClientError;
-use crate::clients::{self, Client};
-use crate::oauth::authorization::CodeRedemption;
-use crate::oauth::{self, Introspection, OAuthError, RefreshRequest, TokenResponse, Userinfo};
+use crate::app::grants::{self, Credentials, Grant};
+use crate::clients;
+use crate::oauth::{self, Introspection, OAuthError, TokenResponse, Userinfo};
 use crate::throttle::Class;
 
 /// Form parameters. RFC 6749 §3.1: a parameter must not repeat (but
@@ -121,12 +120,6 @@ pub struct TokenForm {
     client_secret: Option<String>,
 }
 
-/// Credentials a client presented, by either method.
-pub(crate) struct Credentials {
-    pub(crate) id: String,
-    pub(crate) secret: String,
-}
-
 /// `client_secret_basic` (RFC 6749 §2.3.1: id and secret form-urlencoded
 /// inside the Basic value) or `client_secret_post`; both at once is an
 /// error. None when the client presented no secret.
@@ -184,22 +177,6 @@ pub(crate) fn credentials(
     }
 }
 
-/// The authenticated client, None when no secret was presented; wrong
-/// credentials are `invalid_client`.
-async fn authenticated_client(
-    state: &AppState,
-    req: &HttpRequest,
-    params: &Params,
-) -> Result<Option<Client>, OAuthError> {
-    let Some(credentials) = credentials(req, params)? else {
-        return Ok(None);
-    };
-    clients::authenticate(&state.db, credentials.id, credentials.secret)
-        .await?
-        .map(Some)
-        .ok_or(OAuthError::InvalidClient)
-}
-
 /// The token endpoint
 ///
 /// Grants `authorization_code` (with PKCE), `refresh_token` (rotating) and
@@ -221,71 +198,12 @@ pub async fn token(
 ) -> Result<HttpResponse, OAuthApiError> {
     throttle(&req, Class::Token)?;
     let grant_type = params.one("grant_type")?.map(str::to_owned);
-    let client = authenticated_client(&state, &req, &params).await?;
+    let client = grants::authenticate(&state.app, credentials(&req, &params)?).await?;
+    let grant = grant(grant_type.as_deref(), &params)?;
     // RFC 8707 `resource`, or the `audience` many clients send.
     let mut resources = params.all("resource");
     resources.extend(params.all("audience"));
-    let response = match grant_type.as_deref() {
-        Some(clients::AUTHORIZATION_CODE) => {
-            let client = match client {
-                Some(client) => client,
-                None => public_client(&state, &params).await?,
-            };
-            let code = params
-                .one("code")?
-                .ok_or_else(|| OAuthError::InvalidRequest("code is required".into()))?;
-            let redemption = CodeRedemption {
-                code: code.to_owned(),
-                client,
-                redirect_uri: params.one("redirect_uri")?.map(str::to_owned),
-                code_verifier: params.one("code_verifier")?.map(str::to_owned),
-                resources,
-            };
-            oauth::authorization_code_grant(
-                &state.db,
-                state.sessions,
-                state.issuance(),
-                redemption,
-                client_info(&req),
-            )
-            .await?
-        }
-        Some(clients::REFRESH_TOKEN) => {
-            let refresh_token = params
-                .one("refresh_token")?
-                .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?;
-            let request = RefreshRequest {
-                refresh_token: refresh_token.to_owned(),
-                claimed_client_id: params.one("client_id")?.map(str::to_owned),
-                client,
-                scope: params.one("scope")?.map(str::to_owned),
-                resources,
-            };
-            oauth::refresh_grant(
-                &state.db,
-                state.sessions,
-                state.issuance(),
-                request,
-                client_info(&req),
-            )
-            .await?
-        }
-        Some(clients::CLIENT_CREDENTIALS) => {
-            let client = client.ok_or(OAuthError::InvalidClient)?;
-            let scope = params.one("scope")?;
-            oauth::client_credentials_grant(
-                &state.db,
-                state.issuance(),
-                client,
-                scope,
-                resources,
-                client_info(&req),
-            )
-            .await?
-        }
-        Some(other) => return Err(OAuthError::UnsupportedGrantType(other.to_owned()).into()),
-        None => return Err(OAuthError::InvalidRequest("grant_type is required".into()).into()),
-    };
+    let response = grants::token(&state.app, client, grant, resources, client_info(&req)).await?;
     state
         .metrics
         .token_issued(grant_type.as_deref().unwrap_or_default());
@@ -295,15 +213,27 @@ pub async fn token(
         .json(response))
 }
 
-/// A public client, identified by `client_id` alone (RFC 6749 §3.2.1); a
-/// confidential client must authenticate.
-async fn public_client(state: &AppState, params: &Params) -> Result<Client, OAuthError> {
-    let id = params.one("client_id")?.ok_or(OAuthError::InvalidClient)?;
-    match clients::find(&state.db, id.to_owned()).await {
-        Ok(client) if client.public => Ok(client),
-        Ok(_) | Err(ClientError::NotFound) => Err(OAuthError::InvalidClient),
-        Err(ClientError::Db(e)) => Err(e.into()),
-        Err(e) => Err(OAuthError::Internal(e.to_string())),
+/// The grant a token request names, with its parameters.
+fn grant(grant_type: Option<&str>, params: &Params) -> Result<Grant, OAuthError> {
+    let owned = |name: &str| Ok::<_, OAuthError>(params.one(name)?.map(str::to_owned));
+    match grant_type {
+        Some(clients::AUTHORIZATION_CODE) => Ok(Grant::AuthorizationCode {
+            code: owned("code")?,
+            redirect_uri: owned("redirect_uri")?,
+            code_verifier: owned("code_verifier")?,
+            client_id: owned("client_id")?,
+        }),
+        Some(clients::REFRESH_TOKEN) => Ok(Grant::RefreshToken {
+            refresh_token: owned("refresh_token")?
+                .ok_or_else(|| OAuthError::InvalidRequest("refresh_token is required".into()))?,
+            client_id: owned("client_id")?,
+            scope: owned("scope")?,
+        }),
+        Some(clients::CLIENT_CREDENTIALS) => Ok(Grant::ClientCredentials {
+            scope: owned("scope")?,
+        }),
+        Some(other) => Err(OAuthError::UnsupportedGrantType(other.to_owned())),
+        None => Err(OAuthError::InvalidRequest("grant_type is required".into())),
     }
 }
 
@@ -321,7 +251,7 @@ pub async fn userinfo(
     state: web::Data<AppState>,
     auth: UserinfoBearer,
 ) -> Result<HttpResponse, ApiError> {
-    let claims = oauth::userinfo(&state.db, &auth.0).await?;
+    let claims = oauth::userinfo(&state.app.db, &auth.0).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(claims))
@@ -346,14 +276,14 @@ pub async fn revoke(
     req: HttpRequest,
     params: Params,
 ) -> Result<HttpResponse, OAuthApiError> {
-    let caller = authenticated_client(&state, &req, &params).await?;
+    let caller = grants::authenticate(&state.app, credentials(&req, &params)?).await?;
     let token = params
         .one("token")?
         .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
     let builtin = &state.settings.login.client_id;
     oauth::revoke(
-        &state.db,
-        &state.verifier,
+        &state.app.db,
+        &state.app.verifier,
         token,
         caller,
         builtin,
@@ -386,19 +316,19 @@ pub async fn introspect(
     params: Params,
 ) -> Result<HttpResponse, OAuthApiError> {
     throttle(&req, Class::Token)?;
-    let caller = authenticated_client(&state, &req, &params)
+    let caller = grants::authenticate(&state.app, credentials(&req, &params)?)
         .await?
         .ok_or(OAuthError::InvalidClient)?;
     let token = params
         .one("token")?
         .ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
     let answer = oauth::introspect(
-        &state.db,
-        state.sessions,
-        &state.verifier,
+        &state.app.db,
+        state.app.sessions,
+        &state.app.verifier,
         token,
         &caller,
-        &state.own_audiences,
+        &state.app.own_audiences,
     )
     .await?;
     Ok(HttpResponse::Ok()

@@ -23,8 +23,9 @@ use rsa::traits::PublicKeyParts;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+pub use crate::clock::{Clock, system_clock};
 pub use files::KeyFile;
-pub use ring::{Clock, KeyListing, KeyRing, KeyView, system_clock};
+pub use ring::{KeyListing, KeyRing, KeyView};
 pub use schedule::{KeyPolicy, KeyState};
 
 #[derive(Debug, thiserror::Error)]

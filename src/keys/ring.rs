@@ -15,14 +15,8 @@ use tessera_verifier::KeySet;
 use super::files::{self, KeyProblem};
 use super::schedule::{KeyPolicy, KeyState, KeyTimes};
 use super::{Jwks, KeyError, SigningKey, render_jwks};
+use crate::clock::Clock;
 use crate::secrets::stored_hash;
-
-/// Where "now" comes from: the system clock, or a test's.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(Utc::now)
-}
 
 /// A key file, parsed.
 struct LoadedKey {

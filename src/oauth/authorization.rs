@@ -12,7 +12,6 @@ use sha2::{Digest, Sha256};
 use super::granted_scope;
 use crate::audit::{self, Event};
 use crate::clients::{self, AUTHORIZATION_CODE, Client, ClientError};
-use crate::clock::now;
 use crate::db::schema::{authorization_codes, sessions};
 use crate::db::{AnyConnection, Db, DbError};
 use crate::secrets::{is_token_shaped, random_token, stored_hash};
@@ -315,9 +314,10 @@ pub fn validate_for(
 /// minutes past their expiry, so a late second use is still recognised and
 /// revokes what the first one got.
 pub async fn delete_expired_codes(db: &Db) -> Result<usize, DbError> {
-    db.run(|conn| {
+    let now = db.now();
+    db.run(move |conn| {
         Ok(diesel::delete(authorization_codes::table)
-            .filter(authorization_codes::expires_at.lt(now() - chrono::Duration::minutes(10)))
+            .filter(authorization_codes::expires_at.lt(now - chrono::Duration::minutes(10)))
             .execute(conn)?)
     })
     .await
@@ -379,7 +379,7 @@ pub async fn issue_code(
     who: Authentication<'_>,
 ) -> Result<String, DbError> {
     let code = random_token();
-    let now = now();
+    let now = db.now();
     let values = (
         authorization_codes::code_hash.eq(stored_hash(&code)),
         authorization_codes::client_id.eq(request.client_id.clone()),
@@ -492,12 +492,14 @@ pub async fn redeem(
     redemption: CodeRedemption,
     info: ClientInfo,
 ) -> Result<Redeemed, RedeemError> {
+    let now = db.now();
     db.run(move |conn| {
-        let outcome = conn.transaction(|conn| redeem_with(conn, &policy, &redemption, &info));
+        let outcome = conn.transaction(|conn| redeem_with(conn, now, &policy, &redemption, &info));
         let client_id = redemption.client.client_id.as_str();
         let record = |conn: &mut AnyConnection, outcome: &str, detail: Option<&str>| {
             audit::record(
                 conn,
+                now,
                 Event {
                     action: AUTHORIZATION_CODE,
                     outcome,
@@ -527,6 +529,7 @@ pub async fn redeem(
 
 fn redeem_with(
     conn: &mut AnyConnection,
+    now: NaiveDateTime,
     policy: &SessionPolicy,
     redemption: &CodeRedemption,
     info: &ClientInfo,
@@ -560,10 +563,9 @@ fn redeem_with(
         return Err(RedeemError::Invalid);
     };
     if row.used_at.is_some() {
-        revoke_issued(conn, row.session_id.as_deref())?;
+        revoke_issued(conn, now, row.session_id.as_deref())?;
         return Ok(Redemption::Reused);
     }
-    let now = now();
     if row.expires_at <= now {
         return Err(RedeemError::Invalid);
     }
@@ -619,11 +621,12 @@ fn redeem_with(
             .select(authorization_codes::session_id)
             .first(conn)
             .optional()?;
-        revoke_issued(conn, session_id.flatten().as_deref())?;
+        revoke_issued(conn, now, session_id.flatten().as_deref())?;
         return Ok(Redemption::Reused);
     }
     let started = start_with(
         conn,
+        now,
         policy,
         NewSession {
             user_id: &row.user_id,
@@ -638,6 +641,7 @@ fn redeem_with(
         .execute(conn)?;
     audit::record(
         conn,
+        now,
         Event {
             action: AUTHORIZATION_CODE,
             outcome: "success",
@@ -660,15 +664,28 @@ fn redeem_with(
     })))
 }
 
-fn revoke_issued(conn: &mut AnyConnection, session_id: Option<&str>) -> Result<(), DbError> {
-    if let Some(session_id) = session_id {
-        diesel::update(sessions::table.find(session_id))
-            .filter(sessions::ended_at.is_null())
-            .set((
-                sessions::ended_at.eq(now()),
-                sessions::end_reason.eq(crate::sessions::end_reason::AUTHORIZATION_CODE_REUSE),
-            ))
-            .execute(conn)?;
+fn revoke_issued(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    session_id: Option<&str>,
+) -> Result<(), DbError> {
+    let Some(session_id) = session_id else {
+        return Ok(());
+    };
+    let user_id: Option<String> = sessions::table
+        .find(session_id)
+        .select(sessions::user_id)
+        .first(conn)
+        .optional()?;
+    if let Some(user_id) = user_id {
+        crate::sessions::end_with(
+            conn,
+            now,
+            &user_id,
+            &crate::sessions::Ending::One(session_id.to_owned()),
+            crate::sessions::end_reason::AUTHORIZATION_CODE_REUSE,
+            &crate::sessions::ClientInfo::default(),
+        )?;
     }
     Ok(())
 }

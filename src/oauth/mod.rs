@@ -516,9 +516,11 @@ pub async fn client_credentials_grant(
         Err(e) => {
             let detail = e.to_string();
             let client_id = client.client_id.clone();
+            let now = db.now();
             db.run(move |conn| {
                 audit::record(
                     conn,
+                    now,
                     Event {
                         action: CLIENT_CREDENTIALS,
                         outcome: "failure",

@@ -11,7 +11,6 @@ use diesel::prelude::*;
 use serde::Serialize;
 
 use crate::audit::{self, Event};
-use crate::clock::now;
 use crate::configuration::SessionSettings;
 use crate::db::schema::{refresh_tokens, sessions};
 use crate::db::{AnyConnection, Db, DbError};
@@ -91,8 +90,7 @@ fn live(now: NaiveDateTime, idle_cutoff: NaiveDateTime) -> _ {
         .and(sessions::expires_at.gt(now))
 }
 
-fn live_now(policy: &SessionPolicy) -> (NaiveDateTime, NaiveDateTime) {
-    let now = now();
+fn live_now(now: NaiveDateTime, policy: &SessionPolicy) -> (NaiveDateTime, NaiveDateTime) {
     (now, now - policy.idle_timeout)
 }
 
@@ -112,6 +110,7 @@ pub async fn start_login(
     scope: String,
     client: ClientInfo,
 ) -> Result<Started, DbError> {
+    let now = db.now();
     db.run(move |conn| {
         let new = NewSession {
             user_id: &user_id,
@@ -120,9 +119,10 @@ pub async fn start_login(
             browser_session_id: None,
         };
         conn.transaction(|conn| {
-            let started = start_with(conn, &policy, new, &client)?;
+            let started = start_with(conn, now, &policy, new, &client)?;
             audit::record(
                 conn,
+                now,
                 Event {
                     action: audit::LOGIN,
                     outcome: "success",
@@ -151,11 +151,11 @@ pub struct NewSession<'a> {
 /// [`start`] inside a caller's transaction.
 pub fn start_with(
     conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
     policy: &SessionPolicy,
     new: NewSession<'_>,
     client: &ClientInfo,
 ) -> Result<Started, DbError> {
-    let now = now();
     let session_id = uuid::Uuid::now_v7().to_string();
     let refresh_token = RefreshToken::generate();
     // Bounded so a client can't make us store kilobytes per login.
@@ -275,9 +275,10 @@ pub async fn refresh<T: Send + 'static>(
     client: ClientInfo,
     with: impl FnOnce(&mut AnyConnection, &Refreshed) -> Result<T, DbError> + Send + 'static,
 ) -> Result<(Refreshed, T), SessionError> {
+    let now = db.now();
     db.run(move |conn| {
         let ip = client.ip.as_deref();
-        let outcome = conn.transaction(|conn| match rotate(conn, &policy, &request)? {
+        let outcome = conn.transaction(|conn| match rotate(conn, now, &policy, &request)? {
             Rotation::Rotated(r, ()) => {
                 let event = Event {
                     action: audit::REFRESH,
@@ -288,7 +289,7 @@ pub async fn refresh<T: Send + 'static>(
                     ip,
                     ..Event::default()
                 };
-                audit::record(conn, event)?;
+                audit::record(conn, now, event)?;
                 let extra = with(conn, &r)?;
                 Ok(Rotation::Rotated(r, extra))
             }
@@ -310,7 +311,7 @@ pub async fn refresh<T: Send + 'static>(
                     session_id: Some(&session_id),
                     ..failure("refresh token reuse; session revoked")
                 };
-                audit::record(conn, event)?;
+                audit::record(conn, now, event)?;
                 return Ok(Err(SessionError::Reused));
             }
             Ok(Rotation::Invalid) => (
@@ -331,7 +332,7 @@ pub async fn refresh<T: Send + 'static>(
             ),
             Err(Refusal::Db(e)) => return Err(e),
         };
-        audit::record(conn, event)?;
+        audit::record(conn, now, event)?;
         Ok(Err(result))
     })
     .await?
@@ -339,10 +340,11 @@ pub async fn refresh<T: Send + 'static>(
 
 fn rotate(
     conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
     policy: &SessionPolicy,
     request: &RefreshRequest,
 ) -> Result<Rotation, Refusal> {
-    let (now, idle_cutoff) = live_now(policy);
+    let idle_cutoff = now - policy.idle_timeout;
     let presented = &request.token;
     let hash = presented.hash();
     let successor = RefreshToken::generate();
@@ -512,8 +514,9 @@ fn touch_live_session(
 /// Whether the session is live: the check Tessera's own protected routes
 /// make on every access token's `sid` (one primary-key lookup).
 pub async fn is_live(db: &Db, policy: SessionPolicy, session_id: String) -> Result<bool, DbError> {
+    let now = db.now();
     db.run(move |conn| {
-        let (now, idle_cutoff) = live_now(&policy);
+        let (now, idle_cutoff) = live_now(now, &policy);
         let found: Option<String> = sessions::table
             .find(&session_id)
             .filter(live(now, idle_cutoff))
@@ -540,8 +543,9 @@ pub async fn find_by_refresh_token(
     policy: SessionPolicy,
     token: RefreshToken,
 ) -> Result<Option<TokenSession>, DbError> {
+    let now = db.now();
     db.run(move |conn| {
-        let (now, idle_cutoff) = live_now(&policy);
+        let (now, idle_cutoff) = live_now(now, &policy);
         let row: Option<(String, String, String, String, NaiveDateTime)> = refresh_tokens::table
             .inner_join(sessions::table)
             .filter(refresh_tokens::token_hash.eq(token.hash()))
@@ -607,8 +611,9 @@ pub async fn list_live(
     user_id: String,
     current: Option<String>,
 ) -> Result<Vec<SessionView>, DbError> {
+    let now = db.now();
     db.run(move |conn| {
-        let (now, idle_cutoff) = live_now(&policy);
+        let (now, idle_cutoff) = live_now(now, &policy);
         let rows: Vec<SessionRow> = sessions::table
             .filter(sessions::user_id.eq(&user_id))
             .filter(live(now, idle_cutoff))
@@ -638,6 +643,10 @@ pub enum Ending {
     One(String),
     All,
     AllBut(String),
+    /// Those a browser's SSO session started (its sign-out).
+    StartedBy {
+        browser_session_id: String,
+    },
 }
 
 /// Ends the user's sessions as `ending` says (only the user's own); returns
@@ -649,19 +658,21 @@ pub async fn end(
     reason: &'static str,
     client: ClientInfo,
 ) -> Result<usize, DbError> {
-    db.run(move |conn| end_with(conn, &user_id, &ending, reason, &client))
+    let now = db.now();
+    db.run(move |conn| end_with(conn, now, &user_id, &ending, reason, &client))
         .await
 }
 
-/// [`end`] inside a caller's transaction.
+/// [`end`] inside a caller's transaction: the one way sessions end, so
+/// every ending is in the audit trail whichever operation caused it.
 pub fn end_with(
     conn: &mut AnyConnection,
+    now: NaiveDateTime,
     user_id: &str,
     ending: &Ending,
     reason: &'static str,
     client: &ClientInfo,
 ) -> Result<usize, DbError> {
-    let now = now();
     let base = diesel::update(sessions::table)
         .filter(sessions::user_id.eq(user_id))
         .filter(sessions::ended_at.is_null());
@@ -670,13 +681,18 @@ pub fn end_with(
         Ending::One(id) => base.filter(sessions::id.eq(id)).set(set).execute(conn)?,
         Ending::All => base.set(set).execute(conn)?,
         Ending::AllBut(id) => base.filter(sessions::id.ne(id)).set(set).execute(conn)?,
+        Ending::StartedBy { browser_session_id } => base
+            .filter(sessions::browser_session_id.eq(browser_session_id))
+            .set(set)
+            .execute(conn)?,
     };
     let session_id = match ending {
         Ending::One(id) | Ending::AllBut(id) => Some(id.as_str()),
-        Ending::All => None,
+        Ending::All | Ending::StartedBy { .. } => None,
     };
     audit::record(
         conn,
+        now,
         Event {
             action: reason,
             outcome: if ended > 0 { "success" } else { "no_session" },
@@ -714,6 +730,7 @@ pub async fn revoke_refresh_token(
     builtin_public_client: String,
     client: ClientInfo,
 ) -> Result<(), DbError> {
+    let now = db.now();
     db.run(move |conn| {
         let session: Option<(String, String, String)> = refresh_tokens::table
             .inner_join(sessions::table)
@@ -735,12 +752,13 @@ pub async fn revoke_refresh_token(
         let ended = diesel::update(sessions::table.find(&session_id))
             .filter(sessions::ended_at.is_null())
             .set((
-                sessions::ended_at.eq(now()),
+                sessions::ended_at.eq(now),
                 sessions::end_reason.eq(end_reason::REVOKED),
             ))
             .execute(conn)?;
         audit::record(
             conn,
+            now,
             Event {
                 action: end_reason::REVOKED,
                 outcome: if ended > 0 { "success" } else { "no_session" },
@@ -758,8 +776,9 @@ pub async fn revoke_refresh_token(
 /// Deletes sessions that ended or expired (their refresh tokens go with
 /// them). Run periodically off the request path.
 pub async fn delete_expired(db: &Db, policy: SessionPolicy) -> Result<usize, DbError> {
+    let now = db.now();
     db.run(move |conn| {
-        let (now, idle_cutoff) = live_now(&policy);
+        let (now, idle_cutoff) = live_now(now, &policy);
         // Ended sessions are kept a little while, so a late reuse of their
         // refresh tokens is still recognised and audited.
         let keep_ended_until = now - policy.reuse_grace - Duration::minutes(10);

@@ -10,12 +10,11 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::audit::{self, Event};
-use crate::clock::now;
 use crate::configuration::SsoSettings;
-use crate::db::schema::{authorization_requests, browser_sessions, consents, sessions, users};
+use crate::db::schema::{authorization_requests, browser_sessions, consents, users};
 use crate::db::{AnyConnection, Db, DbError};
 use crate::secrets::{is_token_shaped, random_token, stored_hash};
-use crate::sessions::{ClientInfo, end_reason};
+use crate::sessions::{self, ClientInfo, Ending, end_reason};
 
 pub const SIGN_IN: &str = "sso_sign_in";
 pub const SIGN_OUT: &str = "sso_sign_out";
@@ -60,8 +59,8 @@ pub async fn find_session(
     if !is_token_shaped(&cookie) {
         return Ok(None); // not one of ours: no lookup
     }
+    let now = db.now();
     db.run(move |conn| {
-        let now = now();
         let found: Option<(String, String, NaiveDateTime)> = browser_sessions::table
             .inner_join(users::table)
             .filter(browser_sessions::token_hash.eq(stored_hash(&cookie)))
@@ -107,10 +106,10 @@ pub async fn sign_in(
     previous_cookie: Option<String>,
     info: ClientInfo,
 ) -> Result<(BrowserSession, String), DbError> {
+    let now = db.now();
     db.run(move |conn| {
         conn.transaction(|conn| {
             crate::db::Db::lock_sqlite_for_write(conn)?;
-            let now = now();
             let cookie = random_token();
             let previous: Option<(String, String)> = match &previous_cookie {
                 Some(c) if is_token_shaped(c) => browser_sessions::table
@@ -139,7 +138,7 @@ pub async fn sign_in(
                 }
                 other => {
                     if let Some((id, _)) = other {
-                        end_sessions_with(conn, &[id], &info)?;
+                        end_sessions_with(conn, now, &[id], &info)?;
                     }
                     let session = BrowserSession {
                         id: uuid::Uuid::now_v7().to_string(),
@@ -162,6 +161,7 @@ pub async fn sign_in(
             };
             audit::record(
                 conn,
+                now,
                 Event {
                     action: SIGN_IN,
                     outcome: "success",
@@ -183,6 +183,7 @@ pub async fn sign_out(db: &Db, cookie: String, info: ClientInfo) -> Result<bool,
     if !is_token_shaped(&cookie) {
         return Ok(false);
     }
+    let now = db.now();
     db.run(move |conn| {
         conn.transaction(|conn| {
             let id: Option<String> = browser_sessions::table
@@ -190,7 +191,7 @@ pub async fn sign_out(db: &Db, cookie: String, info: ClientInfo) -> Result<bool,
                 .select(browser_sessions::id)
                 .first(conn)
                 .optional()?;
-            Ok(end_sessions_with(conn, &id.into_iter().collect::<Vec<_>>(), &info)? > 0)
+            Ok(end_sessions_with(conn, now, &id.into_iter().collect::<Vec<_>>(), &info)? > 0)
         })
     })
     .await
@@ -205,20 +206,24 @@ pub fn sign_out_token(cookie: &str) -> String {
 /// Ends every SSO session of a user (a password change), inside the
 /// caller's transaction: a browser signed in with the old password must
 /// sign in again. Token sessions are the caller's to end.
-pub fn end_all_of_user(conn: &mut AnyConnection, user_id: &str) -> Result<usize, DbError> {
+pub fn end_all_of_user(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    user_id: &str,
+) -> Result<usize, DbError> {
     Ok(diesel::update(browser_sessions::table)
         .filter(browser_sessions::user_id.eq(user_id))
         .filter(browser_sessions::ended_at.is_null())
-        .set(browser_sessions::ended_at.eq(now()))
+        .set(browser_sessions::ended_at.eq(now))
         .execute(conn)?)
 }
 
 fn end_sessions_with(
     conn: &mut AnyConnection,
+    now: NaiveDateTime,
     ids: &[String],
     info: &ClientInfo,
 ) -> Result<usize, DbError> {
-    let now = now();
     let mut ended = 0;
     for id in ids {
         let user_id: Option<String> = diesel::update(browser_sessions::table.find(id))
@@ -229,16 +234,9 @@ fn end_sessions_with(
             .optional()?;
         let Some(user_id) = user_id else { continue };
         ended += 1;
-        diesel::update(sessions::table)
-            .filter(sessions::browser_session_id.eq(id))
-            .filter(sessions::ended_at.is_null())
-            .set((
-                sessions::ended_at.eq(now),
-                sessions::end_reason.eq(end_reason::LOGOUT),
-            ))
-            .execute(conn)?;
         audit::record(
             conn,
+            now,
             Event {
                 action: SIGN_OUT,
                 outcome: "success",
@@ -248,6 +246,11 @@ fn end_sessions_with(
                 ..Event::default()
             },
         )?;
+        // The token sessions this sign-in started end with it.
+        let started_here = Ending::StartedBy {
+            browser_session_id: id.clone(),
+        };
+        sessions::end_with(conn, now, &user_id, &started_here, end_reason::LOGOUT, info)?;
     }
     Ok(ended)
 }
@@ -307,8 +310,8 @@ pub async fn save_pending<R: serde::Serialize + Send + 'static>(
     stage: Stage,
     browser_cookie: String,
 ) -> Result<PendingForm, DbError> {
+    let now = db.now();
     db.run(move |conn| {
-        let now = now();
         let form = PendingForm {
             request_id: uuid::Uuid::now_v7().to_string(),
             csrf_token: random_token(),
@@ -353,11 +356,12 @@ pub async fn load_pending<R: serde::de::DeserializeOwned>(
         return Err(PendingError::Stale);
     }
     let id = form.request_id.clone();
+    let now = db.now();
     let row: Option<(String, String)> = db
         .run(move |conn| {
             Ok(authorization_requests::table
                 .find(&id)
-                .filter(authorization_requests::expires_at.gt(now()))
+                .filter(authorization_requests::expires_at.gt(now))
                 .filter(authorization_requests::browser_hash.eq(stored_hash(&browser_cookie)))
                 .select((
                     authorization_requests::csrf_hash,
@@ -445,6 +449,7 @@ pub async fn remember_consent(
 ) -> Result<(), DbError> {
     for attempt in 0.. {
         let (user_id, client_id, scope) = (user_id.clone(), client_id.clone(), scope.clone());
+        let now = db.now();
         let result = db
             .run(move |conn| {
                 conn.transaction(|conn| {
@@ -469,7 +474,7 @@ pub async fn remember_consent(
                     let granted = granted.join(" ");
                     if before.is_some() {
                         diesel::update(consents::table.find((&user_id, &client_id)))
-                            .set((consents::scope.eq(&granted), consents::granted_at.eq(now())))
+                            .set((consents::scope.eq(&granted), consents::granted_at.eq(now)))
                             .execute(conn)?;
                     } else {
                         diesel::insert_into(consents::table)
@@ -477,7 +482,7 @@ pub async fn remember_consent(
                                 consents::user_id.eq(&user_id),
                                 consents::client_id.eq(&client_id),
                                 consents::scope.eq(&granted),
-                                consents::granted_at.eq(now()),
+                                consents::granted_at.eq(now),
                             ))
                             .execute(conn)?;
                     }
@@ -496,8 +501,8 @@ pub async fn remember_consent(
 /// Deletes ended and expired SSO sessions and stale sign-ins. Run
 /// periodically with the session clean-up.
 pub async fn delete_expired(db: &Db, policy: SsoPolicy) -> Result<usize, DbError> {
+    let now = db.now();
     db.run(move |conn| {
-        let now = now();
         let mut deleted = diesel::delete(browser_sessions::table)
             .filter(
                 browser_sessions::ended_at

@@ -9,8 +9,7 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use crate::accounts::{self, AccountError, Email, PasswordChange, PasswordHasher, User};
-use crate::clock::now;
+use crate::accounts::{self, AccountError, Email, PasswordHasher, User};
 use crate::configuration::ThrottleSettings;
 use crate::db::schema::login_failures;
 use crate::db::{Db, DbError};
@@ -68,13 +67,14 @@ pub async fn locked_until(
         return Ok(None);
     }
     let key = key(email);
+    let now = db.now();
     db.run(move |conn| {
         let until: Option<Option<NaiveDateTime>> = login_failures::table
             .find(&key)
             .select(login_failures::locked_until)
             .first(conn)
             .optional()?;
-        Ok(until.flatten().filter(|t| *t > now()))
+        Ok(until.flatten().filter(|t| *t > now))
     })
     .await
 }
@@ -93,8 +93,9 @@ pub async fn record_failure(
     // counting on it.
     for attempt in 0.. {
         let key = key.clone();
+        let now = db.now();
         let result = db
-            .run(move |conn| conn.transaction(|conn| count_failure(conn, &policy, &key)))
+            .run(move |conn| conn.transaction(|conn| count_failure(conn, now, &policy, &key)))
             .await;
         match result {
             Err(DbError::UniqueViolation) if attempt == 0 => continue,
@@ -106,11 +107,11 @@ pub async fn record_failure(
 
 fn count_failure(
     conn: &mut crate::db::AnyConnection,
+    now: chrono::NaiveDateTime,
     policy: &LockoutPolicy,
     key: &str,
 ) -> Result<Option<NaiveDateTime>, DbError> {
     crate::db::Db::lock_sqlite_for_write(conn)?;
-    let now = now();
     // One statement, so concurrent failures all count.
     let updated = diesel::update(login_failures::table.find(key))
         .set((
@@ -164,6 +165,19 @@ pub enum LoginError {
     Account(#[from] AccountError),
 }
 
+/// How a login attempt ended, as the metrics count it.
+pub fn outcome_label<T>(result: &Result<T, LoginError>) -> &'static str {
+    use crate::accounts::HashError;
+    match result {
+        Ok(_) => "success",
+        Err(LoginError::Locked(_)) => "locked",
+        Err(LoginError::Account(AccountError::InvalidCredentials)) => "invalid_credentials",
+        Err(LoginError::Account(AccountError::Disabled)) => "disabled",
+        Err(LoginError::Account(AccountError::Hashing(HashError::Busy))) => "busy",
+        Err(_) => "error",
+    }
+}
+
 impl From<DbError> for LoginError {
     fn from(e: DbError) -> Self {
         LoginError::Account(AccountError::Db(e))
@@ -181,7 +195,7 @@ pub async fn authenticate(
     password: String,
 ) -> Result<User, LoginError> {
     if let Some(until) = locked_until(db, policy, email).await? {
-        return Err(retry_at(until).into());
+        return Err(retry_at(db.now(), until).into());
     }
     match accounts::authenticate(db, hasher, email, password).await {
         Ok(user) => {
@@ -196,38 +210,9 @@ pub async fn authenticate(
     }
 }
 
-/// [`accounts::change_password`] behind the same lockout as logins, counted
-/// under the account's address: while it is locked the change is refused
-/// without checking the current password; a wrong current password counts
-/// towards the lock; a right one clears the count.
-pub async fn change_password(
-    db: &Db,
-    hasher: &PasswordHasher,
-    policy: LockoutPolicy,
-    change: PasswordChange,
-    client: crate::sessions::ClientInfo,
-) -> Result<(), LoginError> {
-    let user = accounts::find_by_id(db, change.user_id.clone()).await?;
-    let email = user.email;
-    if let Some(until) = locked_until(db, policy, &email).await? {
-        return Err(retry_at(until).into());
-    }
-    match accounts::change_password(db, hasher, change, client).await {
-        Ok(()) => {
-            record_success(db, policy, &email).await?;
-            Ok(())
-        }
-        Err(AccountError::WrongCurrentPassword) => {
-            record_failure(db, policy, &email).await?;
-            Err(AccountError::WrongCurrentPassword.into())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-fn retry_at(until: NaiveDateTime) -> super::Throttled {
+pub fn retry_at(now: NaiveDateTime, until: NaiveDateTime) -> super::Throttled {
     // Rounded up: retrying at the advertised moment must succeed.
-    let millis = (until - now()).num_milliseconds().max(1) as u64;
+    let millis = (until - now).num_milliseconds().max(1) as u64;
     let seconds = millis.div_ceil(1000);
     super::Throttled {
         retry_after: std::time::Duration::from_secs(seconds),
@@ -236,8 +221,8 @@ fn retry_at(until: NaiveDateTime) -> super::Throttled {
 
 /// Forgets counts untouched for a day whose lock is over.
 pub async fn delete_stale(db: &Db) -> Result<usize, DbError> {
-    db.run(|conn| {
-        let now = now();
+    let now = db.now();
+    db.run(move |conn| {
         Ok(diesel::delete(login_failures::table)
             .filter(login_failures::updated_at.lt(now - Duration::days(1)))
             .filter(

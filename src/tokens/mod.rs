@@ -144,7 +144,7 @@ impl TokenIssuer {
     pub fn issue_now(&self, grant: Grant) -> Result<IssuedToken, TokenError> {
         let view = self.keys.view();
         let key = view.active().ok_or(TokenError::NoSigningKey)?;
-        let now = chrono::Utc::now().timestamp();
+        let now = self.keys.now().timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: grant.subject,

@@ -1,8 +1,9 @@
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use tessera::keys::{Clock, KeyRing, system_clock};
+use tessera::keys::{Clock, KeyRing};
 
 use diesel::{Connection, RunQueryDsl, pg::PgConnection};
 use reqwest::Response;
@@ -148,6 +149,9 @@ pub struct TestApp {
     /// The signing keys, to reload them as the periodic rescan would.
     pub keys: Arc<KeyRing>,
     clock: Clock,
+    /// How far [`TestApp::advance_clock`] has moved the app's clock past the
+    /// real time (None for an app given its own clock).
+    time_offset: Option<Arc<AtomicI64>>,
     server: actix_web::dev::ServerHandle,
     // Held for their lifetimes: dropped (deleted) after the test. A second
     // instance beside the first holds neither.
@@ -185,7 +189,28 @@ impl TestApp {
         backend: Backend,
         tweak: impl FnOnce(&mut Settings),
     ) -> Option<TestApp> {
-        Self::spawn_clocked(backend, tweak, system_clock()).await
+        // The real time plus an offset the test moves forward.
+        let offset = Arc::new(AtomicI64::new(0));
+        let clock: Clock = {
+            let offset = offset.clone();
+            Arc::new(move || {
+                Utc::now() + chrono::Duration::milliseconds(offset.load(Ordering::SeqCst))
+            })
+        };
+        let mut app = Self::spawn_clocked(backend, tweak, clock).await?;
+        app.time_offset = Some(offset);
+        Some(app)
+    }
+
+    /// Moves the app's clock forward by `by`, as if that much time passed:
+    /// sessions idle and expire, codes and sign-in pages go stale.
+    pub fn advance_clock(&self, by: std::time::Duration) {
+        let offset = self
+            .time_offset
+            .as_ref()
+            .expect("an app spawned with its own clock is moved through that clock");
+        let millis = i64::try_from(by.as_millis()).expect("a test-sized duration");
+        offset.fetch_add(millis, Ordering::SeqCst);
     }
 
     /// As [`Self::spawn_with`], with the clock that schedules key rotation.
@@ -220,6 +245,7 @@ impl TestApp {
             settings,
             keys,
             clock,
+            time_offset: None,
             server,
             _dir: Some(Arc::new(dir)),
             _database: database.map(Arc::new),
@@ -238,6 +264,7 @@ impl TestApp {
             settings,
             keys,
             clock,
+            time_offset: None,
             server,
             _dir: self._dir.clone(),
             _database: self._database.clone(),

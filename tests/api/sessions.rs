@@ -85,7 +85,7 @@ both_backends! {
         assert_eq!((sessions, tokens_stored), (1, 2), "one session, the spent token and its one successor");
 
         // Outside the window, the spent token is theft again.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        app.advance_clock(Duration::from_millis(2500));
         assert_oauth_error(app.refresh(&tokens.refresh).await, 400, "invalid_grant").await;
         assert_oauth_error(app.refresh(&successors[0]).await, 400, "invalid_grant").await;
     }
@@ -113,7 +113,7 @@ both_backends! {
     }) {
         let first = logged_in(&app, "late@example.com").await;
         let second = Tokens::from_response(app.refresh(&first.refresh).await).await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        app.advance_clock(Duration::from_millis(1500));
         assert_oauth_error(app.refresh(&first.refresh).await, 400, "invalid_grant").await;
         assert_eq!(me_status(&app, &second.access).await, 401, "the session is revoked");
     }
@@ -255,23 +255,28 @@ both_backends! {
         s.sessions.cleanup_interval_seconds = 1;
     }) {
         let tokens = logged_in(&app, "idle@example.com").await;
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        app.advance_clock(Duration::from_millis(1200));
         // Used within the idle timeout: still live, and the clock restarts.
         let tokens = Tokens::from_response(app.refresh(&tokens.refresh).await).await;
-        tokio::time::sleep(Duration::from_millis(1200)).await;
+        app.advance_clock(Duration::from_millis(1200));
         let tokens = Tokens::from_response(app.refresh(&tokens.refresh).await).await;
-        tokio::time::sleep(Duration::from_millis(3200)).await;
+        app.advance_clock(Duration::from_millis(3200));
         assert_eq!(me_status(&app, &tokens.access).await, 401);
         assert_oauth_error(app.refresh(&tokens.refresh).await, 400, "invalid_grant").await;
-        // The clean-up removed the session and its refresh tokens.
-        assert_eq!(stored_rows(&app).await, (0, 0));
+        // The clean-up (every second) removes the session and its refresh
+        // tokens.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while stored_rows(&app).await != (0, 0) {
+            assert!(std::time::Instant::now() < deadline, "the clean-up removes the idle session");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn sessions_end_at_their_absolute_lifetime(app: TestApp, settings = |s| s.sessions.absolute_lifetime_seconds = 3) {
         let tokens = logged_in(&app, "mortal@example.com").await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        app.advance_clock(Duration::from_millis(1500));
         let tokens = Tokens::from_response(app.refresh(&tokens.refresh).await).await;
-        tokio::time::sleep(Duration::from_millis(2000)).await;
+        app.advance_clock(Duration::from_millis(2000));
         assert_oauth_error(app.refresh(&tokens.refresh).await, 400, "invalid_grant").await;
         assert_eq!(me_status(&app, &tokens.access).await, 401);
     }

@@ -1,0 +1,78 @@
+//! The first-party password login (`POST /v1/auth/login`): the password
+//! checked behind the account lockout, a session for the built-in client,
+//! and its tokens.
+
+use super::Services;
+use crate::db::DbError;
+use crate::oauth::{self, OAuthError, SessionGrant, TokenResponse};
+use crate::sessions::{self, ClientInfo};
+use crate::throttle::lockout::{self, LoginError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginFailure {
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Token(#[from] OAuthError),
+}
+
+/// A login attempt: how the password check went (the metrics' `outcome`),
+/// and the tokens or why there are none.
+pub struct Attempt {
+    pub outcome: &'static str,
+    pub result: Result<TokenResponse, LoginFailure>,
+}
+
+pub async fn password_login(
+    services: &Services,
+    email: &str,
+    password: String,
+    info: ClientInfo,
+) -> Attempt {
+    let checked = lockout::authenticate(
+        &services.db,
+        &services.hasher,
+        services.lockout,
+        email,
+        password,
+    )
+    .await;
+    let outcome = lockout::outcome_label(&checked);
+    let result = match checked {
+        Ok(user) => start_session(services, user, info).await,
+        Err(e) => Err(e.into()),
+    };
+    Attempt { outcome, result }
+}
+
+async fn start_session(
+    services: &Services,
+    user: crate::accounts::User,
+    info: ClientInfo,
+) -> Result<TokenResponse, LoginFailure> {
+    let login = &services.login;
+    let scope = oauth::login_scope(&login.scope, &user.roles);
+    let started = sessions::start_login(
+        &services.db,
+        services.sessions,
+        user.id.clone(),
+        login.client_id.clone(),
+        scope.clone(),
+        info,
+    )
+    .await?;
+    let issuance = services.issuance();
+    Ok(issuance
+        .for_session(SessionGrant {
+            user_id: &user.id,
+            roles: user.roles,
+            client: &issuance.login_client(),
+            scope: &scope,
+            resources: &[],
+            session_id: &started.session_id,
+            refresh_token: &started.refresh_token,
+        })
+        .await?)
+}

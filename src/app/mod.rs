@@ -1,0 +1,48 @@
+//! Operations that span domains: what a request asks for, decided with the
+//! rules of the domains it touches — signing in (`login`, `browser`), the
+//! account operations that end sessions (`account`), the OAuth grants
+//! (`grants`). HTTP handlers parse, call one function here (or one domain
+//! function), and render its result; nothing here knows about HTTP.
+
+pub mod account;
+pub mod browser;
+pub mod grants;
+pub mod login;
+
+use crate::accounts::PasswordHasher;
+use crate::configuration::LoginSettings;
+use crate::db::Db;
+use crate::oauth::Issuance;
+use crate::sessions::SessionPolicy;
+use crate::sso::SsoPolicy;
+use crate::throttle::lockout::LockoutPolicy;
+use crate::tokens::{OwnAudiences, TokenIssuer, TokenVerifier};
+
+/// The services the operations use, built once at start.
+pub struct Services {
+    /// The database, and the clock every row is stamped with.
+    pub db: Db,
+    pub hasher: PasswordHasher,
+    pub issuer: TokenIssuer,
+    pub verifier: TokenVerifier,
+    /// Tessera's own API and userinfo endpoint as audiences.
+    pub own_audiences: OwnAudiences,
+    pub sessions: SessionPolicy,
+    pub sso: SsoPolicy,
+    pub lockout: LockoutPolicy,
+    /// The built-in first-party client and what its logins get.
+    pub login: LoginSettings,
+    /// The issuer URL (`iss`), which also names us in redirects (RFC 9207).
+    pub issuer_url: String,
+}
+
+impl Services {
+    /// How tokens for first-party and OAuth grants are issued.
+    pub fn issuance(&self) -> Issuance<'_> {
+        Issuance {
+            issuer: &self.issuer,
+            own: &self.own_audiences,
+            login_client_id: &self.login.client_id,
+        }
+    }
+}
