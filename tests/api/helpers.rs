@@ -24,11 +24,36 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs a test body once against SQLite and once against PostgreSQL, as two
-/// tests (`<name>::sqlite`, `<name>::postgres`) that run in parallel.
+/// The one way to run a test on both backends: each test written inside it
+/// runs once against SQLite and once against PostgreSQL, as two tests
+/// (`<name>::sqlite`, `<name>::postgres`) that run in parallel. A test takes
+/// either
+/// - `app: TestApp`, an app spawned for it (`, settings = |s| ...` adjusts
+///   the settings first; the PostgreSQL half is skipped, with a line saying
+///   so, when no server is configured or answers), or
+/// - `backend: Backend`, for a test that starts its apps itself (it skips
+///   the PostgreSQL half itself, as `TestApp::spawn_with` returning None).
 #[macro_export]
 macro_rules! both_backends {
-    ($(async fn $name:ident($app:ident: TestApp $(, settings = $tweak:expr)?) $body:block)*) => {$(
+    () => {};
+    // The two tests, each calling `$run` with its backend.
+    (@tests $run:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn sqlite() {
+            $run($crate::helpers::Backend::Sqlite).await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres() {
+            $run($crate::helpers::Backend::Postgres).await
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        async fn $name:ident($app:ident: TestApp $(, settings = $tweak:expr)?) $body:block
+        $($rest:tt)*
+    ) => {
+        $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -44,39 +69,34 @@ macro_rules! both_backends {
                 tweak
             }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run(TestApp::spawn_with(Backend::Sqlite, tweak()).await.unwrap()).await
+            async fn on(backend: Backend) {
+                let Some(app) = TestApp::spawn_with(backend, tweak()).await else {
+                    assert_eq!(backend, Backend::Postgres, "only the PostgreSQL half may be skipped");
+                    return;
+                };
+                run(app).await
             }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(app) = TestApp::spawn_with(Backend::Postgres, tweak()).await {
-                    run(app).await
-                }
-            }
+            $crate::both_backends!(@tests on);
         }
-    )*};
-}
-
-/// For tests written as `async fn name(backend: Backend)`: runs each once
-/// against SQLite and once against PostgreSQL (`name::sqlite`,
-/// `name::postgres`), for tests that start their apps themselves.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),*) => {$(
+        $crate::both_backends! { $($rest)* }
+    };
+    (
+        $(#[$meta:meta])*
+        async fn $name:ident($backend:ident: Backend) $body:block
+        $($rest:tt)*
+    ) => {
+        $(#[$meta])*
         mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::helpers::Backend::Sqlite).await
-            }
+            #[allow(unused_imports)]
+            use super::*;
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::helpers::Backend::Postgres).await
-            }
+            async fn run($backend: $crate::helpers::Backend) $body
+
+            $crate::both_backends!(@tests run);
         }
-    )*};
+        $crate::both_backends! { $($rest)* }
+    };
 }
 
 /// A port nothing listens on now, for a server the test starts as a
