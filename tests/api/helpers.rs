@@ -99,6 +99,43 @@ macro_rules! both_backends {
     };
 }
 
+/// How often [`wait_until`] looks again.
+const POLL_STEP: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Waits until `condition` holds, looking every 50 ms; fails the test,
+/// naming `what`, if it does not within `limit`. For waiting on what the
+/// service does instead of sleeping for a guessed time.
+pub async fn wait_until(
+    what: &str,
+    limit: std::time::Duration,
+    mut condition: impl AsyncFnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {limit:?} for {what}"
+        );
+        tokio::time::sleep(POLL_STEP).await;
+    }
+}
+
+/// [`wait_until`] for tests outside an async runtime.
+pub fn wait_until_blocking(
+    what: &str,
+    limit: std::time::Duration,
+    mut condition: impl FnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {limit:?} for {what}"
+        );
+        std::thread::sleep(POLL_STEP);
+    }
+}
+
 /// A port nothing listens on now, for a server the test starts as a
 /// separate process.
 pub fn free_port() -> u16 {

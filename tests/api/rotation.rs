@@ -15,6 +15,7 @@ use crate::both_backends;
 use crate::forgery::segment;
 use crate::helpers::{
     FIXTURE_KEY_NAME, ManualClock, PASSWORD, TestApp, fixture_path, install_key, unique_email,
+    wait_until,
 };
 
 /// The kids in an instance's JWKS.
@@ -192,12 +193,12 @@ both_backends! {
         .await
         .expect("the new key is published within the rescan interval");
         // Within its cache lifetime, the sibling refreshes in the background.
-        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
-        assert_eq!(
-            verifier.key_count(),
-            2,
-            "the sibling learned the new key before it signs"
-        );
+        wait_until(
+            "the sibling to learn the new key before it signs",
+            std::time::Duration::from_secs(5),
+            async || verifier.key_count() == 2,
+        )
+        .await;
         clock.advance(Duration::seconds(3));
         let (new_token, kid) = signed_by(&app, &email).await;
         assert_eq!(kid, new_kid);
@@ -621,7 +622,9 @@ fn sighup_reloads_the_keys_folder() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     tessera::keys::files::create_key(&keys, 2048, chrono::Utc::now(), false).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Nothing but the signal may make it read the folder (the rescan is an
+    // hour away); a moment's chance to do so wrongly.
+    std::thread::sleep(std::time::Duration::from_millis(100));
     assert_eq!(count(), Some(1), "not read yet");
     let pid = server.0.id().to_string();
     let status = Command::new("kill").args(["-HUP", &pid]).status().unwrap();

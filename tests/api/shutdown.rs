@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::both_backends;
 use crate::helpers::{
-    Backend, FIXTURE_KEY_NAME, PASSWORD, TestDatabase, install_key, unique_email,
+    Backend, FIXTURE_KEY_NAME, PASSWORD, TestDatabase, install_key, unique_email, wait_until,
 };
 
 /// The application with a handle on its shutdown and on its end.
@@ -292,8 +292,13 @@ both_backends! {
             .unwrap();
         assert_eq!(registered.status(), 201);
         let (slow, rest) = half_sent_login(app.port, &email).await;
-        // Let the worker start on it: only then is it accepted.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Once the worker has started on it (read what came so far), it is
+        // accepted.
+        let client_port = slow.local_addr().unwrap().port();
+        wait_until("the server to read the half-sent login", Duration::from_secs(5), async || {
+            server_sockets(app.port).contains(&(client_port, 0))
+        })
+        .await;
         let began = Instant::now();
         app.shutdown.begin();
         app.refused_by(began + Duration::from_secs(2)).await;
@@ -386,6 +391,32 @@ impl Serve {
     }
 }
 
+/// The server side of the TCP connections to `port` on 127.0.0.1, as the
+/// kernel lists them (Linux): each client's port and the bytes the server
+/// has not read yet. Connections the server has not accepted are listed too.
+fn server_sockets(port: u16) -> Vec<(u16, u64)> {
+    const ESTABLISHED: &str = "01";
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("the kernel's TCP table");
+    let hex_port = |address: &str| {
+        let (_, port) = address.split_once(':')?;
+        u16::from_str_radix(port, 16).ok()
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            // sl local_address rem_address st tx_queue:rx_queue ...
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote, state, queues) = (fields[1], fields[2], fields[3], fields[4]);
+            if state != ESTABLISHED || hex_port(local)? != port {
+                return None;
+            }
+            let (_, unread) = queues.split_once(':')?;
+            Some((hex_port(remote)?, u64::from_str_radix(unread, 16).ok()?))
+        })
+        .collect()
+}
+
 /// One request of the burst: when it was sent and what came back.
 struct Sent {
     at: Instant,
@@ -440,7 +471,19 @@ async fn sigterm_loses_no_request_sent_before_the_drain_ends() {
         let path = paths[i / 2 % 2];
         burst.push(send(client, serve.url(path), path));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every request of the burst waits, sent, in the stopped server's queue.
+    wait_until(
+        "the burst to reach the stopped server",
+        Duration::from_secs(10),
+        async || {
+            server_sockets(serve.port)
+                .iter()
+                .filter(|(_, unread)| *unread > 0)
+                .count()
+                >= 100
+        },
+    )
+    .await;
     serve.signal("TERM");
     let signalled = Instant::now();
     serve.signal("CONT");
