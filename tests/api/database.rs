@@ -17,7 +17,36 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem};
+use crate::helpers::{Backend, PASSWORD, TestApp, assert_problem, wait_until};
+
+/// What the load's requests have been answered so far, for the test to
+/// wait on instead of sleeping.
+#[derive(Default)]
+struct Tally {
+    /// Answered 201 (or 200).
+    succeeded: AtomicUsize,
+    /// Answered 503.
+    unavailable: AtomicUsize,
+}
+
+impl Tally {
+    /// Waits until `more` further answers are counted in `counter`.
+    async fn more(counter: &AtomicUsize, more: usize, what: &str) {
+        let target = counter.load(Ordering::SeqCst) + more;
+        wait_until(what, Duration::from_secs(30), async || {
+            counter.load(Ordering::SeqCst) >= target
+        })
+        .await;
+    }
+
+    async fn more_succeeded(&self, more: usize, what: &str) {
+        Self::more(&self.succeeded, more, what).await;
+    }
+
+    async fn more_unavailable(&self, more: usize, what: &str) {
+        Self::more(&self.unavailable, more, what).await;
+    }
+}
 
 /// What the relay does to the bytes it carries.
 #[derive(Clone, Copy, Default)]
@@ -201,15 +230,12 @@ async fn postgres_outage_gives_503_and_recovers() {
     );
 
     relay.restore();
-    let mut recovered = false;
-    for _ in 0..50 {
-        if app.get_with_token("/v1/me", &token).await.status() == 200 {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    assert!(recovered, "the service recovers without a restart");
+    wait_until(
+        "the service to recover without a restart",
+        Duration::from_secs(10),
+        async || app.get_with_token("/v1/me", &token).await.status() == 200,
+    )
+    .await;
     assert_eq!(app.get("/readyz").await.status(), 200);
     assert_eq!(
         app.login("outage@example.com", PASSWORD).await.status(),
@@ -229,9 +255,10 @@ async fn an_outage_under_load_loses_no_acknowledged_registration() {
     let app = Arc::new(app);
 
     let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
     let mut writers = Vec::new();
     for writer in 0..4 {
-        let (app, stop) = (app.clone(), stop.clone());
+        let (app, stop, tally) = (app.clone(), stop.clone(), tally.clone());
         writers.push(tokio::spawn(async move {
             let (mut acknowledged, mut unavailable, mut slowest) = (Vec::new(), 0, Duration::ZERO);
             let mut n = 0;
@@ -247,23 +274,33 @@ async fn an_outage_under_load_loses_no_acknowledged_registration() {
                     .await;
                 slowest = slowest.max(started.elapsed());
                 match response.status().as_u16() {
-                    201 => acknowledged.push(email),
-                    503 => unavailable += 1,
+                    201 => {
+                        acknowledged.push(email);
+                        tally.succeeded.fetch_add(1, Ordering::SeqCst);
+                    }
+                    503 => {
+                        unavailable += 1;
+                        tally.unavailable.fetch_add(1, Ordering::SeqCst);
+                    }
                     other => panic!("{email}: unexpected {other}"),
                 }
             }
             (acknowledged, unavailable, slowest)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tally
+        .more_succeeded(4, "registrations before the outage")
+        .await;
     relay.cut();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        app.get("/readyz").await.status(),
-        503,
-        "readyz reports the outage"
-    );
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    wait_until(
+        "readyz to report the outage",
+        Duration::from_secs(5),
+        async || app.get("/readyz").await.status() == 503,
+    )
+    .await;
+    tally
+        .more_unavailable(4, "registrations answered 503 in the outage")
+        .await;
     relay.restore();
     let outage_over = Instant::now();
     let mut recovered = None;
@@ -275,7 +312,9 @@ async fn an_outage_under_load_loses_no_acknowledged_registration() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let recovered = recovered.expect("the service recovers without a restart");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tally
+        .more_succeeded(4, "registrations after the outage")
+        .await;
     stop.store(true, Ordering::SeqCst);
 
     let (mut acknowledged, mut unavailable, mut slowest) = (Vec::new(), 0, Duration::ZERO);
@@ -469,9 +508,10 @@ async fn a_freeze_under_load_hangs_no_request() {
     };
     let app = Arc::new(app);
     let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
     let mut writers = Vec::new();
     for writer in 0..4 {
-        let (app, stop) = (app.clone(), stop.clone());
+        let (app, stop, tally) = (app.clone(), stop.clone(), tally.clone());
         writers.push(tokio::spawn(async move {
             let (mut acknowledged, mut unavailable, mut slowest) = (Vec::new(), 0, Duration::ZERO);
             let mut n = 0;
@@ -483,17 +523,28 @@ async fn a_freeze_under_load_hangs_no_request() {
                     answered(&email, app.post_json("/v1/auth/register", &body)).await;
                 slowest = slowest.max(took);
                 match response.status().as_u16() {
-                    201 => acknowledged.push(email),
-                    503 => unavailable += 1,
+                    201 => {
+                        acknowledged.push(email);
+                        tally.succeeded.fetch_add(1, Ordering::SeqCst);
+                    }
+                    503 => {
+                        unavailable += 1;
+                        tally.unavailable.fetch_add(1, Ordering::SeqCst);
+                    }
                     other => panic!("{email}: unexpected {other}"),
                 }
             }
             (acknowledged, unavailable, slowest)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tally
+        .more_succeeded(4, "registrations before the freeze")
+        .await;
     relay.freeze();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Past the bound: the requests caught in the freeze are answered 503.
+    tally
+        .more_unavailable(4, "registrations answered 503 in the freeze")
+        .await;
     relay.unfreeze();
     let started = Instant::now();
     let mut recovered = None;
@@ -510,7 +561,9 @@ async fn a_freeze_under_load_hangs_no_request() {
     assert_eq!(login.status(), 200);
     let token: serde_json::Value = login.json().await.unwrap();
     assert!(token["access_token"].is_string());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tally
+        .more_succeeded(4, "registrations after the freeze")
+        .await;
     stop.store(true, Ordering::SeqCst);
 
     let (mut acknowledged, mut unavailable, mut slowest) = (Vec::new(), 0, Duration::ZERO);
@@ -565,9 +618,10 @@ async fn refreshes_cut_by_an_outage_are_retried_without_a_logout() {
         chains.push(app.tokens(&email).await.refresh);
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let tally = Arc::new(Tally::default());
     let mut tasks = Vec::new();
     for mut held in chains {
-        let (app, stop) = (app.clone(), stop.clone());
+        let (app, stop, tally) = (app.clone(), stop.clone(), tally.clone());
         tasks.push(tokio::spawn(async move {
             let (mut rotated, mut failed) = (0, 0);
             while !stop.load(Ordering::SeqCst) {
@@ -577,9 +631,13 @@ async fn refreshes_cut_by_an_outage_are_retried_without_a_logout() {
                         let body: serde_json::Value = response.json().await.unwrap();
                         held = body["refresh_token"].as_str().unwrap().to_owned();
                         rotated += 1;
+                        tally.succeeded.fetch_add(1, Ordering::SeqCst);
                     }
                     // Keep the token and retry, as a client does.
-                    503 => failed += 1,
+                    503 => {
+                        failed += 1;
+                        tally.unavailable.fetch_add(1, Ordering::SeqCst);
+                    }
                     other => panic!(
                         "a refresh answered {other}: {}",
                         response.text().await.unwrap_or_default()
@@ -589,16 +647,18 @@ async fn refreshes_cut_by_an_outage_are_retried_without_a_logout() {
             (held, rotated, failed)
         }));
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tally.more_succeeded(6, "refreshes before the outage").await;
     relay.cut();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tally
+        .more_unavailable(6, "refreshes answered 503 in the outage")
+        .await;
     relay.restore();
     let back = Instant::now();
     while app.get("/readyz").await.status() != 200 {
         assert!(back.elapsed() < Duration::from_secs(20), "no recovery");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tally.more_succeeded(6, "refreshes after the outage").await;
     stop.store(true, Ordering::SeqCst);
     let (mut rotated, mut failed) = (0, 0);
     for task in tasks {

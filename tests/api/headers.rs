@@ -131,6 +131,19 @@ fn json_logs_carry_the_request_id_and_no_secrets() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Its log, read as it is written.
+    let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let (mut stderr, logs) = (server.stderr.take().unwrap(), logs.clone());
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = stderr.read(&mut chunk) {
+                logs.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+    };
     let secret = "correct horse battery staple 42";
     let body = format!(r#"{{"email":"log@example.com","password":"{secret}"}}"#);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -149,18 +162,17 @@ fn json_logs_carry_the_request_id_and_no_secrets() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    std::thread::sleep(std::time::Duration::from_millis(200));
+    crate::helpers::wait_until_blocking(
+        "the request's log line",
+        std::time::Duration::from_secs(10),
+        || logs.lock().unwrap().contains("test-req-1"),
+    );
     let _ = Command::new("kill")
         .args(["-TERM", &server.id().to_string()])
         .status();
-    let mut logs = String::new();
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .unwrap();
     let _ = server.wait();
+    reader.join().unwrap();
+    let logs = logs.lock().unwrap().clone();
     assert!(!logs.contains(secret), "{logs}");
     let lines: Vec<serde_json::Value> = logs
         .lines()

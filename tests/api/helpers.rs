@@ -25,11 +25,36 @@ pub enum Backend {
     Postgres,
 }
 
-/// Runs a test body once against SQLite and once against PostgreSQL, as two
-/// tests (`<name>::sqlite`, `<name>::postgres`) that run in parallel.
+/// The one way to run a test on both backends: each test written inside it
+/// runs once against SQLite and once against PostgreSQL, as two tests
+/// (`<name>::sqlite`, `<name>::postgres`) that run in parallel. A test takes
+/// either
+/// - `app: TestApp`, an app spawned for it (`, settings = |s| ...` adjusts
+///   the settings first; the PostgreSQL half is skipped, with a line saying
+///   so, when no server is configured or answers), or
+/// - `backend: Backend`, for a test that starts its apps itself (it skips
+///   the PostgreSQL half itself, as `TestApp::spawn_with` returning None).
 #[macro_export]
 macro_rules! both_backends {
-    ($(async fn $name:ident($app:ident: TestApp $(, settings = $tweak:expr)?) $body:block)*) => {$(
+    () => {};
+    // The two tests, each calling `$run` with its backend.
+    (@tests $run:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn sqlite() {
+            $run($crate::helpers::Backend::Sqlite).await
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn postgres() {
+            $run($crate::helpers::Backend::Postgres).await
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        async fn $name:ident($app:ident: TestApp $(, settings = $tweak:expr)?) $body:block
+        $($rest:tt)*
+    ) => {
+        $(#[$meta])*
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -45,39 +70,71 @@ macro_rules! both_backends {
                 tweak
             }
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                run(TestApp::spawn_with(Backend::Sqlite, tweak()).await.unwrap()).await
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                if let Some(app) = TestApp::spawn_with(Backend::Postgres, tweak()).await {
+            async fn on(backend: Backend) {
+                let Some(app) = TestApp::spawn_with(backend, tweak()).await else {
+                    assert_eq!(backend, Backend::Postgres, "only the PostgreSQL half may be skipped");
+                    return;
+                };
                     run(app).await
                 }
+
+            $crate::both_backends!(@tests on);
             }
+        $crate::both_backends! { $($rest)* }
+    };
+    (
+        $(#[$meta:meta])*
+        async fn $name:ident($backend:ident: Backend) $body:block
+        $($rest:tt)*
+    ) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn run($backend: $crate::helpers::Backend) $body
+
+            $crate::both_backends!(@tests run);
         }
-    )*};
+        $crate::both_backends! { $($rest)* }
+    };
 }
 
-/// For tests written as `async fn name(backend: Backend)`: runs each once
-/// against SQLite and once against PostgreSQL (`name::sqlite`,
-/// `name::postgres`), for tests that start their apps themselves.
-#[macro_export]
-macro_rules! on_both_backends {
-    ($($name:ident),*) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name($crate::helpers::Backend::Sqlite).await
-            }
+/// How often [`wait_until`] looks again.
+const POLL_STEP: std::time::Duration = std::time::Duration::from_millis(50);
 
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name($crate::helpers::Backend::Postgres).await
+/// Waits until `condition` holds, looking every 50 ms; fails the test,
+/// naming `what`, if it does not within `limit`. For waiting on what the
+/// service does instead of sleeping for a guessed time.
+pub async fn wait_until(
+    what: &str,
+    limit: std::time::Duration,
+    mut condition: impl AsyncFnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !condition().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {limit:?} for {what}"
+        );
+        tokio::time::sleep(POLL_STEP).await;
             }
+}
+
+/// [`wait_until`] for tests outside an async runtime.
+pub fn wait_until_blocking(
+    what: &str,
+    limit: std::time::Duration,
+    mut condition: impl FnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + limit;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited {limit:?} for {what}"
+        );
+        std::thread::sleep(POLL_STEP);
         }
-    )*};
 }
 
 /// A port nothing listens on now, for a server the test starts as a
@@ -90,7 +147,8 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A PostgreSQL database made for one test and dropped after it.
+/// A PostgreSQL database made for one test and dropped after it: a copy of
+/// the migrated template database, so the app finds no migration to run.
 pub struct TestDatabase {
     admin_url: String,
     name: String,
@@ -116,16 +174,169 @@ impl TestDatabase {
             Err(e) => panic!("{TEST_DATABASE_ENV} is set but PostgreSQL is unreachable: {e}"),
         };
         let name = format!("tessera_test_{}", uuid::Uuid::now_v7().simple());
-        diesel::sql_query(format!("CREATE DATABASE {name}"))
+        let template = template_database(&admin_url);
+        retry_while_busy(&format!("create {name} from {template}"), || {
+            diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
             .execute(&mut admin)
-            .expect("create the test database");
-        let mut url = url::Url::parse(&admin_url).expect("a PostgreSQL URL");
-        url.set_path(&name);
+        });
         Some(TestDatabase {
+            url: database_url(&admin_url, &name),
             admin_url,
             name,
-            url: url.to_string(),
         })
+    }
+}
+
+/// An advisory lock key of the test suite's own, held while a template is
+/// made, so test binaries running at once make it once.
+const TEMPLATE_LOCK: i64 = 0x7465_7373_6572_6174;
+
+/// A template older than this, made from other migrations, is dropped.
+const OLD_TEMPLATE_SECONDS: u64 = 24 * 60 * 60;
+
+/// The name of the migrated template database for the current migrations,
+/// made once per test process (and once for all processes at once).
+fn template_database(admin_url: &str) -> String {
+    static TEMPLATE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| make_template_database(admin_url))
+        .clone()
+}
+
+fn make_template_database(admin_url: &str) -> String {
+    use diesel::sql_types::{Nullable, Text};
+    #[derive(diesel::QueryableByName)]
+    struct Database {
+        #[diesel(sql_type = Text)]
+        datname: String,
+        #[diesel(sql_type = Nullable<Text>)]
+        note: Option<String>,
+    }
+
+    let hash = migrations_hash();
+    let template = format!("tessera_template_{hash}");
+    let building = format!("tessera_building_{hash}");
+    let mut admin = PgConnection::establish(admin_url).expect("connect to PostgreSQL");
+    diesel::sql_query(format!("SELECT pg_advisory_lock({TEMPLATE_LOCK})"))
+        .execute(&mut admin)
+        .expect("take the template lock");
+    let databases: Vec<Database> = diesel::sql_query(
+        "SELECT datname, shobj_description(oid, 'pg_database') AS note FROM pg_database \
+         WHERE datname LIKE 'tessera\\_template\\_%' OR datname LIKE 'tessera\\_building\\_%'",
+    )
+    .load(&mut admin)
+    .expect("list the template databases");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut exists = false;
+    for database in databases {
+        let made = database.note.and_then(|n| n.parse::<u64>().ok());
+        if database.datname == template {
+            exists = true;
+        } else if database.datname.starts_with("tessera_building_")
+            || made.is_none_or(|made| now.saturating_sub(made) > OLD_TEMPLATE_SECONDS)
+        {
+            // Left by a run that stopped while making it (only one makes a
+            // template at a time, under the lock), or old. Best effort: a
+            // process still cloning it keeps it.
+            let name = database.datname;
+            let _ = diesel::sql_query(format!("ALTER DATABASE {name} WITH IS_TEMPLATE false"))
+                .execute(&mut admin);
+            let _ =
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}")).execute(&mut admin);
+        }
+    }
+    if !exists {
+        // Made under another name and renamed when complete, so a template
+        // by this name is always fully migrated.
+        diesel::sql_query(format!("CREATE DATABASE {building}"))
+            .execute(&mut admin)
+            .expect("create the template database");
+        let mut settings = Settings::load(None).expect("default settings");
+        settings.database.url = database_url(admin_url, &building);
+        // The app's own migration code, as at start.
+        let db = tessera::startup::connect_database_oneshot(&settings)
+            .expect("migrate the template database");
+        drop(db);
+        retry_while_busy(&format!("rename {building}"), || {
+            diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {template}"))
+                .execute(&mut admin)
+        });
+        for statement in [
+            format!("COMMENT ON DATABASE {template} IS '{now}'"),
+            format!("ALTER DATABASE {template} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false"),
+        ] {
+            diesel::sql_query(statement)
+                .execute(&mut admin)
+                .expect("mark the template database");
+        }
+    }
+    diesel::sql_query(format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"))
+        .execute(&mut admin)
+        .expect("release the template lock");
+    template
+}
+
+/// A short hash of the PostgreSQL migrations (file names and contents).
+fn migrations_hash() -> String {
+    use sha2::Digest;
+    fn files_under(dir: &Path, files: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("the migrations folder") {
+            let path = entry.expect("a migrations folder entry").path();
+            if path.is_dir() {
+                files_under(&path, files);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/postgres");
+    let mut files = Vec::new();
+    files_under(&root, &mut files);
+    files.sort();
+    let mut hasher = sha2::Sha256::new();
+    for file in files {
+        let relative = file
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        hasher.update(relative.as_bytes());
+        hasher.update([0]);
+        hasher.update(std::fs::read(&file).expect("a migration file"));
+        hasher.update([0]);
+    }
+    hasher.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The admin URL pointed at database `name`.
+fn database_url(admin_url: &str, name: &str) -> String {
+    let mut url = url::Url::parse(admin_url).expect("a PostgreSQL URL");
+    url.set_path(name);
+    url.to_string()
+}
+
+/// Runs `statement` until it no longer fails because another session is
+/// still connected to the database (a connection just closed lingers on the
+/// server for a moment).
+fn retry_while_busy(what: &str, mut statement: impl FnMut() -> diesel::QueryResult<usize>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match statement() {
+            Ok(_) => return,
+            Err(e)
+                if e.to_string().contains("being accessed by other users")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("{what}: {e}"),
+        }
     }
 }
 

@@ -3,7 +3,7 @@ use std::os::unix::fs::PermissionsExt;
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::TestApp;
 
 both_backends! {
     async fn jwks_is_cacheable_with_etag(app: TestApp) {
@@ -40,47 +40,33 @@ both_backends! {
         let expected = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
         assert_eq!(key["kid"], expected);
     }
-}
 
-async fn creates_a_private_key_when_the_folder_is_empty(backend: Backend) {
-    let keys = tempfile::tempdir().unwrap();
-    let dir = keys.path().join("fresh");
-    let target = dir.clone();
-    let Some(app) = TestApp::spawn_with(backend, |s| s.keys.dir = target).await else {
-        return;
-    };
-    let files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777;
-    assert_eq!(mode, 0o600);
-    let pem = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(pem.starts_with(concat!("-----BEGIN ", "PRIVATE KEY-----")));
-    // The new key signs, and nothing private is published.
-    let token = app.access_token("key@example.com").await;
-    assert_eq!(app.get_with_token("/v1/me", &token).await.status(), 200);
-    let jwks = app
-        .get("/.well-known/jwks.json")
-        .await
-        .text()
-        .await
-        .unwrap();
-    assert!(!jwks.contains("PRIVATE") && !jwks.contains("\"d\""));
-}
-
-// Key creation is the same on both backends; once on each is enough but cheap.
-mod creates_key_on_first_start {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite() {
-        creates_a_private_key_when_the_folder_is_empty(Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres() {
-        creates_a_private_key_when_the_folder_is_empty(Backend::Postgres).await
+    // An empty keys folder gets a new private key.
+    async fn creates_key_on_first_start(backend: Backend) {
+        let keys = tempfile::tempdir().unwrap();
+        let dir = keys.path().join("fresh");
+        let target = dir.clone();
+        let Some(app) = TestApp::spawn_with(backend, |s| s.keys.dir = target).await else {
+            return;
+        };
+        let files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let pem = std::fs::read_to_string(&files[0]).unwrap();
+        assert!(pem.starts_with(concat!("-----BEGIN ", "PRIVATE KEY-----")));
+        // The new key signs, and nothing private is published.
+        let token = app.access_token("key@example.com").await;
+        assert_eq!(app.get_with_token("/v1/me", &token).await.status(), 200);
+        let jwks = app
+            .get("/.well-known/jwks.json")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(!jwks.contains("PRIVATE") && !jwks.contains("\"d\""));
     }
 }

@@ -12,6 +12,7 @@ use openidconnect::{
     PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, TokenResponse,
 };
 use serde_json::{Value, json};
+use tessera_test_support::hidden_field;
 
 use crate::both_backends;
 use crate::helpers::{PASSWORD, TestApp, assert_oauth_error, unique_email};
@@ -46,21 +47,6 @@ pub(crate) struct Form {
     csrf_token: String,
 }
 
-/// The value of the hidden input `name`, unescaped.
-pub(crate) fn hidden(html: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker)? + marker.len();
-    let end = start + html[start..].find('"')?;
-    Some(
-        html[start..end]
-            .replace("&quot;", "\"")
-            .replace("&#x27;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&"),
-    )
-}
-
 impl Browser {
     pub(crate) fn new() -> Browser {
         let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
@@ -82,8 +68,8 @@ impl Browser {
         }
         let body = response.text().await.unwrap();
         let form = || Form {
-            request_id: hidden(&body, "request_id").expect("request_id in the form"),
-            csrf_token: hidden(&body, "csrf_token").expect("csrf_token in the form"),
+            request_id: hidden_field(&body, "request_id").expect("request_id in the form"),
+            csrf_token: hidden_field(&body, "csrf_token").expect("csrf_token in the form"),
         };
         if status == 200 && body.contains("id=\"sign-in\"") {
             Step::Login(form(), body)
@@ -610,7 +596,7 @@ both_backends! {
         code_from(browser.open(&auth.url).await, REDIRECT, &auth.state, &app);
 
         // Confirming from the page signs out.
-        let token = hidden(&html, "confirm").expect("the confirmation token");
+        let token = hidden_field(&html, "confirm").expect("the confirmation token");
         let Step::Page(200, done) = browser.submit_to(&app, "/oauth2/logout", &[("confirm", &token)]).await else {
             panic!("the signed-out page")
         };
@@ -919,8 +905,11 @@ async fn check_cookies(app: &TestApp, prefix: &str, secure: bool) {
         .post(app.url("/oauth2/authorize"))
         .header("cookie", &pair)
         .form(&[
-            ("request_id", hidden(&html, "request_id").unwrap().as_str()),
-            ("csrf_token", &hidden(&html, "csrf_token").unwrap()),
+            (
+                "request_id",
+                hidden_field(&html, "request_id").unwrap().as_str(),
+            ),
+            ("csrf_token", &hidden_field(&html, "csrf_token").unwrap()),
             ("action", "login"),
             ("email", &f.email),
             ("password", PASSWORD),

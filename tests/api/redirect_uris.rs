@@ -5,6 +5,7 @@
 //! to the exact URI requested.
 
 use serde_json::{Value, json};
+use tessera_test_support::hidden_field;
 
 use crate::both_backends;
 use crate::helpers::{PASSWORD, TestApp, assert_oauth_error, assert_problem, unique_email};
@@ -85,12 +86,6 @@ async fn assert_refused(app: &TestApp, client_id: &str, redirect_uri: &str) {
     );
 }
 
-fn hidden(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html.find(&marker).expect("the field") + marker.len();
-    html[start..start + html[start..].find('"').unwrap()].to_owned()
-}
-
 /// Signs in through the browser flow; returns where Tessera redirected to.
 async fn sign_in(app: &TestApp, client_id: &str, redirect_uri: &str, email: &str) -> url::Url {
     let browser = browser();
@@ -105,8 +100,14 @@ async fn sign_in(app: &TestApp, client_id: &str, redirect_uri: &str, email: &str
     let response = browser
         .post(app.url("/oauth2/authorize"))
         .form(&[
-            ("request_id", hidden(&html, "request_id")),
-            ("csrf_token", hidden(&html, "csrf_token")),
+            (
+                "request_id",
+                hidden_field(&html, "request_id").expect("the field"),
+            ),
+            (
+                "csrf_token",
+                hidden_field(&html, "csrf_token").expect("the field"),
+            ),
             ("action", "login".into()),
             ("email", email.into()),
             ("password", PASSWORD.into()),

@@ -14,10 +14,10 @@ use tessera::configuration::Settings;
 use tessera::startup::{Application, Shutdown};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::both_backends;
 use crate::helpers::{
-    Backend, FIXTURE_KEY_NAME, PASSWORD, TestDatabase, install_key, unique_email,
+    Backend, FIXTURE_KEY_NAME, PASSWORD, TestDatabase, install_key, unique_email, wait_until,
 };
-use crate::on_both_backends;
 
 /// The application with a handle on its shutdown and on its end.
 struct Running {
@@ -150,158 +150,163 @@ async fn finish(mut stream: tokio::net::TcpStream, rest: &[u8]) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-async fn drains_then_stops_and_finishes_what_it_accepted(backend: Backend) {
-    let drain = Duration::from_secs(2);
-    let Some(mut app) = Running::start(backend, drain.as_secs()).await else {
-        return;
-    };
-    let kept = reqwest::Client::new();
-    let email = unique_email();
-    let registered = kept
-        .post(app.url("/v1/auth/register"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 201);
-    let login = json!({"email": email, "password": PASSWORD});
-    let tokens: Value = kept
-        .post(app.url("/v1/auth/login"))
-        .json(&login)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let access = tokens["access_token"].as_str().unwrap().to_owned();
-    assert_eq!(
-        kept.get(app.url("/readyz")).send().await.unwrap().status(),
-        200
-    );
-
-    let began = Instant::now();
-    app.shutdown.begin();
-    // At once, on the connection kept alive from before: not ready, and the
-    // connection is to be closed.
-    let readyz = kept.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(readyz.status(), 503);
-    assert_eq!(readyz.headers()["connection"], "close");
-    let body: Value = readyz.json().await.unwrap();
-    assert_eq!(
-        body,
-        json!({"status": "unavailable", "shutting_down": true})
-    );
-
-    // Still serving, the database included, on new connections too.
-    let fresh = fresh_client();
-    let health = fresh.get(app.url("/healthz")).send().await.unwrap();
-    assert_eq!(health.status(), 200);
-    assert_eq!(health.headers()["connection"], "close");
-    let logged_in = fresh
-        .post(app.url("/v1/auth/login"))
-        .json(&login)
-        .send()
-        .await;
-    assert_eq!(logged_in.unwrap().status(), 200);
-    let me = fresh
-        .get(app.url("/v1/me"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 200);
-    let me: Value = me.json().await.unwrap();
-    assert_eq!(me["email"], email.as_str());
-
-    // Accepting until late in the drain, not just at its start.
-    let mut answered = 0;
-    while began.elapsed() < drain - Duration::from_millis(400) {
-        for (path, status) in [("/healthz", 200), ("/readyz", 503)] {
-            let response = fresh.get(app.url(path)).send().await;
-            let response = response.unwrap_or_else(|e| panic!("{path} during the drain: {e}"));
-            assert_eq!(response.status(), status, "{path}");
-            answered += 1;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(answered >= 10, "{answered} requests during the drain");
-
-    // A request accepted during the drain and still being read when it ends.
-    let (slow, rest) = half_sent_login(app.port, &email).await;
-    let refused = app.refused_by(began + drain + Duration::from_secs(5)).await;
-    assert!(
-        refused - began >= drain,
-        "stopped accepting after {:?}, before the drain ended",
-        refused - began
-    );
-    let answer = finish(slow, &rest).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(
-        answer.to_ascii_lowercase().contains("connection: close"),
-        "{answer}"
-    );
-
-    // Idle kept-alive connections do not hold it until the shutdown timeout.
-    app.assert_stopped(Duration::from_secs(10)).await;
-    let late = fresh.get(app.url("/healthz")).send().await;
-    assert!(
-        late.is_err_and(|e| e.is_connect()),
-        "nothing listens any more"
-    );
-}
-
-async fn a_second_request_stops_at_once(backend: Backend) {
-    let Some(mut app) = Running::start(backend, 300).await else {
-        return;
-    };
-    let client = fresh_client();
-    app.shutdown.begin();
-    let readyz = client.get(app.url("/readyz")).send().await.unwrap();
-    assert_eq!(readyz.status(), 503);
-    assert_eq!(
-        client
-            .get(app.url("/healthz"))
+both_backends! {
+    async fn drains_then_stops_and_finishes_what_it_accepted(backend: Backend) {
+        let drain = Duration::from_secs(2);
+        let Some(mut app) = Running::start(backend, drain.as_secs()).await else {
+            return;
+        };
+        let kept = reqwest::Client::new();
+        let email = unique_email();
+        let registered = kept
+            .post(app.url("/v1/auth/register"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(registered.status(), 201);
+        let login = json!({"email": email, "password": PASSWORD});
+        let tokens: Value = kept
+            .post(app.url("/v1/auth/login"))
+            .json(&login)
             .send()
             .await
             .unwrap()
-            .status(),
-        200
-    );
-    app.shutdown.begin();
-    app.assert_stopped(Duration::from_secs(5)).await;
-    app.refused_by(Instant::now() + Duration::from_secs(2))
+            .json()
+            .await
+            .unwrap();
+        let access = tokens["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(
+            kept.get(app.url("/readyz")).send().await.unwrap().status(),
+            200
+        );
+
+        let began = Instant::now();
+        app.shutdown.begin();
+        // At once, on the connection kept alive from before: not ready, and the
+        // connection is to be closed.
+        let readyz = kept.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(readyz.status(), 503);
+        assert_eq!(readyz.headers()["connection"], "close");
+        let body: Value = readyz.json().await.unwrap();
+        assert_eq!(
+            body,
+            json!({"status": "unavailable", "shutting_down": true})
+        );
+
+        // Still serving, the database included, on new connections too.
+        let fresh = fresh_client();
+        let health = fresh.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(health.status(), 200);
+        assert_eq!(health.headers()["connection"], "close");
+        let logged_in = fresh
+            .post(app.url("/v1/auth/login"))
+            .json(&login)
+            .send()
+            .await;
+        assert_eq!(logged_in.unwrap().status(), 200);
+        let me = fresh
+            .get(app.url("/v1/me"))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(me.status(), 200);
+        let me: Value = me.json().await.unwrap();
+        assert_eq!(me["email"], email.as_str());
+
+        // Accepting until late in the drain, not just at its start.
+        let mut answered = 0;
+        while began.elapsed() < drain - Duration::from_millis(400) {
+            for (path, status) in [("/healthz", 200), ("/readyz", 503)] {
+                let response = fresh.get(app.url(path)).send().await;
+                let response = response.unwrap_or_else(|e| panic!("{path} during the drain: {e}"));
+                assert_eq!(response.status(), status, "{path}");
+                answered += 1;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(answered >= 10, "{answered} requests during the drain");
+
+        // A request accepted during the drain and still being read when it ends.
+        let (slow, rest) = half_sent_login(app.port, &email).await;
+        let refused = app.refused_by(began + drain + Duration::from_secs(5)).await;
+        assert!(
+            refused - began >= drain,
+            "stopped accepting after {:?}, before the drain ended",
+            refused - began
+        );
+        let answer = finish(slow, &rest).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("connection: close"),
+            "{answer}"
+        );
+
+        // Idle kept-alive connections do not hold it until the shutdown timeout.
+        app.assert_stopped(Duration::from_secs(10)).await;
+        let late = fresh.get(app.url("/healthz")).send().await;
+        assert!(
+            late.is_err_and(|e| e.is_connect()),
+            "nothing listens any more"
+        );
+    }
+}
+
+both_backends! {
+    async fn a_second_request_stops_at_once(backend: Backend) {
+        let Some(mut app) = Running::start(backend, 300).await else {
+            return;
+        };
+        let client = fresh_client();
+        app.shutdown.begin();
+        let readyz = client.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(readyz.status(), 503);
+        assert_eq!(
+            client
+                .get(app.url("/healthz"))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+        app.shutdown.begin();
+        app.assert_stopped(Duration::from_secs(5)).await;
+        app.refused_by(Instant::now() + Duration::from_secs(2))
+            .await;
+    }
+}
+
+both_backends! {
+    async fn without_a_drain_it_stops_accepting_at_once(backend: Backend) {
+        let Some(mut app) = Running::start(backend, 0).await else {
+            return;
+        };
+        let email = unique_email();
+        let registered = fresh_client()
+            .post(app.url("/v1/auth/register"))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(registered.status(), 201);
+        let (slow, rest) = half_sent_login(app.port, &email).await;
+        // Once the worker has started on it (read what came so far), it is
+        // accepted.
+        let client_port = slow.local_addr().unwrap().port();
+        wait_until("the server to read the half-sent login", Duration::from_secs(5), async || {
+            server_sockets(app.port).contains(&(client_port, 0))
+        })
         .await;
+        let began = Instant::now();
+        app.shutdown.begin();
+        app.refused_by(began + Duration::from_secs(2)).await;
+        let answer = finish(slow, &rest).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        app.assert_stopped(Duration::from_secs(10)).await;
+    }
 }
-
-async fn without_a_drain_it_stops_accepting_at_once(backend: Backend) {
-    let Some(mut app) = Running::start(backend, 0).await else {
-        return;
-    };
-    let email = unique_email();
-    let registered = fresh_client()
-        .post(app.url("/v1/auth/register"))
-        .json(&json!({"email": email, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 201);
-    let (slow, rest) = half_sent_login(app.port, &email).await;
-    // Let the worker start on it: only then is it accepted.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let began = Instant::now();
-    app.shutdown.begin();
-    app.refused_by(began + Duration::from_secs(2)).await;
-    let answer = finish(slow, &rest).await;
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    app.assert_stopped(Duration::from_secs(10)).await;
-}
-
-on_both_backends!(
-    drains_then_stops_and_finishes_what_it_accepted,
-    a_second_request_stops_at_once,
-    without_a_drain_it_stops_accepting_at_once
-);
 
 /// `tessera serve` on SQLite in `dir`, its log in `dir/log`.
 struct Serve {
@@ -386,6 +391,32 @@ impl Serve {
     }
 }
 
+/// The server side of the TCP connections to `port` on 127.0.0.1, as the
+/// kernel lists them (Linux): each client's port and the bytes the server
+/// has not read yet. Connections the server has not accepted are listed too.
+fn server_sockets(port: u16) -> Vec<(u16, u64)> {
+    const ESTABLISHED: &str = "01";
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("the kernel's TCP table");
+    let hex_port = |address: &str| {
+        let (_, port) = address.split_once(':')?;
+        u16::from_str_radix(port, 16).ok()
+    };
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            // sl local_address rem_address st tx_queue:rx_queue ...
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote, state, queues) = (fields[1], fields[2], fields[3], fields[4]);
+            if state != ESTABLISHED || hex_port(local)? != port {
+                return None;
+            }
+            let (_, unread) = queues.split_once(':')?;
+            Some((hex_port(remote)?, u64::from_str_radix(unread, 16).ok()?))
+        })
+        .collect()
+}
+
 /// One request of the burst: when it was sent and what came back.
 struct Sent {
     at: Instant,
@@ -440,7 +471,19 @@ async fn sigterm_loses_no_request_sent_before_the_drain_ends() {
         let path = paths[i / 2 % 2];
         burst.push(send(client, serve.url(path), path));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every request of the burst waits, sent, in the stopped server's queue.
+    wait_until(
+        "the burst to reach the stopped server",
+        Duration::from_secs(10),
+        async || {
+            server_sockets(serve.port)
+                .iter()
+                .filter(|(_, unread)| *unread > 0)
+                .count()
+                >= 100
+        },
+    )
+    .await;
     serve.signal("TERM");
     let signalled = Instant::now();
     serve.signal("CONT");

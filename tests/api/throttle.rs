@@ -4,6 +4,7 @@
 //! the same for unknown addresses as for real ones.
 
 use serde_json::{Value, json};
+use tessera_test_support::hidden_field;
 
 use crate::both_backends;
 use crate::helpers::{PASSWORD, TestApp, assert_oauth_error, assert_problem, unique_email};
@@ -242,11 +243,7 @@ both_backends! {
             client["client_id"].as_str().unwrap()
         );
         let html = browser.get(app.url(&url)).send().await.unwrap().text().await.unwrap();
-        let field = |name: &str| {
-            let marker = format!("name=\"{name}\" value=\"");
-            let start = html.find(&marker).unwrap() + marker.len();
-            html[start..start + html[start..].find('"').unwrap()].to_owned()
-        };
+        let field = |name: &str| hidden_field(&html, name).expect("the field");
         let response = browser
             .post(app.url("/oauth2/authorize"))
             .form(&[

@@ -15,10 +15,10 @@
 
 use std::time::Instant;
 
-use reqwest::header::HeaderMap;
 use serde_json::json;
 use tessera::configuration::{PasswordSettings, Settings};
 use tessera_latency_stats::{OffsetComparison, ks, median, median_difference, sorted};
+use tessera_test_support::header_signature;
 
 use crate::both_backends;
 use crate::helpers::{TestApp, unique_email};
@@ -61,8 +61,6 @@ const ALPHA: f64 = 0.001;
 const TOLERANCE_PERCENT: f64 = 3.0;
 /// Offsets tried each side of 0, evenly, up to the tolerance.
 const OFFSET_STEPS: u32 = 20;
-/// Headers that differ between any two answers.
-const PER_ANSWER_HEADERS: [&str; 2] = ["date", "x-request-id"];
 
 /// The argon2 parameters a release deployment runs with: the compiled-in
 /// defaults (config/default.toml), whatever the environment says.
@@ -150,18 +148,6 @@ async fn probe(app: &TestApp, known_email: &str, kind: Kind) -> Probe {
         headers: header_signature(&headers),
         body,
     }
-}
-
-/// The headers, but for those that differ from answer to answer anyway:
-/// sorted `name: value` lines.
-fn header_signature(headers: &HeaderMap) -> String {
-    let mut lines: Vec<String> = headers
-        .iter()
-        .filter(|(name, _)| !PER_ANSWER_HEADERS.contains(&name.as_str()))
-        .map(|(name, value)| format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())))
-        .collect();
-    lines.sort();
-    lines.join("\n")
 }
 
 /// Every answer is a 401 with the first one's body and headers: an unknown

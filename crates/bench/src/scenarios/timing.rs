@@ -26,6 +26,7 @@ use reqwest::header::HeaderMap;
 use reqwest::{StatusCode, Url};
 use serde_json::json;
 use tessera_latency_stats::{KsTest, SignTest, ks, mean, median, percentile, sorted};
+use tessera_test_support::{PER_ANSWER_HEADERS, header_signature};
 
 use super::Target;
 use super::account::{self, Account};
@@ -37,8 +38,6 @@ const ALPHA: f64 = 0.01;
 /// Unmeasured pairs first: the connection opened, the hashing threads'
 /// memory touched, the database's pages cached.
 const WARMUP_PAIRS: u32 = 10;
-/// Headers that differ between any two answers.
-const PER_ANSWER_HEADERS: [&str; 2] = ["date", "x-request-id"];
 
 pub async fn run(target: &Target, samples: u32) -> Result<()> {
     let account = account::register_fresh(target).await?;
@@ -186,18 +185,6 @@ impl Probe {
                 .collect::<String>()
         )
     }
-}
-
-/// The headers of an answer, but for those that differ from answer to
-/// answer anyway: `name: value` lines in order.
-fn header_signature(headers: &HeaderMap) -> String {
-    let mut lines: Vec<String> = headers
-        .iter()
-        .filter(|(name, _)| !PER_ANSWER_HEADERS.contains(&name.as_str()))
-        .map(|(name, value)| format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())))
-        .collect();
-    lines.sort();
-    lines.join("\n")
 }
 
 /// Every answer compared with the first: an unknown address must not be
