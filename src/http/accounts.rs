@@ -1,5 +1,6 @@
 use super::throttle;
-use crate::throttle::{Class, lockout};
+use super::throttle::Class;
+use crate::throttle::lockout;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};

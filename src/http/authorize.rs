@@ -14,6 +14,7 @@ use super::error::{
 };
 use super::pages::{self, ConsentPage, LoginPage};
 use super::text::ControlCharacter;
+use super::throttle::Class;
 use super::{AppState, client_info, throttle};
 use crate::accounts::{self, AccountError};
 use crate::clients::Client;
@@ -23,7 +24,6 @@ use crate::oauth::authorization::{
 };
 use crate::secrets::{is_token_shaped, random_token};
 use crate::sso::{self, BrowserSession, Pending, PendingError, PendingForm, Stage};
-use crate::throttle::Class;
 use crate::throttle::lockout::{self, LoginError};
 
 /// The cookies a browser holds: the SSO session, and a value binding

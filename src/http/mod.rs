@@ -6,6 +6,7 @@ pub(crate) mod accounts;
 pub(crate) mod admin;
 pub(crate) mod authorize;
 pub(crate) mod bearer;
+pub mod client_ip;
 pub mod cors;
 mod discovery;
 pub mod error;
@@ -15,6 +16,7 @@ pub(crate) mod oauth;
 pub mod openapi;
 pub(crate) mod pages;
 pub mod text;
+pub mod throttle;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,12 +33,13 @@ use crate::oauth::Issuance;
 use crate::sessions::{ClientInfo, SessionPolicy};
 use crate::sso::SsoPolicy;
 use crate::throttle::lockout::{LockoutPolicy, LoginError};
-use crate::throttle::{Class, RateLimiter, Throttled, TrustedProxies};
 use crate::tokens::{OwnAudiences, TokenIssuer, TokenVerifier};
 
 pub use bearer::{AccountBearer, AdminBearer, UserinfoBearer};
+use client_ip::TrustedProxies;
 pub use error::ApiError;
 pub use health::ShuttingDown;
+use throttle::{Class, RateLimiter, Throttled};
 
 /// Everything a handler may need, built once at start.
 pub struct AppState {
@@ -50,7 +53,7 @@ pub struct AppState {
     pub own_audiences: OwnAudiences,
     pub sessions: SessionPolicy,
     pub sso: SsoPolicy,
-    pub rate_limiter: RateLimiter,
+    pub rate_limiter: Arc<RateLimiter>,
     pub lockout: LockoutPolicy,
     pub trusted_proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,
