@@ -11,13 +11,14 @@ use actix_web::{App, HttpServer, web};
 use crate::accounts::{HashError, PasswordHasher};
 use crate::configuration::Settings;
 use crate::db::{Db, DbError};
+use crate::http::client_ip::TrustedProxies;
+use crate::http::throttle::RateLimiter;
 use crate::http::{self, AppState};
 use crate::keys::{Clock, KeyError, KeyPolicy, KeyRing, system_clock};
 use crate::metrics::Metrics;
 use crate::sessions::SessionPolicy;
 use crate::sso::SsoPolicy;
 use crate::throttle::lockout::LockoutPolicy;
-use crate::throttle::{RateLimiter, TrustedProxies};
 use crate::tokens::{OwnAudiences, TokenIssuer, TokenVerifier};
 
 #[derive(Debug, thiserror::Error)]
@@ -130,10 +131,12 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
     let sessions = SessionPolicy::from(&settings.sessions);
     let sso = SsoPolicy::from(&settings.sso);
     let settings_throttle = settings.throttle.clone();
+    let rate_limiter = Arc::new(RateLimiter::new(&settings_throttle));
     spawn_cleanup(
         db.clone(),
         sessions,
         sso,
+        rate_limiter.clone(),
         std::time::Duration::from_secs(settings.sessions.cleanup_interval_seconds),
     );
     let app = crate::app::Services {
@@ -153,7 +156,7 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
         settings,
         keys,
         metrics: Arc::new(Metrics::new(http::ROUTES)),
-        rate_limiter: RateLimiter::new(&settings_throttle),
+        rate_limiter,
         trusted_proxies,
         shutting_down: http::ShuttingDown::default(),
     })
@@ -193,13 +196,21 @@ fn spawn_key_rescan(keys: Arc<KeyRing>, interval: std::time::Duration) {
 }
 
 /// Deletes ended and expired sessions, SSO sessions, stale sign-ins and old
-/// codes every `interval`, off the request path.
-fn spawn_cleanup(db: Db, sessions: SessionPolicy, sso: SsoPolicy, interval: std::time::Duration) {
+/// codes every `interval`, off the request path, and forgets the rate
+/// limiter's idle clients.
+fn spawn_cleanup(
+    db: Db,
+    sessions: SessionPolicy,
+    sso: SsoPolicy,
+    rate_limiter: Arc<RateLimiter>,
+    interval: std::time::Duration,
+) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(interval);
         ticks.tick().await; // the first tick is immediate
         loop {
             ticks.tick().await;
+            rate_limiter.forget_idle();
             let deleted = match crate::sessions::delete_expired(&db, sessions).await {
                 Ok(n) => match crate::sso::delete_expired(&db, sso).await {
                     Ok(m) => match crate::oauth::authorization::delete_expired_codes(&db).await {

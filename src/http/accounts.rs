@@ -1,6 +1,6 @@
 use super::throttle;
+use super::throttle::Class;
 use crate::app::{account, login};
-use crate::throttle::Class;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};

@@ -60,10 +60,11 @@ pub async fn healthz() -> HttpResponse {
 
 /// Metrics
 ///
-/// Prometheus text format 0.0.4. No secrets, no per-user labels.
+/// OpenMetrics 1.0 text (Prometheus scrapes it natively). No secrets, no
+/// per-user labels.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "The metrics", body = String,
-        content_type = "text/plain; version=0.0.4; charset=utf-8"), InvalidText))]
+        content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"), InvalidText))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let (db_connections, db_idle_connections) = state.app.db.pool_usage();
     let mut keys_by_state = std::collections::BTreeMap::new();
@@ -77,7 +78,7 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         keys_by_state,
     });
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .content_type(crate::metrics::CONTENT_TYPE)
         .insert_header(("Cache-Control", "no-store"))
         .body(text)
 }

@@ -6,6 +6,7 @@ pub(crate) mod accounts;
 pub(crate) mod admin;
 pub(crate) mod authorize;
 pub(crate) mod bearer;
+pub mod client_ip;
 pub mod cors;
 mod discovery;
 pub mod error;
@@ -15,6 +16,7 @@ pub(crate) mod oauth;
 pub mod openapi;
 pub(crate) mod pages;
 pub mod text;
+pub mod throttle;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,11 +29,12 @@ use crate::configuration::Settings;
 use crate::keys::KeyRing;
 use crate::metrics::Metrics;
 use crate::sessions::ClientInfo;
-use crate::throttle::{Class, RateLimiter, Throttled, TrustedProxies};
 
 pub use bearer::{AccountBearer, AdminBearer, UserinfoBearer};
+use client_ip::TrustedProxies;
 pub use error::ApiError;
 pub use health::ShuttingDown;
+use throttle::{Class, RateLimiter, Throttled};
 
 /// Everything a handler may need, built once at start: the operations'
 /// services, and what only the HTTP surface uses.
@@ -40,7 +43,7 @@ pub struct AppState {
     pub settings: Settings,
     /// The signing keys (the JWKS, `/readyz`, the admin key list).
     pub keys: Arc<KeyRing>,
-    pub rate_limiter: RateLimiter,
+    pub rate_limiter: Arc<RateLimiter>,
     pub trusted_proxies: TrustedProxies,
     pub metrics: Arc<Metrics>,
     /// Set by the first SIGTERM/SIGINT (the shutdown sequence in `startup`).

@@ -12,11 +12,12 @@ use super::UserinfoBearer;
 use super::error::ApiError;
 use super::error::{OAuthApiError, OAuthErrorBody};
 use super::openapi::{BearerErrors, InvalidText};
+use super::throttle::Class;
 use super::{AppState, client_info, throttle};
 use crate::app::grants::{self, Credentials, Grant};
 use crate::clients;
 use crate::oauth::{self, Introspection, OAuthError, TokenResponse, Userinfo};
-use crate::throttle::Class;
+use super::throttle::Class;
 
 /// Form parameters. RFC 6749 §3.1: a parameter must not repeat (but
 /// RFC 8707 `resource`, which may); unknown ones are ignored. Read from

@@ -1,4 +1,4 @@
-//! `GET /metrics`: Prometheus text with requests per route pattern and
+//! `GET /metrics`: OpenMetrics text with requests per route pattern and
 //! status, latency histograms, logins by outcome, tokens by grant, and the
 //! hashing queue, database pool and key gauges.
 
@@ -21,7 +21,10 @@ both_backends! {
 
         let response = app.get("/metrics").await;
         assert_eq!(response.status(), 200);
-        assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
         let text = response.text().await.unwrap();
         for line in [
             r#"tessera_http_requests_total{route="/v1/auth/login",method="POST",status="401"} 1"#,
@@ -35,8 +38,10 @@ both_backends! {
         ] {
             assert!(text.contains(line), "missing {line}\n{text}");
         }
-        assert!(text.contains("tessera_http_request_duration_seconds_bucket{route=\"/v1/auth/login\",method=\"POST\",status=\"200\",le=\"+Inf\"} 2"), "{text}");
+        // OpenMetrics: `le` comes first among a bucket's labels.
+        assert!(text.contains("tessera_http_request_duration_seconds_bucket{le=\"+Inf\",route=\"/v1/auth/login\",method=\"POST\",status=\"200\"} 2"), "{text}");
         assert!(text.contains("tessera_db_pool_connections "));
+        assert!(text.ends_with("# EOF\n"), "{text}");
         // Nothing secret or personal.
         assert!(!text.contains(&email) && !text.contains(&tokens.refresh));
     }

@@ -1,7 +1,8 @@
-//! Throttling: token buckets per client IP (429 + Retry-After), the client
-//! IP taken from a trusted proxy's header only, and the per-account lockout
-//! after failed logins — shared by every instance through the database, and
-//! the same for unknown addresses as for real ones.
+//! Throttling: limits per client (429 + Retry-After), a client being an IPv4
+//! address or an IPv6 /64, its address taken from a trusted proxy's header
+//! only; and the per-account lockout after failed logins — shared by every
+//! instance through the database, and the same for unknown addresses as for
+//! real ones.
 
 use serde_json::{Value, json};
 use tessera_test_support::hidden_field;
@@ -124,6 +125,40 @@ both_backends! {
         assert_eq!(login_as(&app, &email, PASSWORD, Some("203.0.113.2")).await.status(), 401);
         let spoofed = login_as(&app, &email, PASSWORD, Some("192.0.2.99, 203.0.113.1")).await;
         assert_eq!(spoofed.status(), 429);
+    }
+
+    // Behind the proxy the client picks its forwarded address; an IPv6
+    // host has a whole /64 to pick from, so the /64 is the client.
+    async fn many_ipv6_addresses_of_one_64_share_one_limit(app: TestApp, settings = behind_a_proxy) {
+        let email = unique_email();
+        for address in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff:ffff:ffff:fffe"] {
+            assert_eq!(login_as(&app, &email, PASSWORD, Some(address)).await.status(), 401, "{address}");
+        }
+        for n in 0..20u32 {
+            let address = format!("2001:db8:1:2:{n:x}:{:x}::{:x}", n * 7919 % 65536, n + 3);
+            let response = login_as(&app, &email, PASSWORD, Some(&address)).await;
+            assert!(retry_after(&response) >= 1, "{address}");
+            assert_problem(response, 429, "too_many_requests").await;
+        }
+        // The neighbouring /64s, even of the same /48, are other clients.
+        for address in ["2001:db8:1:3::1", "2001:db8:1:1:ffff:ffff:ffff:ffff", "2001:db8:2:2::1"] {
+            assert_eq!(login_as(&app, &email, PASSWORD, Some(address)).await.status(), 401, "{address}");
+        }
+    }
+
+    // An IPv4 address written as an IPv4-mapped IPv6 one (as a dual-stack
+    // socket reports it) is the same client, and mapped addresses are not
+    // lumped together as one /64.
+    async fn an_ipv4_client_is_one_client_however_its_address_is_written(app: TestApp, settings = behind_a_proxy) {
+        let email = unique_email();
+        for address in ["203.0.113.5", "::ffff:203.0.113.5", "\"[::ffff:203.0.113.5]:4711\""] {
+            assert_eq!(login_as(&app, &email, PASSWORD, Some(address)).await.status(), 401, "{address}");
+        }
+        assert_eq!(login_as(&app, &email, PASSWORD, Some("203.0.113.5")).await.status(), 429);
+        assert_eq!(login_as(&app, &email, PASSWORD, Some("::ffff:203.0.113.5")).await.status(), 429);
+        for address in ["::ffff:203.0.113.6", "203.0.113.7"] {
+            assert_eq!(login_as(&app, &email, PASSWORD, Some(address)).await.status(), 401, "{address}");
+        }
     }
 
     async fn failed_logins_lock_the_account_and_unknown_addresses_alike(app: TestApp, settings = lockout) {
