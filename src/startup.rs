@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use actix_web::dev::{Server, Service};
 use actix_web::{App, HttpServer, web};
+use tracing_actix_web::TracingLogger;
 
 use crate::accounts::{HashError, PasswordHasher};
 use crate::configuration::Settings;
@@ -18,6 +19,7 @@ use crate::keys::{Clock, KeyError, KeyPolicy, KeyRing, system_clock};
 use crate::metrics::Metrics;
 use crate::sessions::SessionPolicy;
 use crate::sso::SsoPolicy;
+use crate::telemetry::{RequestId, RequestSpan};
 use crate::throttle::lockout::LockoutPolicy;
 use crate::tokens::{OwnAudiences, TokenIssuer, TokenVerifier};
 
@@ -166,9 +168,16 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
 /// revoked keys take effect without a restart.
 fn spawn_key_rescan(keys: Arc<KeyRing>, interval: std::time::Duration) {
     let rescan = |keys: Arc<KeyRing>| async move {
-        let result = tokio::task::spawn_blocking(move || keys.reload()).await;
-        if let Ok(Err(e)) = result {
-            tracing::warn!(error = %e, "cannot read the keys folder; keeping the keys loaded");
+        match tokio::task::spawn_blocking(move || keys.reload()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the keys folder; keeping the keys loaded")
+            }
+            // The next rescan tries again: a bad key file may be fixed by then.
+            Err(e) => tracing::error!(
+                panic = %join_failure(e),
+                "reading the keys folder panicked; keeping the keys loaded"
+            ),
         }
     };
     let periodic = keys.clone();
@@ -193,6 +202,19 @@ fn spawn_key_rescan(keys: Arc<KeyRing>, interval: std::time::Duration) {
             rescan(keys.clone()).await;
         }
     });
+}
+
+/// What ended a blocking task that did not return: its panic message, or
+/// that it was cancelled.
+fn join_failure(error: tokio::task::JoinError) -> String {
+    match error.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|message| (*message).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned()),
+        Err(error) => error.to_string(),
+    }
 }
 
 /// Deletes ended and expired sessions, SSO sessions, stale sign-ins and old
@@ -291,7 +313,7 @@ impl Application {
         let keep_alive = std::time::Duration::from_secs(s.server.keep_alive_seconds);
         let max_connections = s.server.max_connections_per_worker;
         let head_limit = s.server.max_request_head_bytes;
-        let cors_origins = std::sync::Arc::new(s.cors.allowed_origins.clone());
+        let cors_origins = s.cors.allowed_origins.clone();
         let state = web::Data::new(state);
         let server = HttpServer::new(move || {
             App::new()
@@ -318,28 +340,7 @@ impl Application {
                         None => Either::Right(srv.call(req)),
                     }
                 })
-                .wrap_fn({
-                    let cors_origins = cors_origins.clone();
-                    move |req, srv| {
-                        use futures_util::future::{Either, ready};
-                        let origin =
-                            http::cors::allowed_origin(&cors_origins, req.path(), req.headers());
-                        if http::cors::is_preflight(req.method(), req.headers())
-                            && let Some(origin) = origin
-                        {
-                            let response = req.into_response(http::cors::preflight(origin));
-                            return Either::Left(ready(Ok(response)));
-                        }
-                        let response = srv.call(req);
-                        Either::Right(async move {
-                            let mut response = response.await?;
-                            if let Some(origin) = origin {
-                                http::cors::decorate(origin, response.headers_mut());
-                            }
-                            Ok(response)
-                        })
-                    }
-                })
+                .wrap(http::cors::ApiCors::new(&cors_origins))
                 .wrap_fn({
                     let metrics = metrics.clone();
                     move |req, srv| {
@@ -348,12 +349,8 @@ impl Application {
                         let method = req.method().clone();
                         let path = req.path().to_owned();
                         let started = Instant::now();
-                        let request_id = crate::telemetry::accepted_request_id(
-                            req.headers()
-                                .get("x-request-id")
-                                .and_then(|v| v.to_str().ok()),
-                        )
-                        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+                        let request_id = RequestId::of(req.request())
+                            .map_or_else(|| uuid::Uuid::now_v7().to_string(), |id| id.0);
                         let response = srv.call(req);
                         let metrics = metrics.clone();
                         async move {
@@ -390,6 +387,10 @@ impl Application {
                         }
                     }
                 })
+                // Every request in a span with its request id, so every
+                // line logged while handling it (domain code and error
+                // mapping included) carries the id.
+                .wrap(TracingLogger::<RequestSpan>::new())
                 .wrap_fn({
                     let shutting_down = shutting_down.clone();
                     move |req, srv| {
@@ -559,5 +560,20 @@ impl Shutdown {
                 shutdown.begin();
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_panicking_task_is_reported_with_its_message() {
+        let panicked = tokio::task::spawn_blocking(|| panic!("key file {} broke", 7))
+            .await
+            .unwrap_err();
+        assert_eq!(super::join_failure(panicked), "key file 7 broke");
+        let panicked = tokio::task::spawn_blocking(|| std::panic::panic_any(42_u8))
+            .await
+            .unwrap_err();
+        assert_eq!(super::join_failure(panicked), "a panic without a message");
     }
 }

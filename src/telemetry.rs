@@ -2,7 +2,15 @@
 //! text, or one JSON object per line (`log.format = "json"`) for log
 //! pipelines. Nothing secret is ever logged: request lines carry method,
 //! route, status, latency and request id only.
+//!
+//! Each request runs in a `request` span (tracing-actix-web's
+//! `TracingLogger` with [`RequestSpan`]) holding its request id, so every
+//! line logged while handling it carries the id: text lines as
+//! `request{request_id=…}:`, JSON lines in their `spans` list.
 
+use actix_web::HttpMessage;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use tracing::Span;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the subscriber: RUST_LOG if set, else the configured filter.
@@ -18,6 +26,8 @@ pub fn init(default_filter: &str, json: bool) {
             .json()
             .flatten_event(true)
             .with_current_span(false)
+            // The request span, with its request id, on every line.
+            .with_span_list(true)
             .try_init()
     } else {
         builder
@@ -37,6 +47,46 @@ pub fn accepted_request_id(sent: Option<&str>) -> Option<String> {
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
     })
     .map(str::to_owned)
+}
+
+/// The id of a request: the one a client or proxy sent if plain, else a
+/// new one. Echoed in `X-Request-Id` and carried by every log line of the
+/// request.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+impl RequestId {
+    /// The id [`RequestSpan`] gave the request.
+    pub fn of(request: &impl HttpMessage) -> Option<RequestId> {
+        request.extensions().get::<RequestId>().cloned()
+    }
+}
+
+/// Opens each request's span and gives the request its [`RequestId`].
+pub struct RequestSpan;
+
+impl tracing_actix_web::RootSpanBuilder for RequestSpan {
+    fn on_request_start(request: &ServiceRequest) -> Span {
+        let sent = request
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok());
+        let id = accepted_request_id(sent).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+        // At ERROR level so that no filter that lets a request's warnings
+        // and errors through drops the span, and the id with it. Only the
+        // id: the target's query can carry codes and tokens.
+        let span = tracing::error_span!("request", request_id = %id);
+        request.extensions_mut().insert(RequestId(id));
+        span
+    }
+
+    // The access line (route, status, latency) is logged by the
+    // middleware that also records the metrics; nothing to add here.
+    fn on_request_end<B: actix_web::body::MessageBody>(
+        _span: Span,
+        _outcome: &Result<ServiceResponse<B>, actix_web::Error>,
+    ) {
+    }
 }
 
 #[cfg(test)]

@@ -494,7 +494,11 @@ impl Db {
     {
         let pool = self.pool.clone();
         let wait = self.wait;
+        // The caller's span (a request's, with its id) on the blocking
+        // thread too, so what is logged there carries the request id.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
+            let _in_request = span.enter();
             let mut conn = pool.get()?;
             match conn.bounded(wait, f) {
                 (Err(_), true) => Err(DbError::Unavailable(format!(

@@ -99,6 +99,84 @@ both_backends! {
     }
 }
 
+/// Whether `Vary` names `Origin` (caches keep one answer per origin).
+fn varies_on_origin(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get_all("vary")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim().eq_ignore_ascii_case("origin"))
+}
+
+async fn get_from(app: &TestApp, path: &str, origin: Option<&str>) -> reqwest::Response {
+    let mut request = app.client.get(app.url(path));
+    if let Some(origin) = origin {
+        request = request.header("origin", origin);
+    }
+    request.send().await.unwrap()
+}
+
+both_backends! {
+    async fn cors_paths_vary_on_origin_whoever_asks(
+        app: TestApp,
+        settings = |s| s.cors.allowed_origins = vec!["https://app.example".into()]
+    ) {
+        // Public, cacheable documents and an API error alike; with a listed
+        // origin, an unlisted one, or none.
+        let paths = ["/.well-known/jwks.json", "/.well-known/openid-configuration", "/v1/me", "/v1/no/such/route"];
+        for path in paths {
+            let listed = get_from(&app, path, Some("https://app.example")).await;
+            assert!(varies_on_origin(&listed), "{path}: {:?}", listed.headers());
+            assert_eq!(listed.headers()["access-control-allow-origin"], "https://app.example", "{path}");
+            let exposed = listed.headers()["access-control-expose-headers"].to_str().unwrap().to_owned();
+            assert!(exposed.contains("www-authenticate") && exposed.contains("retry-after"), "{path}: {exposed}");
+
+            let unlisted = get_from(&app, path, Some("https://evil.example")).await;
+            assert!(varies_on_origin(&unlisted), "{path}: {:?}", unlisted.headers());
+            assert!(unlisted.headers().get("access-control-allow-origin").is_none(), "{path}");
+
+            let none = get_from(&app, path, None).await;
+            assert!(varies_on_origin(&none), "{path}: {:?}", none.headers());
+            assert!(none.headers().get("access-control-allow-origin").is_none(), "{path}");
+            // The same answer whoever asks, CORS headers aside.
+            assert_eq!(listed.status(), none.status(), "{path}");
+            assert_eq!(unlisted.status(), none.status(), "{path}");
+        }
+        let me = get_from(&app, "/v1/me", None).await;
+        assert_eq!(me.status(), 401);
+        assert!(me.headers().contains_key("www-authenticate"));
+        // An unlisted origin's preflight is answered by the routes as any
+        // OPTIONS is, still with Vary.
+        let refused = preflight(&app, "/oauth2/token", "https://evil.example").await;
+        assert_eq!(refused.status(), 405);
+        assert!(refused.headers().get("access-control-allow-origin").is_none());
+        assert!(varies_on_origin(&refused));
+        // A listed origin's preflight: cached 10 minutes, no credentials.
+        let answered = preflight(&app, "/v1/me", "https://app.example").await;
+        assert_eq!(answered.status(), 204);
+        assert_eq!(answered.headers()["access-control-max-age"], "600");
+        assert!(answered.headers().get("access-control-allow-credentials").is_none());
+        assert!(varies_on_origin(&answered));
+        // The sign-in page is no CORS path: nothing, even for a listed origin.
+        let page = get_from(&app, "/oauth2/authorize", Some("https://app.example")).await;
+        assert!(page.headers().get("access-control-allow-origin").is_none());
+        assert!(page.headers().get("access-control-expose-headers").is_none());
+        assert!(!varies_on_origin(&page));
+    }
+
+    async fn without_listed_origins_cors_paths_still_vary_on_origin(app: TestApp) {
+        for path in ["/.well-known/jwks.json", "/.well-known/openid-configuration", "/v1/me"] {
+            for origin in [Some("https://app.example"), None] {
+                let response = get_from(&app, path, origin).await;
+                assert!(varies_on_origin(&response), "{path} {origin:?}: {:?}", response.headers());
+                assert!(response.headers().get("access-control-allow-origin").is_none(), "{path}");
+            }
+        }
+    }
+}
+
 both_backends! {
     async fn every_response_has_a_request_id(app: TestApp) {
         let response = app.get("/healthz").await;
@@ -356,3 +434,166 @@ fn with_tls(s: &mut tessera::configuration::Settings) {
     s.server.tls.cert = Some(cert);
     s.server.tls.key = Some(key);
 }
+
+/// `tessera serve` as a child process logging JSON lines, on either backend.
+struct LoggingServer {
+    child: std::process::Child,
+    address: String,
+    _dir: tempfile::TempDir,
+    _database: Option<crate::helpers::TestDatabase>,
+}
+
+impl LoggingServer {
+    /// None when the PostgreSQL half is skipped.
+    async fn start(
+        backend: crate::helpers::Backend,
+        settings: &[(&str, &str)],
+    ) -> Option<LoggingServer> {
+        use std::process::{Command, Stdio};
+        let database = match backend {
+            crate::helpers::Backend::Sqlite => None,
+            crate::helpers::Backend::Postgres => Some(crate::helpers::TestDatabase::create()?),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let port = crate::helpers::free_port();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        command
+            .current_dir(dir.path())
+            .env("TESSERA__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("TESSERA__LOG__FORMAT", "json")
+            .env("TESSERA__LOG__FILTER", "info")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(database) = &database {
+            command.env("TESSERA__DATABASE__URL", &database.url);
+        }
+        for (name, value) in settings {
+            command.env(name, value);
+        }
+        let server = LoggingServer {
+            child: command.spawn().unwrap(),
+            address: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+            _database: database,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while reqwest::get(format!("{}/healthz", server.address))
+            .await
+            .is_err()
+        {
+            assert!(std::time::Instant::now() < deadline, "the server starts");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Some(server)
+    }
+
+    /// Stops the server; every line it logged, parsed. Lines are written
+    /// before the answer they belong to is sent, so none is lost.
+    fn logs(mut self) -> Vec<serde_json::Value> {
+        use std::io::Read;
+        self.child.kill().unwrap();
+        let mut logs = String::new();
+        self.child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut logs)
+            .unwrap();
+        self.child.wait().unwrap();
+        logs.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+}
+
+/// The request id of the span a JSON log line was written in, if any.
+fn request_id_of(line: &serde_json::Value) -> Option<&str> {
+    line["spans"]
+        .as_array()?
+        .iter()
+        .find_map(|span| span["request_id"].as_str())
+}
+
+/// A warning logged deep in the domain code, on the database's blocking
+/// thread (refresh-token reuse, answered 400), carries the id the client
+/// sent, as does the request line; a line of another request carries its own.
+async fn every_log_line_of_a_request_carries_its_id(backend: crate::helpers::Backend) {
+    use serde_json::json;
+    let settings = [
+        ("TESSERA__SESSIONS__REFRESH_REUSE_GRACE_SECONDS", "0"),
+        ("TESSERA__SESSIONS__REFRESH_RETRY_WINDOW_SECONDS", "0"),
+    ];
+    let Some(server) = LoggingServer::start(backend, &settings).await else {
+        return;
+    };
+    let client = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", server.address);
+    let credentials =
+        json!({"email": crate::helpers::unique_email(), "password": crate::helpers::PASSWORD});
+    let registered = client
+        .post(url("/v1/auth/register"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let login: serde_json::Value = client
+        .post(url("/v1/auth/login"))
+        .json(&credentials)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh = |token: String, request_id: &'static str| {
+        client
+            .post(url("/oauth2/token"))
+            .header("x-request-id", request_id)
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("client_id", "tessera"),
+                ("refresh_token", &token),
+            ])
+            .send()
+    };
+    let spent = login["refresh_token"].as_str().unwrap().to_owned();
+    let rotated = refresh(spent.clone(), "rotate-1").await.unwrap();
+    assert_eq!(rotated.status(), 200);
+    let rotated: serde_json::Value = rotated.json().await.unwrap();
+    let successor = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(refresh(successor, "rotate-2").await.unwrap().status(), 200);
+    // The first token again, after its successor was used: theft.
+    let reused = refresh(spent, "reuse-4711").await.unwrap();
+    assert_eq!(reused.status(), 400);
+    assert_eq!(reused.headers()["x-request-id"], "reuse-4711");
+
+    let lines = server.logs();
+    let warning = lines
+        .iter()
+        .find(|l| l["message"] == "refresh token reuse: session revoked")
+        .unwrap_or_else(|| panic!("no reuse warning in {lines:#?}"));
+    assert_eq!(warning["level"], "WARN");
+    assert_eq!(request_id_of(warning), Some("reuse-4711"), "{warning}");
+    let request_line = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l["target"] == "tessera::access" && l["request_id"] == id)
+            .unwrap_or_else(|| panic!("no request line for {id} in {lines:#?}"))
+    };
+    assert_eq!(
+        request_id_of(request_line("reuse-4711")),
+        Some("reuse-4711")
+    );
+    assert_eq!(request_line("reuse-4711")["status"], 400);
+    assert_eq!(request_id_of(request_line("rotate-1")), Some("rotate-1"));
+    // Lines outside any request (start-up) carry none.
+    let started = lines
+        .iter()
+        .find(|l| l["message"] == "tessera started")
+        .unwrap();
+    assert_eq!(request_id_of(started), None);
+}
+
+crate::on_both_backends!(every_log_line_of_a_request_carries_its_id);
