@@ -157,3 +157,88 @@ both_backends! {
         assert_eq!(response.status(), 204);
     }
 }
+
+/// Markup, both quotes, an ampersand and a `</textarea>`: whatever part of
+/// a page this lands in, it must stay text.
+const MARKUP: &str = r#"<script>alert("x" + 'y')</script></textarea>&"#;
+/// [`MARKUP`] as the pages write it.
+const MARKUP_ESCAPED: &str =
+    "&lt;script&gt;alert(&quot;x&quot; + &#x27;y&#x27;)&lt;/script&gt;&lt;/textarea&gt;&amp;";
+
+/// `html` holds `MARKUP` `times` times, each escaped, and no raw piece of it.
+fn assert_only_escaped(html: &str, times: usize) {
+    assert_eq!(html.matches(MARKUP_ESCAPED).count(), times, "{html}");
+    let rest = html.replace(MARKUP_ESCAPED, "");
+    for raw in ["<script", "</textarea", "alert("] {
+        assert!(!rest.contains(raw), "{raw} unescaped in {html}");
+    }
+}
+
+both_backends! {
+    // A client name, a login_hint and a state with markup in them, through
+    // the login, consent and sign-out pages.
+    async fn markup_in_names_hints_and_states_stays_text(app: TestApp) {
+        use base64::Engine;
+        use sha2::Digest;
+
+        use crate::oidc::{Browser, REDIRECT, Step, hidden, register_client};
+
+        const AFTER_LOGOUT: &str = "http://127.0.0.1:9/bye";
+        let admin = app.admin_token(&crate::helpers::unique_email()).await;
+        let client = register_client(&app, &admin, serde_json::json!({
+            "name": MARKUP,
+            "grant_types": ["authorization_code"],
+            "scopes": ["openid", "email"],
+            "redirect_uris": [REDIRECT],
+            "post_logout_redirect_uris": [AFTER_LOGOUT],
+        })).await;
+        let email = crate::helpers::unique_email();
+        app.register(&email).await;
+
+        let verifier = "v".repeat(50);
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()));
+        let authorize = url::Url::parse_with_params(&app.url("/oauth2/authorize"), [
+            ("response_type", "code"),
+            ("client_id", client.id.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid email"),
+            ("state", MARKUP),
+            ("login_hint", MARKUP),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ]).unwrap();
+        let browser = Browser::new();
+        // The login page: the client's name in the heading, the hint in
+        // the email field.
+        let Step::Login(form, html) = browser.open(authorize.as_str()).await else {
+            panic!("the login page")
+        };
+        assert_only_escaped(&html, 2);
+        assert!(html.contains(&format!("value=\"{MARKUP_ESCAPED}\">")), "{html}");
+        // Signed in, the consent page names the client twice.
+        let Step::Consent(form, html) = browser.sign_in(&app, &form, &email, crate::helpers::PASSWORD).await else {
+            panic!("the consent page")
+        };
+        assert_only_escaped(&html, 2);
+        // The state goes back to the client as it came.
+        let Step::Redirect(back) = browser.consent(&app, &form, "allow").await else {
+            panic!("back to the client")
+        };
+        assert_eq!(crate::oidc::query(&back, "state").as_deref(), Some(MARKUP));
+
+        // Signing out without a hint asks first, carrying the state in a
+        // hidden field that reads back as sent.
+        let logout = url::Url::parse_with_params(&app.url("/oauth2/logout"), [
+            ("client_id", client.id.as_str()),
+            ("post_logout_redirect_uri", AFTER_LOGOUT),
+            ("state", MARKUP),
+        ]).unwrap();
+        let Step::Page(200, html) = browser.open(logout.as_str()).await else {
+            panic!("the sign-out confirmation")
+        };
+        assert!(html.contains("id=\"sign-out\""), "{html}");
+        assert_only_escaped(&html, 1);
+        assert_eq!(hidden(&html, "state").as_deref(), Some(MARKUP));
+    }
+}
