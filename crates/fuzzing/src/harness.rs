@@ -236,6 +236,31 @@ fn settings(dir: &std::path::Path) -> Settings {
     settings
 }
 
+/// The folder of the database and keys: `tessera-fuzzing-PID-…` in the
+/// temporary folder. The harness lives until the process exits, which
+/// runs no destructor, so folders of processes gone are removed here.
+fn scratch_dir() -> tempfile::TempDir {
+    const PREFIX: &str = "tessera-fuzzing-";
+    let tmp = std::env::temp_dir();
+    for entry in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(PREFIX))
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    tempfile::Builder::new()
+        .prefix(&format!("{PREFIX}{}-", std::process::id()))
+        .tempdir_in(tmp)
+        .expect("a temporary folder")
+}
+
 /// Creates an account as an operator would (the library behind
 /// `tessera users create`); returns its id.
 fn create_user(state: &AppState, email: &str, roles: &[&str]) -> String {
@@ -341,7 +366,7 @@ pub(crate) async fn start() -> Harness<
         Error = actix_web::Error,
     >,
 > {
-    let dir = tempfile::tempdir().expect("a temporary folder");
+    let dir = scratch_dir();
     let state = tessera::startup::build_state(settings(dir.path()), system_clock())
         .unwrap_or_else(|e| panic!("the application state: {e}"));
     let user_id = create_user(&state, USER_EMAIL, &[]);
