@@ -14,9 +14,6 @@ pub mod clients;
 pub mod clock;
 pub mod configuration;
 pub mod db;
-// Harnesses for the cargo-fuzz targets (fuzz/) and their regression tests.
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod http;
 pub mod keys;
 pub mod metrics;

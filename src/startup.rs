@@ -5,7 +5,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::dev::{Server, Service};
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, Service, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
@@ -254,6 +255,125 @@ fn spawn_cleanup(
     });
 }
 
+/// The application the server runs, routes, shared state and middleware:
+/// one per worker. Public so a harness can serve the very same application
+/// in-process (`actix_web::test::init_service`), e.g. the fuzzers.
+pub fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let s = &state.settings;
+    let json_limit = s.server.json_body_limit_bytes;
+    let https = s.issuer.starts_with("https://");
+    let head_limit = s.server.max_request_head_bytes;
+    let cors_origins = s.cors.allowed_origins.clone();
+    let metrics = state.metrics.clone();
+    let shutting_down = state.shutting_down.clone();
+    App::new()
+        .app_data(state)
+        .app_data(http::json_config(json_limit))
+        .app_data(http::form_config(json_limit))
+        .app_data(http::query_config())
+        .configure(http::routes)
+        .default_service(web::to(http::not_found))
+        // A head over the limit: 431 before any handler.
+        .wrap_fn(move |req, srv| {
+            use futures_util::future::{Either, ready};
+            match http::head_limit::refusal(&req, head_limit) {
+                Some(refusal) => Either::Left(ready(Ok(req.into_response(refusal)))),
+                None => Either::Right(srv.call(req)),
+            }
+        })
+        // Control characters in the path or query: refused before
+        // any handler, so none can pass one to the database.
+        .wrap_fn(|req, srv| {
+            use futures_util::future::{Either, ready};
+            match http::text::refuse_in_target(req.request()) {
+                Some(refusal) => Either::Left(ready(Ok(req.into_response(refusal)))),
+                None => Either::Right(srv.call(req)),
+            }
+        })
+        .wrap(http::cors::ApiCors::new(&cors_origins))
+        .wrap_fn({
+            let metrics = metrics.clone();
+            move |req, srv| {
+                // Method, path and status only: queries and headers can
+                // carry secrets.
+                let method = req.method().clone();
+                let path = req.path().to_owned();
+                let started = Instant::now();
+                let request_id = RequestId::of(req.request())
+                    .map_or_else(|| uuid::Uuid::now_v7().to_string(), |id| id.0);
+                let response = srv.call(req);
+                let metrics = metrics.clone();
+                async move {
+                    let mut response = response.await?;
+                    http::security_headers(&path, https, response.headers_mut());
+                    let pattern = response.request().match_pattern();
+                    let route = metrics.route_label(pattern.as_deref());
+                    metrics.observe_request(
+                        pattern.as_deref(),
+                        method.as_str(),
+                        response.status().as_u16(),
+                        started.elapsed(),
+                    );
+                    if let Ok(value) =
+                        actix_web::http::header::HeaderValue::from_str(&request_id)
+                    {
+                        response.headers_mut().insert(
+                            actix_web::http::header::HeaderName::from_static(
+                                "x-request-id",
+                            ),
+                            value,
+                        );
+                    }
+                    tracing::info!(
+                        target: "tessera::access",
+                        %request_id,
+                        %method,
+                        %route,
+                        %path,
+                        status = response.status().as_u16(),
+                        micros = started.elapsed().as_micros() as u64,
+                    );
+                    Ok(response)
+                }
+            }
+        })
+        // Every request in a span with its request id, so every
+        // line logged while handling it (domain code and error
+        // mapping included) carries the id.
+        .wrap(TracingLogger::<RequestSpan>::new())
+        .wrap_fn({
+            let shutting_down = shutting_down.clone();
+            move |req, srv| {
+                // While draining, each answer closes its connection,
+                // so kept-alive clients reconnect (to an instance the
+                // load balancer still routes to) before this one
+                // stops listening.
+                let response = srv.call(req);
+                let shutting_down = shutting_down.clone();
+                async move {
+                    let mut response = response.await?;
+                    if shutting_down.is_set() {
+                        response
+                            .response_mut()
+                            .head_mut()
+                            .set_connection_type(actix_web::http::ConnectionType::Close);
+                    }
+                    Ok(response)
+                }
+            }
+        })
+}
+
 impl Application {
     /// Binds `server.bind` and builds the application on it;
     /// `run_until_stopped` serves. Must be called inside a tokio runtime.
@@ -289,8 +409,7 @@ impl Application {
         let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
         let state = build_state(settings, clock)?;
         let keys = state.keys.clone();
-        let shutting_down = state.shutting_down.clone();
-        let shutting_down_flag = shutting_down.clone();
+        let shutting_down_flag = state.shutting_down.clone();
         let drain = std::time::Duration::from_secs(state.settings.server.shutdown_drain_seconds);
         let s = &state.settings;
         tracing::info!(
@@ -306,120 +425,18 @@ impl Application {
             n => n,
         };
         let shutdown_timeout = s.server.shutdown_timeout_seconds;
-        let json_limit = s.server.json_body_limit_bytes;
-        let https = s.issuer.starts_with("https://");
-        let metrics = state.metrics.clone();
         let head_timeout = std::time::Duration::from_secs(s.server.request_head_timeout_seconds);
         let keep_alive = std::time::Duration::from_secs(s.server.keep_alive_seconds);
         let max_connections = s.server.max_connections_per_worker;
-        let head_limit = s.server.max_request_head_bytes;
-        let cors_origins = s.cors.allowed_origins.clone();
         let state = web::Data::new(state);
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(http::json_config(json_limit))
-                .app_data(http::form_config(json_limit))
-                .app_data(http::query_config())
-                .configure(http::routes)
-                .default_service(web::to(http::not_found))
-                // A head over the limit: 431 before any handler.
-                .wrap_fn(move |req, srv| {
-                    use futures_util::future::{Either, ready};
-                    match http::head_limit::refusal(&req, head_limit) {
-                        Some(refusal) => Either::Left(ready(Ok(req.into_response(refusal)))),
-                        None => Either::Right(srv.call(req)),
-                    }
-                })
-                // Control characters in the path or query: refused before
-                // any handler, so none can pass one to the database.
-                .wrap_fn(|req, srv| {
-                    use futures_util::future::{Either, ready};
-                    match http::text::refuse_in_target(req.request()) {
-                        Some(refusal) => Either::Left(ready(Ok(req.into_response(refusal)))),
-                        None => Either::Right(srv.call(req)),
-                    }
-                })
-                .wrap(http::cors::ApiCors::new(&cors_origins))
-                .wrap_fn({
-                    let metrics = metrics.clone();
-                    move |req, srv| {
-                        // Method, path and status only: queries and headers can
-                        // carry secrets.
-                        let method = req.method().clone();
-                        let path = req.path().to_owned();
-                        let started = Instant::now();
-                        let request_id = RequestId::of(req.request())
-                            .map_or_else(|| uuid::Uuid::now_v7().to_string(), |id| id.0);
-                        let response = srv.call(req);
-                        let metrics = metrics.clone();
-                        async move {
-                            let mut response = response.await?;
-                            http::security_headers(&path, https, response.headers_mut());
-                            let pattern = response.request().match_pattern();
-                            let route = metrics.route_label(pattern.as_deref());
-                            metrics.observe_request(
-                                pattern.as_deref(),
-                                method.as_str(),
-                                response.status().as_u16(),
-                                started.elapsed(),
-                            );
-                            if let Ok(value) =
-                                actix_web::http::header::HeaderValue::from_str(&request_id)
-                            {
-                                response.headers_mut().insert(
-                                    actix_web::http::header::HeaderName::from_static(
-                                        "x-request-id",
-                                    ),
-                                    value,
-                                );
-                            }
-                            tracing::info!(
-                                target: "tessera::access",
-                                %request_id,
-                                %method,
-                                %route,
-                                %path,
-                                status = response.status().as_u16(),
-                                micros = started.elapsed().as_micros() as u64,
-                            );
-                            Ok(response)
-                        }
-                    }
-                })
-                // Every request in a span with its request id, so every
-                // line logged while handling it (domain code and error
-                // mapping included) carries the id.
-                .wrap(TracingLogger::<RequestSpan>::new())
-                .wrap_fn({
-                    let shutting_down = shutting_down.clone();
-                    move |req, srv| {
-                        // While draining, each answer closes its connection,
-                        // so kept-alive clients reconnect (to an instance the
-                        // load balancer still routes to) before this one
-                        // stops listening.
-                        let response = srv.call(req);
-                        let shutting_down = shutting_down.clone();
-                        async move {
-                            let mut response = response.await?;
-                            if shutting_down.is_set() {
-                                response
-                                    .response_mut()
-                                    .head_mut()
-                                    .set_connection_type(actix_web::http::ConnectionType::Close);
-                            }
-                            Ok(response)
-                        }
-                    }
-                })
-        })
-        .workers(workers)
-        .shutdown_timeout(shutdown_timeout)
-        // Slowloris: a connection that dribbles its request head, or idles,
-        // is closed; each worker takes a bounded number of connections.
-        .client_request_timeout(head_timeout)
-        .keep_alive(keep_alive)
-        .max_connections(max_connections);
+        let server = HttpServer::new(move || app(state.clone()))
+            .workers(workers)
+            .shutdown_timeout(shutdown_timeout)
+            // Slowloris: a connection that dribbles its request head, or idles,
+            // is closed; each worker takes a bounded number of connections.
+            .client_request_timeout(head_timeout)
+            .keep_alive(keep_alive)
+            .max_connections(max_connections);
         let server = match tls {
             Some(config) => server.listen_rustls_0_23(listener, config),
             None => server.listen(listener),

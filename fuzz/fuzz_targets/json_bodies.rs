@@ -1,8 +1,8 @@
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(
-    init: tessera::fuzzing::init(),
+    init: tessera_fuzzing::init(),
     |data: &[u8]| {
-        tessera::fuzzing::json_bodies(data);
+        tessera_fuzzing::json_bodies(data);
     }
 );

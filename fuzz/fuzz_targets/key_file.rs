@@ -1,8 +1,6 @@
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(
-    init: tessera::fuzzing::init(),
-    |data: &[u8]| {
-        tessera::fuzzing::key_file(data);
-    }
-);
+// The key-file loader needs no running service: no init.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    tessera_fuzzing::key_file(data);
+});

@@ -1,20 +1,26 @@
 //! The fuzz targets' inputs, replayed in the default test run: every seed
-//! (`tests/fixtures/fuzz-seeds/<target>/`) and every input a fuzzer once found a bug with
-//! (`fuzz/regressions/<target>/`) goes through the same harness as under
-//! `fuzz/run`, which must not panic. A file named `accept-…` must be
-//! accepted by the service and one named `reject-…` refused (what
-//! "accepted" means for each target is in `tessera::fuzzing`).
+//! (`tests/fixtures/fuzz-seeds/<target>/`) and every input a fuzzer once
+//! found a bug with (`fuzz/regressions/<target>/`) goes through the same
+//! harness as under `fuzz/run`, which must not panic. A file named
+//! `accept-…` must be accepted by the service and one named `reject-…`
+//! refused (what "accepted" means for each target is in
+//! `tessera_fuzzing`).
 
 use std::path::{Path, PathBuf};
 
-use tessera::fuzzing;
+use tessera_fuzzing as fuzzing;
+
+/// The repository's root, where the inputs are.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
 
 /// Where each target's inputs are: the seeds among the test fixtures (some
 /// are keys), what fuzzers found beside the targets.
 const INPUT_FOLDERS: [&str; 2] = ["tests/fixtures/fuzz-seeds", "fuzz/regressions"];
 
 fn inputs(target: &str) -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let mut files = Vec::new();
     for folder in INPUT_FOLDERS {
         let Ok(entries) = std::fs::read_dir(root.join(folder).join(target)) else {
@@ -43,9 +49,8 @@ fn replay(target: &str) {
     let mut failures = Vec::new();
     for file in &files {
         let data = std::fs::read(file).expect("a readable input");
-        let name = file
-            .strip_prefix(env!("CARGO_MANIFEST_DIR"))
-            .unwrap_or(file);
+        let root = root();
+        let name = file.strip_prefix(&root).unwrap_or(file);
         match std::panic::catch_unwind(|| fuzzing::run(target, &data).expect("a known target")) {
             Err(_) => failures.push(format!("{}: panicked (message above)", name.display())),
             Ok(false) if is_named(file, "accept-") => failures.push(format!(
@@ -105,12 +110,12 @@ fn every_target_is_replayed() {
     }
 }
 
-/// The header form reaches a real verification: a token of the harness's
-/// own key is accepted, in either spelling of the scheme, and the same
-/// token altered is not.
+/// The header form reaches the real service: the harness user's token is
+/// accepted, in either spelling of the scheme, and the same token altered
+/// is not.
 #[test]
-fn a_fresh_access_token_is_accepted_and_a_tampered_one_refused() {
-    let token = fuzzing::sample_access_token();
+fn a_real_access_token_is_accepted_and_a_tampered_one_refused() {
+    let token = fuzzing::access_token();
     assert!(fuzzing::bearer_token(format!("Bearer {token}").as_bytes()));
     assert!(fuzzing::bearer_token(
         format!("bearer  {token} ").as_bytes()
