@@ -1,7 +1,7 @@
 //! Where "now" comes from: the system clock in the service, a clock a test
 //! moves in tests. Every domain reads the time through the [`Clock`] it was
-//! given (the database handle carries one, see [`crate::db::Db::now`]), never
-//! from the system directly, so tests move time instead of sleeping.
+//! given (the database handle carries one), never from the system directly,
+//! so tests move time instead of sleeping.
 
 use std::sync::Arc;
 
