@@ -324,13 +324,9 @@ pub fn app(
                         response.status().as_u16(),
                         started.elapsed(),
                     );
-                    if let Ok(value) =
-                        actix_web::http::header::HeaderValue::from_str(&request_id)
-                    {
+                    if let Ok(value) = actix_web::http::header::HeaderValue::from_str(&request_id) {
                         response.headers_mut().insert(
-                            actix_web::http::header::HeaderName::from_static(
-                                "x-request-id",
-                            ),
+                            actix_web::http::header::HeaderName::from_static("x-request-id"),
                             value,
                         );
                     }

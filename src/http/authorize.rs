@@ -18,7 +18,6 @@ use super::throttle::Class;
 use super::{AppState, client_info, throttle};
 use crate::app::browser::{self, Answer, Browser, LoginPage, LoginProblem, Outcome, Refusal};
 use crate::oauth::authorization::AuthorizeError;
-use super::throttle::Class;
 
 /// The cookies a browser holds: the SSO session, and a value binding
 /// sign-in forms to the browser that opened them. `__Host-` names (no

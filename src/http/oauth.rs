@@ -17,7 +17,6 @@ use super::{AppState, client_info, throttle};
 use crate::app::grants::{self, Credentials, Grant};
 use crate::clients;
 use crate::oauth::{self, Introspection, OAuthError, TokenResponse, Userinfo};
-use super::throttle::Class;
 
 /// Form parameters. RFC 6749 §3.1: a parameter must not repeat (but
 /// RFC 8707 `resource`, which may); unknown ones are ignored. Read from

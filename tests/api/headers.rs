@@ -515,10 +515,11 @@ fn request_id_of(line: &serde_json::Value) -> Option<&str> {
         .find_map(|span| span["request_id"].as_str())
 }
 
+crate::both_backends! {
 /// A warning logged deep in the domain code, on the database's blocking
 /// thread (refresh-token reuse, answered 400), carries the id the client
 /// sent, as does the request line; a line of another request carries its own.
-async fn every_log_line_of_a_request_carries_its_id(backend: crate::helpers::Backend) {
+async fn every_log_line_of_a_request_carries_its_id(backend: Backend) {
     use serde_json::json;
     let settings = [
         ("TESSERA__SESSIONS__REFRESH_REUSE_GRACE_SECONDS", "0"),
@@ -595,5 +596,4 @@ async fn every_log_line_of_a_request_carries_its_id(backend: crate::helpers::Bac
         .unwrap();
     assert_eq!(request_id_of(started), None);
 }
-
-crate::on_both_backends!(every_log_line_of_a_request_carries_its_id);
+}

@@ -75,11 +75,11 @@ macro_rules! both_backends {
                     assert_eq!(backend, Backend::Postgres, "only the PostgreSQL half may be skipped");
                     return;
                 };
-                    run(app).await
-                }
+                run(app).await
+            }
 
             $crate::both_backends!(@tests on);
-            }
+        }
         $crate::both_backends! { $($rest)* }
     };
     (
@@ -118,7 +118,7 @@ pub async fn wait_until(
             "waited {limit:?} for {what}"
         );
         tokio::time::sleep(POLL_STEP).await;
-            }
+    }
 }
 
 /// [`wait_until`] for tests outside an async runtime.
@@ -134,7 +134,7 @@ pub fn wait_until_blocking(
             "waited {limit:?} for {what}"
         );
         std::thread::sleep(POLL_STEP);
-        }
+    }
 }
 
 /// A port nothing listens on now, for a server the test starts as a
@@ -177,7 +177,7 @@ impl TestDatabase {
         let template = template_database(&admin_url);
         retry_while_busy(&format!("create {name} from {template}"), || {
             diesel::sql_query(format!("CREATE DATABASE {name} TEMPLATE {template}"))
-            .execute(&mut admin)
+                .execute(&mut admin)
         });
         Some(TestDatabase {
             url: database_url(&admin_url, &name),

@@ -181,7 +181,8 @@ both_backends! {
         use base64::Engine;
         use sha2::Digest;
 
-        use crate::oidc::{Browser, REDIRECT, Step, hidden, register_client};
+        use crate::oidc::{Browser, REDIRECT, Step, register_client};
+        use tessera_test_support::hidden_field as hidden;
 
         const AFTER_LOGOUT: &str = "http://127.0.0.1:9/bye";
         let admin = app.admin_token(&crate::helpers::unique_email()).await;
