@@ -201,7 +201,7 @@ fn create_user(
     let user = accounts::register_blocking(&db, &hasher, account).map_err(|e| e.to_string())?;
     println!(
         "{}",
-        serde_json::to_string(&user).expect("a user serialises")
+        serde_json::to_string(&user).map_err(|e| e.to_string())?
     );
     Ok(())
 }
@@ -303,7 +303,7 @@ fn manage_clients(settings: Settings, command: ClientCommand) -> Result<(), Stri
             let list = clients::list_blocking(&db).map_err(|e| e.to_string())?;
             println!(
                 "{}",
-                serde_json::to_string_pretty(&list).expect("clients serialise")
+                serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?
             );
         }
         ClientCommand::Delete { client_id } => {

@@ -157,7 +157,7 @@ pub async fn update(
         }
         diesel::update(users::table.find(&id))
             .set((
-                users::roles.eq(serde_json::to_string(&user.roles).expect("strings serialise")),
+                users::roles.eq(crate::db::json_text(&user.roles)?),
                 users::disabled.eq(user.disabled),
                 users::updated_at.eq(now),
             ))

@@ -259,7 +259,7 @@ fn insert_user(
     password_hash: &str,
 ) -> Result<User, DbError> {
     let id = uuid::Uuid::now_v7().to_string();
-    let roles = serde_json::to_string(&account.roles).expect("strings serialise");
+    let roles = crate::db::json_text(&account.roles)?;
     diesel::insert_into(users::table)
         .values((
             users::id.eq(&id),

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::audit::{self, Actor, Event};
 use crate::clock::rfc3339;
 use crate::db::schema::clients;
-use crate::db::{AnyConnection, Db, DbError};
+use crate::db::{AnyConnection, Db, DbError, json_text};
 use crate::tokens::{OwnAudiences, scopes};
 
 #[derive(Debug, thiserror::Error)]
@@ -408,10 +408,6 @@ impl NewClient {
     }
 }
 
-fn json(list: &[String]) -> String {
-    serde_json::to_string(list).expect("strings serialise")
-}
-
 /// Registers a client; returns it with its secret (confidential clients),
 /// which exists nowhere else from then on.
 pub async fn create(
@@ -452,13 +448,13 @@ fn create_with(
             clients::id.eq(&id),
             clients::name.eq(&new.name),
             clients::secret_hash.eq(secret.as_ref().map(|s| secret_hash(s.expose()))),
-            clients::grant_types.eq(json(&new.grant_types)),
-            clients::scopes.eq(json(&new.scopes)),
-            clients::audiences.eq(json(&new.audiences)),
-            clients::redirect_uris.eq(json(&new.redirect_uris)),
+            clients::grant_types.eq(json_text(&new.grant_types)?),
+            clients::scopes.eq(json_text(&new.scopes)?),
+            clients::audiences.eq(json_text(&new.audiences)?),
+            clients::redirect_uris.eq(json_text(&new.redirect_uris)?),
             clients::first_party.eq(new.first_party),
             clients::created_at.eq(now),
-            clients::post_logout_redirect_uris.eq(json(&new.post_logout_redirect_uris)),
+            clients::post_logout_redirect_uris.eq(json_text(&new.post_logout_redirect_uris)?),
         ))
         .execute(conn)?;
     audit::record(

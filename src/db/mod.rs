@@ -115,6 +115,13 @@ pub enum DbError {
     Query(DieselError),
 }
 
+/// A value as the JSON text a column stores (lists of strings, a stored
+/// request); a value that can't be written is a query error, not a panic.
+pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> Result<String, DbError> {
+    serde_json::to_string(value)
+        .map_err(|e| DbError::Query(DieselError::SerializationError(Box::new(e))))
+}
+
 impl From<DieselError> for DbError {
     fn from(e: DieselError) -> Self {
         match e {

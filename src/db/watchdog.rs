@@ -38,6 +38,10 @@ static WATCHDOG: LazyLock<Arc<Watchdog>> = LazyLock::new(|| {
         wake: Condvar::new(),
     });
     let watching = dog.clone();
+    #[allow(
+        clippy::expect_used,
+        reason = "at start, before any request: without the thread no PostgreSQL wait is bounded"
+    )]
     std::thread::Builder::new()
         .name("db-watchdog".into())
         .spawn(move || watching.watch())

@@ -35,6 +35,10 @@ impl FromRequest for Admin {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         Box::pin(async move {
             let AdminBearer(claims) = authenticated.await?;
+            #[allow(
+                clippy::expect_used,
+                reason = "startup registers AppState before any route"
+            )]
             let state = state.expect("AppState is registered at start");
             let is_admin = match accounts::find_by_id(&state.app.db, claims.sub.clone()).await {
                 Ok(user) => !user.disabled && user.roles.iter().any(|r| r == ADMIN_ROLE),

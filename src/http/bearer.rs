@@ -43,6 +43,10 @@ enum Need {
 
 type Checked<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
 
+#[allow(
+    clippy::expect_used,
+    reason = "startup registers AppState before any route"
+)]
 fn state(req: &HttpRequest) -> web::Data<AppState> {
     req.app_data::<web::Data<AppState>>()
         .expect("AppState is registered at start")

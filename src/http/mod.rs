@@ -126,6 +126,10 @@ macro_rules! route_table {
 
 /// A route answering `method`; GET routes answer HEAD too (RFC 9110
 /// §9.3.2: the server sends the headers only).
+#[allow(
+    clippy::expect_used,
+    reason = "the route table is ours: its methods are known at compile time"
+)]
 fn route_for(method: &str) -> actix_web::Route {
     use actix_web::guard;
     match method {

@@ -132,6 +132,7 @@ impl Modify for SecuritySchemes {
 
 /// The document as served: rendered once per process (it depends on
 /// nothing but the code).
+#[allow(clippy::expect_used, reason = "the document is ours and serialises")]
 pub fn rendered() -> &'static [u8] {
     static RENDERED: OnceLock<Vec<u8>> = OnceLock::new();
     RENDERED.get_or_init(|| {

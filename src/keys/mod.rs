@@ -168,6 +168,10 @@ pub struct Jwks {
     pub etag: String,
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "a document of strings always serialises"
+)]
 fn render_jwks(keys: &[Arc<SigningKey>]) -> Jwks {
     #[derive(Serialize)]
     struct Document<'a> {

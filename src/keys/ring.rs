@@ -472,6 +472,7 @@ fn build_view(folder: &Folder, policy: &KeyPolicy, now: DateTime<Utc>) -> KeyVie
         if s.state.is_published() {
             let jwk = k.key.public_jwk();
             // Our own keys were validated on load; a failure here is a bug.
+            #[allow(clippy::expect_used, reason = "keys are validated when loaded")]
             verification
                 .insert_rsa(jwk.kid.clone(), &jwk.n, &jwk.e)
                 .expect("a loaded key has a valid public JWK");

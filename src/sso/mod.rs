@@ -317,8 +317,7 @@ pub async fn save_pending<R: serde::Serialize + Send + 'static>(
             csrf_token: random_token(),
         };
         let browser_hash = stored_hash(&browser_cookie);
-        let stored =
-            serde_json::to_string(&Stored { stage, request }).expect("a request serialises");
+        let stored = crate::db::json_text(&Stored { stage, request })?;
         conn.transaction(|conn| {
             diesel::delete(authorization_requests::table)
                 .filter(authorization_requests::browser_hash.eq(&browser_hash))
@@ -394,11 +393,10 @@ pub async fn advance_pending<R: serde::Serialize>(
     request_id: String,
     request: R,
 ) -> Result<(), DbError> {
-    let stored = serde_json::to_string(&Stored {
+    let stored = crate::db::json_text(&Stored {
         stage: Stage::Consent,
         request,
-    })
-    .expect("a request serialises");
+    })?;
     db.run(move |conn| {
         diesel::update(authorization_requests::table.find(request_id))
             .set(authorization_requests::request.eq(stored))

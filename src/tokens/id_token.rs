@@ -65,7 +65,7 @@ impl TokenIssuer {
         tokio::task::spawn_blocking(move || {
             let view = issuer.keys.view();
             let key = view.active().ok_or(TokenError::NoSigningKey)?;
-            let now = issuer.keys.now().timestamp();
+            let now = chrono::Utc::now().timestamp();
             let claims = IdClaims {
                 iss: issuer.issuer.clone(),
                 sub: grant.subject,

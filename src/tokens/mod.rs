@@ -144,7 +144,9 @@ impl TokenIssuer {
     pub fn issue_now(&self, grant: Grant) -> Result<IssuedToken, TokenError> {
         let view = self.keys.view();
         let key = view.active().ok_or(TokenError::NoSigningKey)?;
-        let now = self.keys.now().timestamp();
+        // The system clock, not the service's: every verifier (siblings
+        // included) checks `exp`/`nbf` against its own system clock.
+        let now = chrono::Utc::now().timestamp();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: grant.subject,

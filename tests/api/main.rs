@@ -2,6 +2,9 @@
 //! a fresh database (a new SQLite file, and a new PostgreSQL database) and a
 //! fresh key folder, and talks to it over HTTP.
 
+// Tests assert by unwrapping and panicking (the service may not).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod helpers;
 
 mod accounts;

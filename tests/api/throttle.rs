@@ -218,7 +218,7 @@ both_backends! {
         assert_problem(response, 429, "too_many_requests").await;
         // Once the lock is over, the right password works (so it did not
         // change while locked) and clears the count...
-        tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+        app.advance_clock(std::time::Duration::from_millis(3200));
         assert_eq!(change_password(&app, &token, PASSWORD, NEW_PASSWORD).await.status(), 204);
         // ...so four more failures don't lock it again.
         for _ in 0..4 {
