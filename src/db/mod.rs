@@ -462,11 +462,6 @@ impl Db {
         stored_now(&self.clock)
     }
 
-    /// The clock itself, for work that outlives a query (token lifetimes).
-    pub fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
     pub fn backend_name(&self) -> &'static str {
         self.backend_name
     }

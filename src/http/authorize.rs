@@ -267,7 +267,6 @@ fn render(state: &AppState, answer: Result<Answer, AuthorizeError>) -> HttpRespo
         Outcome::Redirect(location) => redirect(&location),
         Outcome::ConfirmSignOut { hidden, return_to } => {
             let target = return_to.as_deref().and_then(pages::form_target);
-            let hidden: Vec<(&str, String)> = hidden;
             pages::logout_confirm(&hidden, target.as_deref())
         }
         Outcome::SignedOut => pages::signed_out(),

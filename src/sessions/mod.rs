@@ -90,8 +90,9 @@ fn live(now: NaiveDateTime, idle_cutoff: NaiveDateTime) -> _ {
         .and(sessions::expires_at.gt(now))
 }
 
-fn live_now(now: NaiveDateTime, policy: &SessionPolicy) -> (NaiveDateTime, NaiveDateTime) {
-    (now, now - policy.idle_timeout)
+/// The last use a session may have had and still be live at `now`.
+fn idle_cutoff_at(now: NaiveDateTime, policy: &SessionPolicy) -> NaiveDateTime {
+    now - policy.idle_timeout
 }
 
 /// A new session and its first refresh token.
@@ -344,7 +345,7 @@ fn rotate(
     policy: &SessionPolicy,
     request: &RefreshRequest,
 ) -> Result<Rotation, Refusal> {
-    let idle_cutoff = now - policy.idle_timeout;
+    let idle_cutoff = idle_cutoff_at(now, policy);
     let presented = &request.token;
     let hash = presented.hash();
     let successor = RefreshToken::generate();
@@ -516,7 +517,7 @@ fn touch_live_session(
 pub async fn is_live(db: &Db, policy: SessionPolicy, session_id: String) -> Result<bool, DbError> {
     let now = db.now();
     db.run(move |conn| {
-        let (now, idle_cutoff) = live_now(now, &policy);
+        let idle_cutoff = idle_cutoff_at(now, &policy);
         let found: Option<String> = sessions::table
             .find(&session_id)
             .filter(live(now, idle_cutoff))
@@ -545,7 +546,7 @@ pub async fn find_by_refresh_token(
 ) -> Result<Option<TokenSession>, DbError> {
     let now = db.now();
     db.run(move |conn| {
-        let (now, idle_cutoff) = live_now(now, &policy);
+        let idle_cutoff = idle_cutoff_at(now, &policy);
         let row: Option<(String, String, String, String, NaiveDateTime)> = refresh_tokens::table
             .inner_join(sessions::table)
             .filter(refresh_tokens::token_hash.eq(token.hash()))
@@ -613,7 +614,7 @@ pub async fn list_live(
 ) -> Result<Vec<SessionView>, DbError> {
     let now = db.now();
     db.run(move |conn| {
-        let (now, idle_cutoff) = live_now(now, &policy);
+        let idle_cutoff = idle_cutoff_at(now, &policy);
         let rows: Vec<SessionRow> = sessions::table
             .filter(sessions::user_id.eq(&user_id))
             .filter(live(now, idle_cutoff))
@@ -778,7 +779,7 @@ pub async fn revoke_refresh_token(
 pub async fn delete_expired(db: &Db, policy: SessionPolicy) -> Result<usize, DbError> {
     let now = db.now();
     db.run(move |conn| {
-        let (now, idle_cutoff) = live_now(now, &policy);
+        let idle_cutoff = idle_cutoff_at(now, &policy);
         // Ended sessions are kept a little while, so a late reuse of their
         // refresh tokens is still recognised and audited.
         let keep_ended_until = now - policy.reuse_grace - Duration::minutes(10);
