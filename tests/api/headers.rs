@@ -193,22 +193,29 @@ both_backends! {
 
 /// `log.format = "json"`: one JSON object per line, the request line with
 /// route, status, latency and request id — and never a password.
-#[test]
-fn json_logs_carry_the_request_id_and_no_secrets() {
-    use std::io::{Read, Write};
+/// The binary, serving on `port` from `dir` (its default SQLite database
+/// and keys there) and logging JSON at INFO to a piped stderr.
+fn json_logging_server(dir: &std::path::Path, port: u16) -> std::process::Command {
     use std::process::{Command, Stdio};
-    let dir = tempfile::tempdir().unwrap();
-    let port = crate::helpers::free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .current_dir(dir.path())
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+    command
+        .current_dir(dir)
         .env("TESSERA__SERVER__BIND", format!("127.0.0.1:{port}"))
         .env("TESSERA__LOG__FORMAT", "json")
         .env("TESSERA__LOG__FILTER", "info")
         .env_remove("RUST_LOG")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    command
+}
+
+#[test]
+fn json_logs_carry_the_request_id_and_no_secrets() {
+    use std::io::{Read, Write};
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::helpers::free_port();
+    let mut server = json_logging_server(dir.path(), port).spawn().unwrap();
     // Its log, read as it is written.
     let logs = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let reader = {
@@ -449,22 +456,13 @@ impl LoggingServer {
         backend: crate::helpers::Backend,
         settings: &[(&str, &str)],
     ) -> Option<LoggingServer> {
-        use std::process::{Command, Stdio};
         let database = match backend {
             crate::helpers::Backend::Sqlite => None,
             crate::helpers::Backend::Postgres => Some(crate::helpers::TestDatabase::create()?),
         };
         let dir = tempfile::tempdir().unwrap();
         let port = crate::helpers::free_port();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
-        command
-            .current_dir(dir.path())
-            .env("TESSERA__SERVER__BIND", format!("127.0.0.1:{port}"))
-            .env("TESSERA__LOG__FORMAT", "json")
-            .env("TESSERA__LOG__FILTER", "info")
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+        let mut command = json_logging_server(dir.path(), port);
         if let Some(database) = &database {
             command.env("TESSERA__DATABASE__URL", &database.url);
         }
