@@ -80,24 +80,17 @@ pub fn record(
 }
 
 /// An event as administrators read it.
-#[derive(Debug, Clone, serde::Serialize, Queryable, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable)]
 pub struct RecordedEvent {
     pub id: String,
-    #[serde(serialize_with = "crate::clock::rfc3339")]
     pub occurred_at: chrono::NaiveDateTime,
     pub action: String,
     pub outcome: String,
-    #[schema(required = true)]
     pub actor_id: Option<String>,
-    #[schema(required = true)]
     pub user_id: Option<String>,
-    #[schema(required = true)]
     pub session_id: Option<String>,
-    #[schema(required = true)]
     pub client_id: Option<String>,
-    #[schema(required = true)]
     pub ip: Option<String>,
-    #[schema(required = true)]
     pub detail: Option<String>,
 }
 

@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use tessera::accounts::{self, ADMIN_ROLE, NewAccount, PasswordHasher};
 use tessera::clients::{self, ClientRegistration, NewClient};
 use tessera::configuration::Settings;
+use tessera::http::dto;
 use tessera::keys::{self, KeyRing};
 use tessera::startup::{self, Application};
 use tessera::telemetry;
@@ -201,7 +202,7 @@ fn create_user(
     let user = accounts::register_blocking(&db, &hasher, account).map_err(|e| e.to_string())?;
     println!(
         "{}",
-        serde_json::to_string(&user).map_err(|e| e.to_string())?
+        serde_json::to_string(&dto::User::from(user)).map_err(|e| e.to_string())?
     );
     Ok(())
 }
@@ -222,9 +223,12 @@ fn manage_keys(settings: Settings, command: KeyCommand) -> Result<(), String> {
                 .into_iter()
                 .find(|k| k.path == created.path)
                 .ok_or("the new key could not be read back")?;
-            print(serde_json::json!(listed));
+            print(serde_json::json!(dto::KeyListing::from(listed)));
         }
-        KeyCommand::List => print(serde_json::json!(load()?.listing())),
+        KeyCommand::List => {
+            let listing = load()?.listing().into_iter().map(dto::KeyListing::from);
+            print(serde_json::json!(listing.collect::<Vec<_>>()));
+        }
         KeyCommand::Prune => {
             let mut removed = Vec::new();
             for key in load()?.listing() {
@@ -301,6 +305,7 @@ fn manage_clients(settings: Settings, command: ClientCommand) -> Result<(), Stri
         }
         ClientCommand::List => {
             let list = clients::list_blocking(&db).map_err(|e| e.to_string())?;
+            let list: Vec<_> = list.into_iter().map(dto::Client::from).collect();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&list).map_err(|e| e.to_string())?

@@ -7,7 +7,6 @@ use super::{ADMIN_ROLE, AccountError, User, UserRow, find_row};
 use crate::audit::{self, Actor, Event};
 use crate::db::schema::users;
 use crate::db::{AnyConnection, Db, DbError};
-use crate::sessions::{self, ClientInfo, Ending, end_reason};
 
 pub const MAX_PAGE: i64 = 200;
 
@@ -102,8 +101,9 @@ pub struct UserChange {
 const CONFLICT_RETRIES: usize = 3;
 
 /// Runs `write` in a write-locked, serializable transaction, retrying when
-/// a concurrent transaction interfered.
-async fn locked_write<T: Send + 'static>(
+/// a concurrent transaction interfered: the last-admin rule reads other
+/// rows, so two changes at once must not both pass it.
+pub async fn locked_write<T: Send + 'static>(
     db: &Db,
     write: impl Fn(&mut AnyConnection) -> Result<Result<T, AccountError>, DbError>
     + Send
@@ -129,93 +129,97 @@ async fn locked_write<T: Send + 'static>(
     unreachable!("the loop returns")
 }
 
-/// Applies `change`; disabling ends every session of the user at once.
-/// Refused (409) when it would leave no enabled administrator.
-pub async fn update(
-    db: &Db,
-    id: String,
-    change: UserChange,
-    actor: Actor,
-) -> Result<User, AccountError> {
-    let roles = change.roles.clone().map(parse_roles).transpose()?;
-    let now = db.now();
-    locked_write(db, move |conn| {
-        let Some(row) = find_row(conn, &id)? else {
-            return Ok(Err(AccountError::NotFound));
-        };
-        let mut user = row.into_user();
-        let was_admin = is_enabled_admin(&user);
-        if let Some(roles) = &roles {
-            user.roles = roles.clone();
-        }
-        let newly_disabled = change.disabled == Some(true) && !user.disabled;
-        if let Some(disabled) = change.disabled {
-            user.disabled = disabled;
-        }
-        if was_admin && !is_enabled_admin(&user) && other_enabled_admins(conn, &id)? == 0 {
-            return Ok(Err(AccountError::LastAdmin));
-        }
-        diesel::update(users::table.find(&id))
-            .set((
-                users::roles.eq(crate::db::json_text(&user.roles)?),
-                users::disabled.eq(user.disabled),
-                users::updated_at.eq(now),
-            ))
-            .execute(conn)?;
-        if newly_disabled {
-            let by = ClientInfo {
-                ip: actor.ip.clone(),
-                user_agent: None,
-            };
-            sessions::end_with(
-                conn,
-                now,
-                &id,
-                &Ending::All,
-                end_reason::ACCOUNT_DISABLED,
-                &by,
-            )?;
-        }
-        let detail = format!("roles={:?} disabled={}", user.roles, user.disabled);
-        let event = Event {
-            action: audit::USER_UPDATED,
-            outcome: "success",
-            actor_id: Some(&actor.id),
-            user_id: Some(&id),
-            ip: actor.ip.as_deref(),
-            detail: Some(&detail),
-            ..Event::default()
-        };
-        audit::record(conn, now, event)?;
-        Ok(Ok(user))
-    })
-    .await
+/// A user after an administrator's change, and whether it disabled them
+/// (their sessions are then ended by the caller, in the same transaction).
+pub struct Changed {
+    pub user: User,
+    pub newly_disabled: bool,
 }
 
-/// Deletes a user with their sessions; refused for the last enabled admin.
-pub async fn delete(db: &Db, id: String, actor: Actor) -> Result<(), AccountError> {
-    let now = db.now();
-    locked_write(db, move |conn| {
-        let Some(row) = find_row(conn, &id)? else {
-            return Ok(Err(AccountError::NotFound));
-        };
-        if is_enabled_admin(&row.into_user()) && other_enabled_admins(conn, &id)? == 0 {
-            return Ok(Err(AccountError::LastAdmin));
-        }
-        // Sessions and refresh tokens go with the user (ON DELETE CASCADE).
-        diesel::delete(users::table.find(&id)).execute(conn)?;
-        let event = Event {
-            action: audit::USER_DELETED,
-            outcome: "success",
-            actor_id: Some(&actor.id),
-            user_id: Some(&id),
-            ip: actor.ip.as_deref(),
-            ..Event::default()
-        };
-        audit::record(conn, now, event)?;
-        Ok(Ok(()))
-    })
-    .await
+/// Applies `change` (its roles already parsed) inside the caller's
+/// [`locked_write`]. Refused (409) when it would leave no enabled
+/// administrator.
+pub fn apply_change(
+    conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
+    id: &str,
+    change: &UserChange,
+    actor: &Actor,
+) -> Result<Result<Changed, AccountError>, DbError> {
+    let Some(row) = find_row(conn, id)? else {
+        return Ok(Err(AccountError::NotFound));
+    };
+    let mut user = row.into_user();
+    let was_admin = is_enabled_admin(&user);
+    if let Some(roles) = &change.roles {
+        user.roles = roles.clone();
+    }
+    let newly_disabled = change.disabled == Some(true) && !user.disabled;
+    if let Some(disabled) = change.disabled {
+        user.disabled = disabled;
+    }
+    if was_admin && !is_enabled_admin(&user) && other_enabled_admins(conn, id)? == 0 {
+        return Ok(Err(AccountError::LastAdmin));
+    }
+    diesel::update(users::table.find(id))
+        .set((
+            users::roles.eq(crate::db::json_text(&user.roles)?),
+            users::disabled.eq(user.disabled),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    let detail = format!("roles={:?} disabled={}", user.roles, user.disabled);
+    let event = Event {
+        action: audit::USER_UPDATED,
+        outcome: "success",
+        actor_id: Some(&actor.id),
+        user_id: Some(id),
+        ip: actor.ip.as_deref(),
+        detail: Some(&detail),
+        ..Event::default()
+    };
+    audit::record(conn, now, event)?;
+    Ok(Ok(Changed {
+        user,
+        newly_disabled,
+    }))
+}
+
+/// Whether the user can be deleted: they exist and aren't the last enabled
+/// admin.
+pub fn may_delete(conn: &mut AnyConnection, id: &str) -> Result<Result<(), AccountError>, DbError> {
+    let Some(row) = find_row(conn, id)? else {
+        return Ok(Err(AccountError::NotFound));
+    };
+    if is_enabled_admin(&row.into_user()) && other_enabled_admins(conn, id)? == 0 {
+        return Ok(Err(AccountError::LastAdmin));
+    }
+    Ok(Ok(()))
+}
+
+/// Deletes a user inside the caller's [`locked_write`]; refused for the
+/// last enabled admin. Rows that belong to the user go with it (ON DELETE
+/// CASCADE); the caller ends their sessions first so that is audited.
+pub fn delete_with(
+    conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
+    id: &str,
+    actor: &Actor,
+) -> Result<Result<(), AccountError>, DbError> {
+    if let Err(refused) = may_delete(conn, id)? {
+        return Ok(Err(refused));
+    }
+    diesel::delete(users::table.find(id)).execute(conn)?;
+    let event = Event {
+        action: audit::USER_DELETED,
+        outcome: "success",
+        actor_id: Some(&actor.id),
+        user_id: Some(id),
+        ip: actor.ip.as_deref(),
+        ..Event::default()
+    };
+    audit::record(conn, now, event)?;
+    Ok(Ok(()))
 }
 
 fn is_enabled_admin(user: &User) -> bool {

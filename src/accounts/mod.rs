@@ -9,10 +9,8 @@ mod password;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use serde::Serialize;
 
 use crate::audit::{self, Event};
-use crate::clock::rfc3339;
 use crate::db::schema::users;
 use crate::db::{AnyConnection, Db, DbError};
 
@@ -53,16 +51,13 @@ pub enum AccountError {
 }
 
 /// A user as the API shows it: no password hash, no internal flags.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct User {
     pub id: String,
     pub email: String,
-    #[schema(required = true)]
     pub name: Option<String>,
     pub roles: Vec<String>,
-    #[serde(serialize_with = "rfc3339")]
     pub created_at: NaiveDateTime,
-    #[serde(skip)]
     pub disabled: bool,
 }
 

@@ -1,12 +1,15 @@
-//! Account operations that end sessions: a password change ends the user's
-//! other token sessions and every SSO session, in the transaction that
-//! writes the new hash.
+//! Account operations that end sessions, each in the transaction that
+//! changes the account: a password change ends the user's other token
+//! sessions and every SSO session; an administrator's disable or delete
+//! ends all their sessions.
 
 use diesel::Connection;
 
 use super::Services;
-use crate::accounts::{self, AccountError, PasswordChange};
-use crate::db::DbError;
+use crate::accounts::administration::{self, UserChange};
+use crate::accounts::{self, AccountError, PasswordChange, User};
+use crate::audit::Actor;
+use crate::db::{Db, DbError};
 use crate::sessions::{self, ClientInfo, Ending, end_reason};
 use crate::sso;
 use crate::throttle::lockout::{self, LoginError};
@@ -65,4 +68,55 @@ pub async fn change_password(
     }
     lockout::record_success(db, policy, &email).await?;
     Ok(())
+}
+
+/// An administrator's change to a user; disabling ends every session of
+/// the user in the same transaction.
+pub async fn update_user(
+    db: &Db,
+    id: String,
+    change: UserChange,
+    actor: Actor,
+) -> Result<User, AccountError> {
+    let change = UserChange {
+        roles: change.roles.map(administration::parse_roles).transpose()?,
+        disabled: change.disabled,
+    };
+    let now = db.now();
+    administration::locked_write(db, move |conn| {
+        let changed = match administration::apply_change(conn, now, &id, &change, &actor)? {
+            Ok(changed) => changed,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        if changed.newly_disabled {
+            let reason = end_reason::ACCOUNT_DISABLED;
+            sessions::end_with(conn, now, &id, &Ending::All, reason, &client_of(&actor))?;
+        }
+        Ok(Ok(changed.user))
+    })
+    .await
+}
+
+/// Deletes a user; their sessions are ended (and audited) first, in the
+/// same transaction.
+pub async fn delete_user(db: &Db, id: String, actor: Actor) -> Result<(), AccountError> {
+    let now = db.now();
+    administration::locked_write(db, move |conn| {
+        if let Err(refused) = administration::may_delete(conn, &id)? {
+            return Ok(Err(refused));
+        }
+        let reason = end_reason::ACCOUNT_DELETED;
+        sessions::end_with(conn, now, &id, &Ending::All, reason, &client_of(&actor))?;
+        administration::delete_with(conn, now, &id, &actor)
+    })
+    .await
+}
+
+/// Where an administrator's change came from, as the sessions it ends
+/// record it.
+fn client_of(actor: &Actor) -> ClientInfo {
+    ClientInfo {
+        ip: actor.ip.clone(),
+        user_agent: None,
+    }
 }

@@ -5,7 +5,7 @@
 use super::Services;
 use crate::clients::{self, Client, ClientError};
 use crate::oauth::authorization::CodeRedemption;
-use crate::oauth::{self, OAuthError, RefreshRequest, TokenResponse};
+use crate::oauth::{self, IssuedTokens, OAuthError, RefreshRequest};
 use crate::sessions::ClientInfo;
 
 /// Credentials a client presented, by either method. No Debug: the secret.
@@ -58,7 +58,7 @@ pub async fn token(
     grant: Grant,
     resources: Vec<String>,
     info: ClientInfo,
-) -> Result<TokenResponse, OAuthError> {
+) -> Result<IssuedTokens, OAuthError> {
     match grant {
         Grant::AuthorizationCode {
             code,

@@ -4,7 +4,7 @@
 
 use super::Services;
 use crate::db::DbError;
-use crate::oauth::{self, OAuthError, SessionGrant, TokenResponse};
+use crate::oauth::{self, IssuedTokens, OAuthError, SessionGrant};
 use crate::sessions::{self, ClientInfo};
 use crate::throttle::lockout::{self, LoginError};
 
@@ -22,7 +22,7 @@ pub enum LoginFailure {
 /// and the tokens or why there are none.
 pub struct Attempt {
     pub outcome: &'static str,
-    pub result: Result<TokenResponse, LoginFailure>,
+    pub result: Result<IssuedTokens, LoginFailure>,
 }
 
 pub async fn password_login(
@@ -51,7 +51,7 @@ async fn start_session(
     services: &Services,
     user: crate::accounts::User,
     info: ClientInfo,
-) -> Result<TokenResponse, LoginFailure> {
+) -> Result<IssuedTokens, LoginFailure> {
     let login = &services.login;
     let scope = oauth::login_scope(&login.scope, &user.roles);
     let started = sessions::start_login(

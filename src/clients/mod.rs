@@ -9,10 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use rand::RngCore;
-use serde::Serialize;
 
 use crate::audit::{self, Actor, Event};
-use crate::clock::rfc3339;
 use crate::db::schema::clients;
 use crate::db::{AnyConnection, Db, DbError, json_text};
 use crate::tokens::{OwnAudiences, scopes};
@@ -35,7 +33,7 @@ pub const REFRESH_TOKEN: &str = "refresh_token";
 const GRANT_TYPES: [&str; 3] = [AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN];
 
 /// A client as the API shows it: never its secret or the secret's hash.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct Client {
     pub client_id: String,
     pub name: String,
@@ -46,7 +44,6 @@ pub struct Client {
     pub audiences: Vec<String>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
-    #[serde(serialize_with = "rfc3339")]
     pub created_at: NaiveDateTime,
 }
 
@@ -144,25 +141,16 @@ pub struct NewClient {
 }
 
 /// The fields of a client registration, before validation.
-#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default)]
 pub struct ClientRegistration {
     /// Shown to users on the consent page: 1 to 100 printable characters.
-    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
-    #[serde(default)]
     pub grant_types: Vec<String>,
-    #[serde(default)]
     pub scopes: Vec<String>,
-    #[serde(default)]
     pub audiences: Vec<String>,
-    #[serde(default)]
     pub redirect_uris: Vec<String>,
-    #[serde(default)]
     pub post_logout_redirect_uris: Vec<String>,
-    #[serde(default)]
     pub public: bool,
-    #[serde(default)]
     pub first_party: bool,
 }
 

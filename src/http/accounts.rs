@@ -6,14 +6,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::dto::{self, TokenResponse, User};
 use super::error::Problem;
 use super::openapi::{BearerErrors, InvalidText, PROBLEM};
 use super::{
     AccountBearer, ApiError, AppState, JsonObject, client_info, json_body_error, read_body,
 };
-use crate::accounts::{self, AccountError, NewAccount, User};
-use crate::oauth::TokenResponse;
-use crate::sessions::{self, Ending, SessionView, end_reason};
+use crate::accounts::{self, AccountError, NewAccount};
+use crate::sessions::{self, Ending, end_reason};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -39,7 +39,7 @@ pub struct LoginRequest {
 /// A user's live sessions, newest first.
 #[derive(Serialize, ToSchema)]
 pub struct SessionList {
-    sessions: Vec<SessionView>,
+    sessions: Vec<dto::Session>,
 }
 
 /// Register an account
@@ -72,7 +72,7 @@ pub async fn register(
         accounts::register(&state.app.db, &state.app.hasher, account, client_info(&req)).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, "/v1/me"))
-        .json(user))
+        .json(User::from(user)))
 }
 
 /// Log in with email and password
@@ -109,7 +109,7 @@ pub async fn login(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
-        .json(response))
+        .json(TokenResponse::from(response)))
 }
 
 #[derive(Deserialize, Default, ToSchema)]
@@ -180,7 +180,7 @@ pub async fn me(state: web::Data<AppState>, auth: AccountBearer) -> Result<HttpR
     match accounts::find_by_id(&state.app.db, auth.0.sub).await {
         Ok(user) => Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
-            .json(user)),
+            .json(User::from(user))),
         // The token is valid but its user is gone: the token is no good.
         Err(AccountError::NotFound) => {
             Err(ApiError::invalid_token("the token's user no longer exists"))
@@ -258,7 +258,9 @@ pub async fn list_sessions(
         sessions::list_live(&state.app.db, state.app.sessions, claims.sub, claims.sid).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(SessionList { sessions }))
+        .json(SessionList {
+            sessions: sessions.into_iter().map(dto::Session::from).collect(),
+        }))
 }
 
 /// End one of the user's sessions

@@ -9,14 +9,14 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::dto::{AdminUser, AuditEvent, Client, ClientRegistration, KeyListing};
 use super::error::Problem;
 use super::openapi::{AdminErrors, InvalidText, PROBLEM};
 use super::{AdminBearer, ApiError, AppState, JsonObject, client_info};
 use crate::accounts::administration::{self, UserChange};
-use crate::accounts::{self, ADMIN_ROLE, User};
-use crate::audit::RecordedEvent;
-use crate::clients::{self, Client, ClientRegistration, NewClient};
-use crate::keys::KeyListing;
+use crate::accounts::{self, ADMIN_ROLE};
+use crate::app;
+use crate::clients::{self, NewClient};
 use crate::tokens::Claims;
 
 /// A request from an administrator: a valid token (401 otherwise) of a user
@@ -53,23 +53,6 @@ impl FromRequest for Admin {
     }
 }
 
-/// A user as administrators see it: with its `disabled` flag.
-#[derive(Serialize, ToSchema)]
-pub struct AdminUser {
-    #[serde(flatten)]
-    user: User,
-    disabled: bool,
-}
-
-impl From<User> for AdminUser {
-    fn from(user: User) -> AdminUser {
-        AdminUser {
-            disabled: user.disabled,
-            user,
-        }
-    }
-}
-
 /// One page of users, oldest first.
 #[derive(Serialize, ToSchema)]
 pub struct UserPage {
@@ -82,7 +65,7 @@ pub struct UserPage {
 /// One page of audit events, newest first.
 #[derive(Serialize, ToSchema)]
 pub struct AuditPage {
-    events: Vec<RecordedEvent>,
+    events: Vec<AuditEvent>,
     /// Pass as `cursor` for the next page; null on the last.
     #[schema(required = true)]
     next_cursor: Option<String>,
@@ -205,7 +188,7 @@ pub async fn patch_user(
     let PatchUser { roles, disabled } = body.into_inner().0;
     let change = UserChange { roles, disabled };
     let actor = acting(admin.0.sub, &req);
-    let user = administration::update(&state.app.db, id.into_inner(), change, actor).await?;
+    let user = app::account::update_user(&state.app.db, id.into_inner(), change, actor).await?;
     Ok(HttpResponse::Ok().json(AdminUser::from(user)))
 }
 
@@ -226,7 +209,7 @@ pub async fn delete_user(
     admin: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    administration::delete(&state.app.db, id.into_inner(), acting(admin.0.sub, &req)).await?;
+    app::account::delete_user(&state.app.db, id.into_inner(), acting(admin.0.sub, &req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -251,11 +234,12 @@ pub async fn create_client(
     admin: Admin,
     body: web::Json<JsonObject<ClientRegistration>>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = NewClient::parse(body.into_inner().0, &state.app.own_audiences)?;
+    let registration = body.into_inner().0.into();
+    let new = NewClient::parse(registration, &state.app.own_audiences)?;
     let (client, secret) = clients::create(&state.app.db, new, acting(admin.0.sub, &req)).await?;
     let location = format!("/v1/admin/clients/{}", client.client_id);
     let body = CreatedClient {
-        client,
+        client: client.into(),
         client_secret: secret.map(|s| s.expose().to_owned()),
     };
     Ok(HttpResponse::Created()
@@ -274,7 +258,9 @@ pub async fn create_client(
     ))]
 pub async fn list_clients(state: web::Data<AppState>, _: Admin) -> Result<HttpResponse, ApiError> {
     let clients = clients::list(&state.app.db).await?;
-    Ok(HttpResponse::Ok().json(ClientList { clients }))
+    Ok(HttpResponse::Ok().json(ClientList {
+        clients: clients.into_iter().map(Client::from).collect(),
+    }))
 }
 
 /// One client
@@ -292,7 +278,8 @@ pub async fn get_client(
     _: Admin,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(clients::find(&state.app.db, id.into_inner()).await?))
+    let client = clients::find(&state.app.db, id.into_inner()).await?;
+    Ok(HttpResponse::Ok().json(Client::from(client)))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -344,7 +331,7 @@ pub async fn list_audit(
     )
     .await?;
     Ok(HttpResponse::Ok().json(AuditPage {
-        events,
+        events: events.into_iter().map(AuditEvent::from).collect(),
         next_cursor,
     }))
 }
@@ -361,7 +348,12 @@ pub async fn list_audit(
     ))]
 pub async fn list_keys(state: web::Data<AppState>, _: Admin) -> HttpResponse {
     HttpResponse::Ok().json(KeyList {
-        keys: state.keys.listing(),
+        keys: state
+            .keys
+            .listing()
+            .into_iter()
+            .map(KeyListing::from)
+            .collect(),
     })
 }
 

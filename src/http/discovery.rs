@@ -4,8 +4,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::dto::JwkSet;
 use super::openapi::InvalidText;
-use crate::keys::PublicJwk;
+use crate::configuration::Settings;
 use crate::tokens::scopes;
 
 /// OpenID Connect Discovery 1.0 §3 / RFC 8414 §2 provider metadata.
@@ -47,14 +48,19 @@ pub struct ProviderMetadata {
     responses((status = 200, description = "The metadata", body = ProviderMetadata), InvalidText))]
 pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
     let s = &state.settings;
-    let endpoint = |path: &str| format!("{}{path}", s.issuer);
-    let client_auth = &["client_secret_basic", "client_secret_post", "none"];
     HttpResponse::Ok()
         .insert_header((
             header::CACHE_CONTROL,
             format!("public, max-age={}", s.keys.jwks_max_age_seconds),
         ))
-        .json(ProviderMetadata {
+        .json(ProviderMetadata::of(s))
+}
+
+impl ProviderMetadata {
+    fn of(s: &Settings) -> ProviderMetadata {
+        let endpoint = |path: &str| format!("{}{path}", s.issuer);
+        let client_auth = &["client_secret_basic", "client_secret_post", "none"];
+        ProviderMetadata {
             issuer: s.issuer.clone(),
             authorization_endpoint: endpoint("/oauth2/authorize"),
             token_endpoint: endpoint("/oauth2/token"),
@@ -105,15 +111,8 @@ pub async fn openid_configuration(state: web::Data<AppState>) -> HttpResponse {
             authorization_response_iss_parameter_supported: true,
             frontchannel_logout_supported: false,
             backchannel_logout_supported: false,
-        })
-}
-
-/// RFC 7517 §5 JWK set, as `/.well-known/jwks.json` serves it. Only the
-/// document uses it: the JWKS is served pre-rendered (`KeyView::jwks`).
-#[derive(ToSchema)]
-#[allow(dead_code)]
-pub struct JwkSet {
-    keys: Vec<PublicJwk>,
+        }
+    }
 }
 
 /// The published keys

@@ -9,6 +9,7 @@ pub(crate) mod bearer;
 pub mod client_ip;
 pub mod cors;
 mod discovery;
+pub mod dto;
 pub mod error;
 pub(crate) mod head_limit;
 mod health;

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use utoipa::ToSchema;
 
 use super::UserinfoBearer;
+use super::dto::{Introspection, TokenResponse, Userinfo};
 use super::error::ApiError;
 use super::error::{OAuthApiError, OAuthErrorBody};
 use super::openapi::{BearerErrors, InvalidText};
@@ -16,7 +17,7 @@ use super::throttle::Class;
 use super::{AppState, client_info, throttle};
 use crate::app::grants::{self, Credentials, Grant};
 use crate::clients;
-use crate::oauth::{self, Introspection, OAuthError, TokenResponse, Userinfo};
+use crate::oauth::{self, OAuthError};
 
 /// Form parameters. RFC 6749 §3.1: a parameter must not repeat (but
 /// RFC 8707 `resource`, which may); unknown ones are ignored. Read from
@@ -210,7 +211,7 @@ pub async fn token(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .insert_header((header::PRAGMA, "no-cache"))
-        .json(response))
+        .json(TokenResponse::from(response)))
 }
 
 /// The grant a token request names, with its parameters.
@@ -254,7 +255,7 @@ pub async fn userinfo(
     let claims = oauth::userinfo(&state.app.db, &auth.0).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(claims))
+        .json(Userinfo::from(claims)))
 }
 
 /// Revoke a token
@@ -333,7 +334,7 @@ pub async fn introspect(
     .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(answer))
+        .json(Introspection::from(answer)))
 }
 
 /// Form bodies: bounded, and any way they can be wrong is `invalid_request`.

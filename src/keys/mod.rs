@@ -43,7 +43,7 @@ pub enum KeyError {
 }
 
 /// The public half of a key as a JWK (RFC 7517), as published in the JWKS.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct PublicJwk {
     pub kty: String,
     #[serde(rename = "use")]

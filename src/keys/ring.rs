@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use tessera_verifier::KeySet;
 
 use super::files::{self, KeyProblem};
@@ -78,26 +77,18 @@ impl KeyView {
 }
 
 /// One key file as `tessera keys list` and `GET /v1/admin/keys` show it.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone)]
 pub struct KeyListing {
     pub file: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub kid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub created_at: Option<DateTime<Utc>>,
     /// next, active, previous, expired, revoked; or invalid.
     pub state: String,
     /// When the state next changes (null: it won't by itself).
-    #[schema(required = true)]
     pub next_change_at: Option<DateTime<Utc>>,
     /// No token it signed can still be live: `keys prune` deletes it.
     pub retired: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub error: Option<String>,
-    #[serde(skip)]
     pub path: PathBuf,
 }
 

@@ -5,8 +5,6 @@
 
 pub mod authorization;
 
-use serde::Serialize;
-
 use crate::accounts::{self, ADMIN_ROLE, AccountError};
 use crate::audit::{self, Event};
 use crate::clients::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, Client, REFRESH_TOKEN};
@@ -63,18 +61,14 @@ impl From<SessionError> for OAuthError {
     }
 }
 
-/// RFC 6749 §5.1 token response.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct TokenResponse {
+/// Tokens just issued: a bearer access token, what it is for, and for a
+/// session its refresh token (and with `openid`, an ID token).
+#[derive(Debug)]
+pub struct IssuedTokens {
     pub access_token: String,
-    pub token_type: &'static str,
     pub expires_in: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub refresh_token: Option<String>,
     pub scope: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub id_token: Option<String>,
 }
 
@@ -160,7 +154,7 @@ impl Issuance<'_> {
     /// administrator now; Tessera's API scopes never reach a third-party
     /// client; `roles` only for first-party clients or with the `roles`
     /// scope.
-    pub async fn for_session(&self, grant: SessionGrant<'_>) -> Result<TokenResponse, OAuthError> {
+    pub async fn for_session(&self, grant: SessionGrant<'_>) -> Result<IssuedTokens, OAuthError> {
         let audience = self.token_audience(grant.client, grant.resources)?;
         let is_admin = grant.roles.iter().any(|r| r == ADMIN_ROLE);
         let first_party = grant.client.first_party;
@@ -179,9 +173,8 @@ impl Issuance<'_> {
                 session_id: Some(grant.session_id.to_owned()),
             })
             .await?;
-        Ok(TokenResponse {
+        Ok(IssuedTokens {
             access_token: issued.token,
-            token_type: "Bearer",
             expires_in: issued.expires_in,
             refresh_token: Some(grant.refresh_token.expose().to_owned()),
             scope,
@@ -244,7 +237,7 @@ pub async fn refresh_grant(
     issuance: Issuance<'_>,
     request: RefreshRequest,
     client: ClientInfo,
-) -> Result<TokenResponse, OAuthError> {
+) -> Result<IssuedTokens, OAuthError> {
     let token = RefreshToken::parse(&request.refresh_token).ok_or(OAuthError::InvalidGrant(
         "the refresh token is invalid, expired or revoked",
     ))?;
@@ -377,7 +370,7 @@ pub async fn authorization_code_grant(
     issuance: Issuance<'_>,
     redemption: CodeRedemption,
     info: ClientInfo,
-) -> Result<TokenResponse, OAuthError> {
+) -> Result<IssuedTokens, OAuthError> {
     if !redemption.client.allows_grant(AUTHORIZATION_CODE) {
         return Err(OAuthError::UnauthorizedClient(
             "this client may not use authorization_code",
@@ -461,20 +454,14 @@ pub enum UserinfoError {
 }
 
 /// OIDC Core §5.3 userinfo answer: the claims the token's scopes allow.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug)]
 pub struct Userinfo {
     pub sub: String,
     /// With the `email` scope.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub email: Option<String>,
     /// With the `email` scope; always false (no address is verified).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub email_verified: Option<bool>,
     /// With the `profile` scope, when the user has a name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub name: Option<String>,
 }
 
@@ -510,7 +497,7 @@ pub async fn client_credentials_grant(
     scope: Option<&str>,
     resources: Vec<String>,
     info: ClientInfo,
-) -> Result<TokenResponse, OAuthError> {
+) -> Result<IssuedTokens, OAuthError> {
     match client_credentials_token(&issuance, &client, scope, resources).await {
         Ok(response) => Ok(response),
         Err(e) => {
@@ -542,7 +529,7 @@ async fn client_credentials_token(
     client: &Client,
     scope: Option<&str>,
     resources: Vec<String>,
-) -> Result<TokenResponse, OAuthError> {
+) -> Result<IssuedTokens, OAuthError> {
     let (scope, audience) = client_credentials_target(client, scope, resources, issuance.own)?;
     let issued = issuance
         .issuer
@@ -555,9 +542,8 @@ async fn client_credentials_token(
             session_id: None,
         })
         .await?;
-    Ok(TokenResponse {
+    Ok(IssuedTokens {
         access_token: issued.token,
-        token_type: "Bearer",
         expires_in: issued.expires_in,
         refresh_token: None,
         scope,
@@ -612,45 +598,21 @@ pub fn client_credentials_target(
 
 /// RFC 7662 §2.2 introspection answer: `active`, and what an active token
 /// is. Nothing about an inactive one.
-#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Default)]
 pub struct Introspection {
     pub active: bool,
     /// `Bearer` for an access token, `refresh_token` for a refresh token.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub token_type: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub client_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub sub: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub scope: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub sid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub exp: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub iat: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub nbf: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub iss: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub aud: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub jti: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(nullable = false)]
     pub roles: Option<Vec<String>>,
 }
 

@@ -8,7 +8,6 @@ mod refresh_token;
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
-use serde::Serialize;
 
 use crate::audit::{self, Event};
 use crate::configuration::SessionSettings;
@@ -42,6 +41,7 @@ pub mod end_reason {
     pub const REFRESH_TOKEN_REUSE: &str = "refresh_token_reuse";
     pub const REVOKED: &str = "revoked";
     pub const ACCOUNT_DISABLED: &str = "account_disabled";
+    pub const ACCOUNT_DELETED: &str = "account_deleted";
     pub const AUTHORIZATION_CODE_REUSE: &str = "authorization_code_reuse";
 }
 
@@ -575,19 +575,14 @@ pub async fn find_by_refresh_token(
 }
 
 /// A live session as its owner sees it: never token material.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[derive(Debug)]
 pub struct SessionView {
     pub id: String,
     pub client_id: String,
-    #[serde(serialize_with = "crate::clock::rfc3339")]
     pub created_at: NaiveDateTime,
-    #[serde(serialize_with = "crate::clock::rfc3339")]
     pub last_used_at: NaiveDateTime,
-    #[serde(serialize_with = "crate::clock::rfc3339")]
     pub expires_at: NaiveDateTime,
-    #[schema(required = true)]
     pub user_agent: Option<String>,
-    #[schema(required = true)]
     pub ip: Option<String>,
     /// The session of the token that asked.
     pub current: bool,
