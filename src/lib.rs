@@ -15,6 +15,7 @@ pub mod clock;
 pub mod configuration;
 pub mod db;
 pub mod http;
+pub mod ids;
 pub mod keys;
 pub mod metrics;
 pub mod oauth;

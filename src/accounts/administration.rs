@@ -7,6 +7,7 @@ use super::{ADMIN_ROLE, AccountError, User, UserRow, find_row};
 use crate::audit::{self, Actor, Event};
 use crate::db::schema::users;
 use crate::db::{AnyConnection, Db, DbError};
+use crate::ids::UserId;
 
 pub const MAX_PAGE: i64 = 200;
 
@@ -83,7 +84,9 @@ pub async fn list_page(
     let mut users: Vec<User> = rows.into_iter().map(UserRow::into_user).collect();
     let next_cursor = if users.len() as i64 > limit {
         users.truncate(limit as usize);
-        users.last().map(|u| crate::db::encode_cursor(&u.id))
+        users
+            .last()
+            .map(|u| crate::db::encode_cursor(u.id.as_str()))
     } else {
         None
     };
@@ -142,10 +145,11 @@ pub struct Changed {
 pub fn apply_change(
     conn: &mut AnyConnection,
     now: chrono::NaiveDateTime,
-    id: &str,
+    id: &UserId,
     change: &UserChange,
     actor: &Actor,
 ) -> Result<Result<Changed, AccountError>, DbError> {
+    let id = id.as_str();
     let Some(row) = find_row(conn, id)? else {
         return Ok(Err(AccountError::NotFound));
     };
@@ -187,7 +191,11 @@ pub fn apply_change(
 
 /// Whether the user can be deleted: they exist and aren't the last enabled
 /// admin.
-pub fn may_delete(conn: &mut AnyConnection, id: &str) -> Result<Result<(), AccountError>, DbError> {
+pub fn may_delete(
+    conn: &mut AnyConnection,
+    id: &UserId,
+) -> Result<Result<(), AccountError>, DbError> {
+    let id = id.as_str();
     let Some(row) = find_row(conn, id)? else {
         return Ok(Err(AccountError::NotFound));
     };
@@ -203,12 +211,13 @@ pub fn may_delete(conn: &mut AnyConnection, id: &str) -> Result<Result<(), Accou
 pub fn delete_with(
     conn: &mut AnyConnection,
     now: chrono::NaiveDateTime,
-    id: &str,
+    id: &UserId,
     actor: &Actor,
 ) -> Result<Result<(), AccountError>, DbError> {
     if let Err(refused) = may_delete(conn, id)? {
         return Ok(Err(refused));
     }
+    let id = id.as_str();
     diesel::delete(users::table.find(id)).execute(conn)?;
     let event = Event {
         action: audit::USER_DELETED,

@@ -13,6 +13,7 @@ use diesel::prelude::*;
 use crate::audit::{self, Event};
 use crate::db::schema::users;
 use crate::db::{AnyConnection, Db, DbError};
+use crate::ids::{SessionId, UserId};
 
 pub use email::Email;
 pub use hashing::{HashError, PasswordHasher};
@@ -53,7 +54,7 @@ pub enum AccountError {
 /// A user as the API shows it: no password hash, no internal flags.
 #[derive(Debug, Clone)]
 pub struct User {
-    pub id: String,
+    pub id: UserId,
     pub email: String,
     pub name: Option<String>,
     pub roles: Vec<String>,
@@ -76,7 +77,7 @@ struct UserRow {
 impl UserRow {
     fn into_user(self) -> User {
         User {
-            id: self.id,
+            id: UserId::new(self.id),
             email: self.email,
             name: self.name,
             // Written only by this module, always as a JSON array.
@@ -154,7 +155,7 @@ pub async fn register(
             let event = Event {
                 action: audit::REGISTER,
                 outcome: "success",
-                user_id: Some(&user.id),
+                user_id: Some(user.id.as_str()),
                 ip: client.ip.as_deref(),
                 ..Event::default()
             };
@@ -183,7 +184,7 @@ pub fn register_blocking(
                 action: audit::USER_CREATED,
                 outcome: "success",
                 actor_id: Some(audit::CLI),
-                user_id: Some(&user.id),
+                user_id: Some(user.id.as_str()),
                 detail: Some(&detail),
                 ..Event::default()
             };
@@ -268,7 +269,7 @@ fn insert_user(
         ))
         .execute(conn)?;
     Ok(User {
-        id,
+        id: UserId::new(id),
         email: account.email.as_str().to_owned(),
         name: account.name.clone(),
         roles: account.roles.clone(),
@@ -325,30 +326,30 @@ pub fn find_with(conn: &mut AnyConnection, id: &str) -> Result<Option<User>, DbE
 }
 
 /// The user with this id.
-pub async fn find_by_id(db: &Db, id: String) -> Result<User, AccountError> {
-    let row = db.run(move |conn| find_row(conn, &id)).await?;
+pub async fn find_by_id(db: &Db, id: UserId) -> Result<User, AccountError> {
+    let row = db.run(move |conn| find_row(conn, id.as_str())).await?;
     row.map(UserRow::into_user).ok_or(AccountError::NotFound)
 }
 
 /// A password change asked for by the user of `keep_session`.
 pub struct PasswordChange {
-    pub user_id: String,
+    pub user_id: UserId,
     pub current: String,
     pub new: String,
     /// The session to keep; every other session of the user ends.
-    pub keep_session: Option<String>,
+    pub keep_session: Option<SessionId>,
 }
 
 /// A password change whose current password was right: the hash that was
 /// checked, and the new password's hash. No Debug: hashes stay in.
 pub struct CheckedChange {
-    user_id: String,
+    user_id: UserId,
     checked_hash: String,
     new_hash: String,
 }
 
 impl CheckedChange {
-    pub fn user_id(&self) -> &str {
+    pub fn user_id(&self) -> &UserId {
         &self.user_id
     }
 }
@@ -362,7 +363,7 @@ pub async fn check_password_change(
 ) -> Result<CheckedChange, AccountError> {
     let id = change.user_id.clone();
     let row = db
-        .run(move |conn| find_row(conn, &id))
+        .run(move |conn| find_row(conn, id.as_str()))
         .await?
         .ok_or(AccountError::NotFound)?;
     let email = Email::parse(&row.email).map_err(AccountError::InvalidEmail)?;
@@ -391,7 +392,7 @@ pub fn set_password_with(
     now: chrono::NaiveDateTime,
     change: &CheckedChange,
 ) -> Result<bool, DbError> {
-    let updated = diesel::update(users::table.find(&change.user_id))
+    let updated = diesel::update(users::table.find(change.user_id.as_str()))
         .filter(users::password_hash.eq(&change.checked_hash))
         .set((
             users::password_hash.eq(&change.new_hash),

@@ -10,6 +10,7 @@ use crate::accounts::administration::{self, UserChange};
 use crate::accounts::{self, AccountError, PasswordChange, User};
 use crate::audit::Actor;
 use crate::db::{Db, DbError};
+use crate::ids::UserId;
 use crate::sessions::{self, ClientInfo, Ending, end_reason};
 use crate::sso;
 use crate::throttle::lockout::{self, LoginError};
@@ -74,7 +75,7 @@ pub async fn change_password(
 /// the user in the same transaction.
 pub async fn update_user(
     db: &Db,
-    id: String,
+    id: UserId,
     change: UserChange,
     actor: Actor,
 ) -> Result<User, AccountError> {
@@ -99,7 +100,7 @@ pub async fn update_user(
 
 /// Deletes a user; their sessions are ended (and audited) first, in the
 /// same transaction.
-pub async fn delete_user(db: &Db, id: String, actor: Actor) -> Result<(), AccountError> {
+pub async fn delete_user(db: &Db, id: UserId, actor: Actor) -> Result<(), AccountError> {
     let now = db.now();
     administration::locked_write(db, move |conn| {
         if let Err(refused) = administration::may_delete(conn, &id)? {

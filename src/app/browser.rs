@@ -12,6 +12,7 @@ use super::Services;
 use crate::accounts::{self, AccountError};
 use crate::clients::{self, Client, ClientError};
 use crate::db::DbError;
+use crate::ids::ClientId;
 use crate::oauth::authorization::{
     self, Authentication, AuthorizationRequest, AuthorizeError, RequestParams, ReturnTo,
     redirect_with,
@@ -222,7 +223,7 @@ pub async fn continue_sign_in(
             Err(PendingError::Stale) => return Ok(refused(PendingError::Stale.to_string())),
             Err(PendingError::Db(e)) => return Err(e.into()),
         };
-    let client = match clients::find(&app.db, pending.request.client_id.clone()).await {
+    let client = match clients::find(&app.db, ClientId::new(&pending.request.client_id)).await {
         Ok(client) => client,
         Err(ClientError::Db(e)) => return Err(e.into()),
         Err(_) => {
@@ -357,7 +358,7 @@ async fn consent(
     sso::remember_consent(
         &app.db,
         session.user_id.clone(),
-        client.client_id.clone(),
+        ClientId::new(&client.client_id),
         request.scope.clone(),
     )
     .await?;
@@ -379,7 +380,7 @@ async fn after_sign_in(
             && !sso::has_consented(
                 &app.db,
                 session.user_id.clone(),
-                client.client_id.clone(),
+                ClientId::new(&client.client_id),
                 request.scope.clone(),
             )
             .await?);
@@ -505,11 +506,13 @@ pub async fn sign_out(
         None => None,
         Some(uri) => {
             let client = match &client_id {
-                Some(id) if id.len() <= 200 => match clients::find(&app.db, id.clone()).await {
-                    Ok(client) => Some(client),
-                    Err(ClientError::Db(e)) => return Err(e),
-                    Err(_) => None,
-                },
+                Some(id) if id.len() <= 200 => {
+                    match clients::find(&app.db, ClientId::new(id)).await {
+                        Ok(client) => Some(client),
+                        Err(ClientError::Db(e)) => return Err(e),
+                        Err(_) => None,
+                    }
+                }
                 _ => None,
             };
             if !client
@@ -528,7 +531,7 @@ pub async fn sign_out(
         None => None,
     };
     let hinted = matches!((&hint, &session),
-        (Some(h), Some(s)) if h.sid.as_deref() == Some(s.id.as_str()) && h.sub == s.user_id);
+        (Some(h), Some(s)) if h.sid.as_deref() == Some(s.id.as_str()) && s.user_id == *h.sub);
     let confirmed = is_post
         && matches!((one("confirm"), &cookie),
             (Ok(Some(token)), Some(cookie)) if *token == sso::sign_out_token(cookie));

@@ -4,6 +4,7 @@
 
 use super::Services;
 use crate::clients::{self, Client, ClientError};
+use crate::ids::ClientId;
 use crate::oauth::authorization::CodeRedemption;
 use crate::oauth::{self, IssuedTokens, OAuthError, RefreshRequest};
 use crate::sessions::ClientInfo;
@@ -130,7 +131,7 @@ async fn public_client(
     client_id: Option<String>,
 ) -> Result<Client, OAuthError> {
     let id = client_id.ok_or(OAuthError::InvalidClient)?;
-    match clients::find(&services.db, id).await {
+    match clients::find(&services.db, ClientId::new(id)).await {
         Ok(client) if client.public => Ok(client),
         Ok(_) | Err(ClientError::NotFound) => Err(OAuthError::InvalidClient),
         Err(ClientError::Db(e)) => Err(e.into()),

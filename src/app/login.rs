@@ -4,6 +4,7 @@
 
 use super::Services;
 use crate::db::DbError;
+use crate::ids::ClientId;
 use crate::oauth::{self, IssuedTokens, OAuthError, SessionGrant};
 use crate::sessions::{self, ClientInfo};
 use crate::throttle::lockout::{self, LoginError};
@@ -58,7 +59,7 @@ async fn start_session(
         &services.db,
         services.sessions,
         user.id.clone(),
-        login.client_id.clone(),
+        ClientId::new(&login.client_id),
         scope.clone(),
         info,
     )

@@ -13,6 +13,7 @@ use rand::RngCore;
 use crate::audit::{self, Actor, Event};
 use crate::db::schema::clients;
 use crate::db::{AnyConnection, Db, DbError, json_text};
+use crate::ids::ClientId;
 use crate::tokens::{OwnAudiences, scopes};
 
 #[derive(Debug, thiserror::Error)]
@@ -494,8 +495,8 @@ pub fn find_with(conn: &mut AnyConnection, id: &str) -> Result<Option<Client>, D
     Ok(find_row(conn, id)?.map(ClientRow::into_client))
 }
 
-pub async fn find(db: &Db, id: String) -> Result<Client, ClientError> {
-    let row = db.run(move |conn| find_row(conn, &id)).await?;
+pub async fn find(db: &Db, id: ClientId) -> Result<Client, ClientError> {
+    let row = db.run(move |conn| find_row(conn, id.as_str())).await?;
     row.map(ClientRow::into_client).ok_or(ClientError::NotFound)
 }
 
@@ -507,10 +508,10 @@ fn find_row(conn: &mut AnyConnection, id: &str) -> Result<Option<ClientRow>, DbE
         .optional()?)
 }
 
-pub async fn delete(db: &Db, id: String, actor: Actor) -> Result<(), ClientError> {
+pub async fn delete(db: &Db, id: ClientId, actor: Actor) -> Result<(), ClientError> {
     let now = db.now();
     let deleted = db
-        .run(move |conn| conn.transaction(|conn| delete_with(conn, now, &id, &actor)))
+        .run(move |conn| conn.transaction(|conn| delete_with(conn, now, id.as_str(), &actor)))
         .await?;
     if deleted {
         Ok(())

@@ -1,6 +1,7 @@
 use super::throttle;
 use super::throttle::Class;
 use crate::app::{account, login};
+use crate::ids::{SessionId, UserId};
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -154,7 +155,7 @@ pub async fn logout(
     let claims = auth.0;
     let (ending, reason) = match (&claims.sid, all) {
         (_, true) => (Ending::All, end_reason::LOGOUT_ALL),
-        (Some(sid), false) => (Ending::One(sid.clone()), end_reason::LOGOUT),
+        (Some(sid), false) => (Ending::One(SessionId::new(sid)), end_reason::LOGOUT),
         (None, false) => {
             return Err(ApiError::bad_request(
                 "no_session",
@@ -162,7 +163,8 @@ pub async fn logout(
             ));
         }
     };
-    sessions::end(&state.app.db, claims.sub, ending, reason, client_info(&req)).await?;
+    let user = UserId::new(claims.sub);
+    sessions::end(&state.app.db, user, ending, reason, client_info(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -177,7 +179,7 @@ pub async fn logout(
         InvalidText,
     ))]
 pub async fn me(state: web::Data<AppState>, auth: AccountBearer) -> Result<HttpResponse, ApiError> {
-    match accounts::find_by_id(&state.app.db, auth.0.sub).await {
+    match accounts::find_by_id(&state.app.db, UserId::new(auth.0.sub)).await {
         Ok(user) => Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(User::from(user))),
@@ -232,10 +234,10 @@ pub async fn change_password(
     } = body.into_inner().0;
     let claims = auth.0;
     let change = accounts::PasswordChange {
-        user_id: claims.sub,
+        user_id: UserId::new(claims.sub),
         current: current_password,
         new: new_password,
-        keep_session: claims.sid,
+        keep_session: claims.sid.map(SessionId::new),
     };
     account::change_password(&state.app, change, client_info(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -254,8 +256,13 @@ pub async fn list_sessions(
     auth: AccountBearer,
 ) -> Result<HttpResponse, ApiError> {
     let claims = auth.0;
-    let sessions =
-        sessions::list_live(&state.app.db, state.app.sessions, claims.sub, claims.sid).await?;
+    let sessions = sessions::list_live(
+        &state.app.db,
+        state.app.sessions,
+        UserId::new(claims.sub),
+        claims.sid.map(SessionId::new),
+    )
+    .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(SessionList {
@@ -279,11 +286,11 @@ pub async fn end_session(
     state: web::Data<AppState>,
     req: HttpRequest,
     auth: AccountBearer,
-    path: web::Path<String>,
+    path: web::Path<SessionId>,
 ) -> Result<HttpResponse, ApiError> {
     let ended = sessions::end(
         &state.app.db,
-        auth.0.sub,
+        UserId::new(auth.0.sub),
         Ending::One(path.into_inner()),
         end_reason::ENDED_BY_USER,
         client_info(&req),

@@ -1,6 +1,7 @@
 //! `/v1/admin/*`: for bearers of the `admin` role only.
 
 use crate::audit;
+use crate::ids::{ClientId, UserId};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -40,7 +41,8 @@ impl FromRequest for Admin {
                 reason = "startup registers AppState before any route"
             )]
             let state = state.expect("AppState is registered at start");
-            let is_admin = match accounts::find_by_id(&state.app.db, claims.sub.clone()).await {
+            let is_admin = match accounts::find_by_id(&state.app.db, UserId::new(&claims.sub)).await
+            {
                 Ok(user) => !user.disabled && user.roles.iter().any(|r| r == ADMIN_ROLE),
                 Err(accounts::AccountError::NotFound) => false,
                 Err(e) => return Err(e.into()),
@@ -147,7 +149,7 @@ pub async fn list_users(
 pub async fn get_user(
     state: web::Data<AppState>,
     _: Admin,
-    id: web::Path<String>,
+    id: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
     let user = accounts::find_by_id(&state.app.db, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(AdminUser::from(user)))
@@ -182,7 +184,7 @@ pub async fn patch_user(
     state: web::Data<AppState>,
     req: HttpRequest,
     admin: Admin,
-    id: web::Path<String>,
+    id: web::Path<UserId>,
     body: web::Json<JsonObject<PatchUser>>,
 ) -> Result<HttpResponse, ApiError> {
     let PatchUser { roles, disabled } = body.into_inner().0;
@@ -207,7 +209,7 @@ pub async fn delete_user(
     state: web::Data<AppState>,
     req: HttpRequest,
     admin: Admin,
-    id: web::Path<String>,
+    id: web::Path<UserId>,
 ) -> Result<HttpResponse, ApiError> {
     app::account::delete_user(&state.app.db, id.into_inner(), acting(admin.0.sub, &req)).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -276,7 +278,7 @@ pub async fn list_clients(state: web::Data<AppState>, _: Admin) -> Result<HttpRe
 pub async fn get_client(
     state: web::Data<AppState>,
     _: Admin,
-    id: web::Path<String>,
+    id: web::Path<ClientId>,
 ) -> Result<HttpResponse, ApiError> {
     let client = clients::find(&state.app.db, id.into_inner()).await?;
     Ok(HttpResponse::Ok().json(Client::from(client)))
@@ -371,7 +373,7 @@ pub async fn delete_client(
     state: web::Data<AppState>,
     req: HttpRequest,
     admin: Admin,
-    id: web::Path<String>,
+    id: web::Path<ClientId>,
 ) -> Result<HttpResponse, ApiError> {
     clients::delete(&state.app.db, id.into_inner(), acting(admin.0.sub, &req)).await?;
     Ok(HttpResponse::NoContent().finish())

@@ -17,6 +17,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use super::{ApiError, AppState};
+use crate::ids::SessionId;
 use crate::sessions;
 use crate::tokens::{Claims, scopes};
 
@@ -61,7 +62,7 @@ fn checked(req: &HttpRequest, need: Need) -> Checked<Claims> {
     Box::pin(async move {
         let claims = claims?;
         if let Some(sid) = &claims.sid
-            && !sessions::is_live(&state.app.db, state.app.sessions, sid.clone()).await?
+            && !sessions::is_live(&state.app.db, state.app.sessions, SessionId::new(sid)).await?
         {
             return Err(ApiError::invalid_token("the session has ended"));
         }

@@ -25,7 +25,7 @@ pub struct User {
 impl From<accounts::User> for User {
     fn from(user: accounts::User) -> User {
         User {
-            id: user.id,
+            id: user.id.into_string(),
             email: user.email,
             name: user.name,
             roles: user.roles,

@@ -14,6 +14,7 @@ use crate::audit::{self, Event};
 use crate::clients::{self, AUTHORIZATION_CODE, Client, ClientError};
 use crate::db::schema::{authorization_codes, sessions};
 use crate::db::{AnyConnection, Db, DbError};
+use crate::ids::{ClientId, SessionId, UserId};
 use crate::secrets::{is_token_shaped, random_token, stored_hash};
 use crate::sessions::{ClientInfo, NewSession, SessionPolicy, Started, start_with};
 use crate::tokens::OwnAudiences;
@@ -110,7 +111,7 @@ pub async fn validate(
     own: &OwnAudiences,
 ) -> Result<(AuthorizationRequest, Client), AuthorizeError> {
     let client_id = requested_client_id(&params)?;
-    let client = match clients::find(db, client_id.to_owned()).await {
+    let client = match clients::find(db, ClientId::new(client_id)).await {
         Ok(client) => client,
         Err(ClientError::Db(e)) => return Err(e.into()),
         Err(_) => {
@@ -365,7 +366,7 @@ pub fn redirect_with(uri: &str, params: &[(&str, &str)]) -> String {
 
 /// Who signed in, for the code about to be issued.
 pub struct Authentication<'a> {
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
     pub browser_session_id: &'a str,
     pub auth_time: NaiveDateTime,
 }
@@ -383,7 +384,7 @@ pub async fn issue_code(
     let values = (
         authorization_codes::code_hash.eq(stored_hash(&code)),
         authorization_codes::client_id.eq(request.client_id.clone()),
-        authorization_codes::user_id.eq(who.user_id.to_owned()),
+        authorization_codes::user_id.eq(who.user_id.as_str().to_owned()),
         authorization_codes::browser_session_id.eq(who.browser_session_id.to_owned()),
         authorization_codes::redirect_uri.eq(request.redirect_uri.clone()),
         authorization_codes::scope.eq(request.scope.clone()),
@@ -629,8 +630,8 @@ fn redeem_with(
         now,
         policy,
         NewSession {
-            user_id: &row.user_id,
-            client_id: &row.client_id,
+            user_id: &UserId::new(&row.user_id),
+            client_id: &ClientId::new(&row.client_id),
             scope: &row.scope,
             browser_session_id: Some(&row.browser_session_id),
         },
@@ -681,8 +682,8 @@ fn revoke_issued(
         crate::sessions::end_with(
             conn,
             now,
-            &user_id,
-            &crate::sessions::Ending::One(session_id.to_owned()),
+            &UserId::new(user_id),
+            &crate::sessions::Ending::One(SessionId::new(session_id)),
             crate::sessions::end_reason::AUTHORIZATION_CODE_REUSE,
             &crate::sessions::ClientInfo::default(),
         )?;

@@ -9,6 +9,7 @@ use crate::accounts::{self, ADMIN_ROLE, AccountError};
 use crate::audit::{self, Event};
 use crate::clients::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, Client, REFRESH_TOKEN};
 use crate::db::{Db, DbError};
+use crate::ids::{SessionId, UserId};
 use crate::sessions::{self, Caller, ClientInfo, RefreshToken, SessionError, SessionPolicy};
 use crate::tokens::{
     Claims, Grant, IdGrant, OwnAudiences, TokenError, TokenIssuer, TokenVerifier, scopes,
@@ -96,7 +97,7 @@ impl TokenClient {
 
 /// Who the tokens are for, in a session.
 pub struct SessionGrant<'a> {
-    pub user_id: &'a str,
+    pub user_id: &'a UserId,
     /// The user's roles now, in the database.
     pub roles: Vec<String>,
     pub client: &'a TokenClient,
@@ -165,7 +166,7 @@ impl Issuance<'_> {
         let issued = self
             .issuer
             .issue(Grant {
-                subject: grant.user_id.to_owned(),
+                subject: grant.user_id.to_string(),
                 client_id: grant.client.client_id.clone(),
                 audience,
                 scope: scope.clone(),
@@ -421,7 +422,7 @@ pub async fn authorization_code_grant(
         .await?;
     if has_scope(&redeemed.scope, "openid") {
         let grant = IdGrant {
-            subject: user.id,
+            subject: user.id.into_string(),
             client_id: redeemed.client_id,
             auth_time: redeemed.auth_time.and_utc().timestamp(),
             nonce: redeemed.nonce,
@@ -473,7 +474,7 @@ pub async fn userinfo(db: &Db, claims: &Claims) -> Result<Userinfo, UserinfoErro
     if !has_scope(&claims.scope, "openid") {
         return Err(UserinfoError::InsufficientScope);
     }
-    let user = match accounts::find_by_id(db, claims.sub.clone()).await {
+    let user = match accounts::find_by_id(db, UserId::new(&claims.sub)).await {
         Ok(user) if !user.disabled => user,
         Ok(_) | Err(AccountError::NotFound) => return Err(UserinfoError::NoUser),
         Err(AccountError::Db(e)) => return Err(e.into()),
@@ -481,7 +482,7 @@ pub async fn userinfo(db: &Db, claims: &Claims) -> Result<Userinfo, UserinfoErro
     };
     let email = has_scope(&claims.scope, "email");
     Ok(Userinfo {
-        sub: user.id,
+        sub: user.id.into_string(),
         email_verified: email.then_some(false),
         email: email.then_some(user.email),
         name: user.name.filter(|_| has_scope(&claims.scope, "profile")),
@@ -657,7 +658,7 @@ pub async fn introspect(
         return Ok(Introspection::default());
     }
     if let Some(sid) = &claims.sid
-        && !sessions::is_live(db, policy, sid.clone()).await?
+        && !sessions::is_live(db, policy, SessionId::new(sid)).await?
     {
         return Ok(Introspection::default());
     }
@@ -713,8 +714,8 @@ pub async fn revoke(
     if allowed {
         sessions::end(
             db,
-            claims.sub,
-            sessions::Ending::One(sid),
+            UserId::new(claims.sub),
+            sessions::Ending::One(SessionId::new(sid)),
             sessions::end_reason::REVOKED,
             info,
         )

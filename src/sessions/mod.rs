@@ -13,6 +13,7 @@ use crate::audit::{self, Event};
 use crate::configuration::SessionSettings;
 use crate::db::schema::{refresh_tokens, sessions};
 use crate::db::{AnyConnection, Db, DbError};
+use crate::ids::{ClientId, SessionId, UserId};
 
 pub use refresh_token::RefreshToken;
 
@@ -106,8 +107,8 @@ pub struct Started {
 pub async fn start_login(
     db: &Db,
     policy: SessionPolicy,
-    user_id: String,
-    client_id: String,
+    user_id: UserId,
+    client_id: ClientId,
     scope: String,
     client: ClientInfo,
 ) -> Result<Started, DbError> {
@@ -127,9 +128,9 @@ pub async fn start_login(
                 Event {
                     action: audit::LOGIN,
                     outcome: "success",
-                    user_id: Some(&user_id),
+                    user_id: Some(user_id.as_str()),
                     session_id: Some(&started.session_id),
-                    client_id: Some(&client_id),
+                    client_id: Some(client_id.as_str()),
                     ip: client.ip.as_deref(),
                     ..Event::default()
                 },
@@ -142,8 +143,8 @@ pub async fn start_login(
 
 /// A session about to start.
 pub struct NewSession<'a> {
-    pub user_id: &'a str,
-    pub client_id: &'a str,
+    pub user_id: &'a UserId,
+    pub client_id: &'a ClientId,
     pub scope: &'a str,
     /// The SSO session it was started from (authorization code flow).
     pub browser_session_id: Option<&'a str>,
@@ -167,8 +168,8 @@ pub fn start_with(
     diesel::insert_into(sessions::table)
         .values((
             sessions::id.eq(&session_id),
-            sessions::user_id.eq(new.user_id),
-            sessions::client_id.eq(new.client_id),
+            sessions::user_id.eq(new.user_id.as_str()),
+            sessions::client_id.eq(new.client_id.as_str()),
             sessions::scope.eq(new.scope),
             sessions::created_at.eq(now),
             sessions::last_seen_at.eq(now),
@@ -514,12 +515,16 @@ fn touch_live_session(
 
 /// Whether the session is live: the check Tessera's own protected routes
 /// make on every access token's `sid` (one primary-key lookup).
-pub async fn is_live(db: &Db, policy: SessionPolicy, session_id: String) -> Result<bool, DbError> {
+pub async fn is_live(
+    db: &Db,
+    policy: SessionPolicy,
+    session_id: SessionId,
+) -> Result<bool, DbError> {
     let now = db.now();
     db.run(move |conn| {
         let idle_cutoff = idle_cutoff_at(now, &policy);
         let found: Option<String> = sessions::table
-            .find(&session_id)
+            .find(session_id.as_str())
             .filter(live(now, idle_cutoff))
             .select(sessions::id)
             .first(conn)
@@ -604,14 +609,14 @@ struct SessionRow {
 pub async fn list_live(
     db: &Db,
     policy: SessionPolicy,
-    user_id: String,
-    current: Option<String>,
+    user_id: UserId,
+    current: Option<SessionId>,
 ) -> Result<Vec<SessionView>, DbError> {
     let now = db.now();
     db.run(move |conn| {
         let idle_cutoff = idle_cutoff_at(now, &policy);
         let rows: Vec<SessionRow> = sessions::table
-            .filter(sessions::user_id.eq(&user_id))
+            .filter(sessions::user_id.eq(user_id.as_str()))
             .filter(live(now, idle_cutoff))
             .order(sessions::last_seen_at.desc())
             .select(SessionRow::as_select())
@@ -619,7 +624,7 @@ pub async fn list_live(
         Ok(rows
             .into_iter()
             .map(|row| SessionView {
-                current: current.as_deref() == Some(row.id.as_str()),
+                current: current.as_ref().is_some_and(|c| *c == *row.id),
                 id: row.id,
                 client_id: row.client_id,
                 created_at: row.created_at,
@@ -636,9 +641,9 @@ pub async fn list_live(
 /// Which of a user's sessions to end.
 #[derive(Debug, Clone)]
 pub enum Ending {
-    One(String),
+    One(SessionId),
     All,
-    AllBut(String),
+    AllBut(SessionId),
     /// Those a browser's SSO session started (its sign-out).
     StartedBy {
         browser_session_id: String,
@@ -649,7 +654,7 @@ pub enum Ending {
 /// how many were live. Recorded under `reason` in the audit trail.
 pub async fn end(
     db: &Db,
-    user_id: String,
+    user_id: UserId,
     ending: Ending,
     reason: &'static str,
     client: ClientInfo,
@@ -664,19 +669,25 @@ pub async fn end(
 pub fn end_with(
     conn: &mut AnyConnection,
     now: NaiveDateTime,
-    user_id: &str,
+    user_id: &UserId,
     ending: &Ending,
     reason: &'static str,
     client: &ClientInfo,
 ) -> Result<usize, DbError> {
     let base = diesel::update(sessions::table)
-        .filter(sessions::user_id.eq(user_id))
+        .filter(sessions::user_id.eq(user_id.as_str()))
         .filter(sessions::ended_at.is_null());
     let set = (sessions::ended_at.eq(now), sessions::end_reason.eq(reason));
     let ended = match ending {
-        Ending::One(id) => base.filter(sessions::id.eq(id)).set(set).execute(conn)?,
+        Ending::One(id) => base
+            .filter(sessions::id.eq(id.as_str()))
+            .set(set)
+            .execute(conn)?,
         Ending::All => base.set(set).execute(conn)?,
-        Ending::AllBut(id) => base.filter(sessions::id.ne(id)).set(set).execute(conn)?,
+        Ending::AllBut(id) => base
+            .filter(sessions::id.ne(id.as_str()))
+            .set(set)
+            .execute(conn)?,
         Ending::StartedBy { browser_session_id } => base
             .filter(sessions::browser_session_id.eq(browser_session_id))
             .set(set)
@@ -692,7 +703,7 @@ pub fn end_with(
         Event {
             action: reason,
             outcome: if ended > 0 { "success" } else { "no_session" },
-            user_id: Some(user_id),
+            user_id: Some(user_id.as_str()),
             session_id,
             ip: client.ip.as_deref(),
             ..Event::default()

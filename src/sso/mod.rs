@@ -13,6 +13,7 @@ use crate::audit::{self, Event};
 use crate::configuration::SsoSettings;
 use crate::db::schema::{authorization_requests, browser_sessions, consents, users};
 use crate::db::{AnyConnection, Db, DbError};
+use crate::ids::{ClientId, UserId};
 use crate::secrets::{is_token_shaped, random_token, stored_hash};
 use crate::sessions::{self, ClientInfo, Ending, end_reason};
 
@@ -45,7 +46,7 @@ impl From<&SsoSettings> for SsoPolicy {
 #[derive(Debug, Clone)]
 pub struct BrowserSession {
     pub id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     pub auth_time: NaiveDateTime,
 }
 
@@ -86,7 +87,7 @@ pub async fn find_session(
             .execute(conn)?;
         Ok(Some(BrowserSession {
             id,
-            user_id,
+            user_id: UserId::new(user_id),
             auth_time,
         }))
     })
@@ -102,7 +103,7 @@ pub async fn find_session(
 pub async fn sign_in(
     db: &Db,
     policy: SsoPolicy,
-    user_id: String,
+    user_id: UserId,
     previous_cookie: Option<String>,
     info: ClientInfo,
 ) -> Result<(BrowserSession, String), DbError> {
@@ -121,7 +122,7 @@ pub async fn sign_in(
                 _ => None,
             };
             let session = match previous {
-                Some((id, owner)) if owner == user_id => {
+                Some((id, owner)) if user_id == *owner => {
                     diesel::update(browser_sessions::table.find(&id))
                         .set((
                             browser_sessions::token_hash.eq(stored_hash(&cookie)),
@@ -149,7 +150,7 @@ pub async fn sign_in(
                         .values((
                             browser_sessions::id.eq(&session.id),
                             browser_sessions::token_hash.eq(stored_hash(&cookie)),
-                            browser_sessions::user_id.eq(&session.user_id),
+                            browser_sessions::user_id.eq(session.user_id.as_str()),
                             browser_sessions::auth_time.eq(now),
                             browser_sessions::created_at.eq(now),
                             browser_sessions::last_seen_at.eq(now),
@@ -165,7 +166,7 @@ pub async fn sign_in(
                 Event {
                     action: SIGN_IN,
                     outcome: "success",
-                    user_id: Some(&session.user_id),
+                    user_id: Some(session.user_id.as_str()),
                     session_id: Some(&session.id),
                     ip: info.ip.as_deref(),
                     ..Event::default()
@@ -209,10 +210,10 @@ pub fn sign_out_token(cookie: &str) -> String {
 pub fn end_all_of_user(
     conn: &mut AnyConnection,
     now: NaiveDateTime,
-    user_id: &str,
+    user_id: &UserId,
 ) -> Result<usize, DbError> {
     Ok(diesel::update(browser_sessions::table)
-        .filter(browser_sessions::user_id.eq(user_id))
+        .filter(browser_sessions::user_id.eq(user_id.as_str()))
         .filter(browser_sessions::ended_at.is_null())
         .set(browser_sessions::ended_at.eq(now))
         .execute(conn)?)
@@ -250,6 +251,7 @@ fn end_sessions_with(
         let started_here = Ending::StartedBy {
             browser_session_id: id.clone(),
         };
+        let user_id = UserId::new(user_id);
         sessions::end_with(conn, now, &user_id, &started_here, end_reason::LOGOUT, info)?;
     }
     Ok(ended)
@@ -418,13 +420,13 @@ pub async fn forget_pending(db: &Db, request_id: String) -> Result<(), DbError> 
 /// Whether the user already granted `client_id` every scope in `scope`.
 pub async fn has_consented(
     db: &Db,
-    user_id: String,
-    client_id: String,
+    user_id: UserId,
+    client_id: ClientId,
     scope: String,
 ) -> Result<bool, DbError> {
     db.run(move |conn| {
         let granted: Option<String> = consents::table
-            .find((&user_id, &client_id))
+            .find((user_id.as_str(), client_id.as_str()))
             .select(consents::scope)
             .first(conn)
             .optional()?;
@@ -441,8 +443,8 @@ pub async fn has_consented(
 /// top of what they granted before.
 pub async fn remember_consent(
     db: &Db,
-    user_id: String,
-    client_id: String,
+    user_id: UserId,
+    client_id: ClientId,
     scope: String,
 ) -> Result<(), DbError> {
     for attempt in 0.. {
@@ -456,7 +458,7 @@ pub async fn remember_consent(
                     // finding the winner's row to add to.
                     crate::db::Db::lock_sqlite_for_write(conn)?;
                     let before: Option<String> = consents::table
-                        .find((&user_id, &client_id))
+                        .find((user_id.as_str(), client_id.as_str()))
                         .select(consents::scope)
                         .first(conn)
                         .optional()?;
@@ -471,14 +473,16 @@ pub async fn remember_consent(
                     }
                     let granted = granted.join(" ");
                     if before.is_some() {
-                        diesel::update(consents::table.find((&user_id, &client_id)))
-                            .set((consents::scope.eq(&granted), consents::granted_at.eq(now)))
-                            .execute(conn)?;
+                        diesel::update(
+                            consents::table.find((user_id.as_str(), client_id.as_str())),
+                        )
+                        .set((consents::scope.eq(&granted), consents::granted_at.eq(now)))
+                        .execute(conn)?;
                     } else {
                         diesel::insert_into(consents::table)
                             .values((
-                                consents::user_id.eq(&user_id),
-                                consents::client_id.eq(&client_id),
+                                consents::user_id.eq(user_id.as_str()),
+                                consents::client_id.eq(client_id.as_str()),
                                 consents::scope.eq(&granted),
                                 consents::granted_at.eq(now),
                             ))

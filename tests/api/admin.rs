@@ -335,4 +335,38 @@ both_backends! {
         assert_problem(response, 409, "last_admin").await;
         assert!(audit_events(&app, &admin, &format!("user={admin_id}&kind=user_deleted")).await.is_empty());
     }
+
+    async fn a_deleted_users_sessions_end_audited_and_a_refused_change_ends_none(app: TestApp) {
+        let admin = app.admin_token(&unique_email()).await;
+        let admin_id = segment(&admin, 1)["sub"].as_str().unwrap().to_owned();
+        let own = format!("/v1/admin/users/{admin_id}");
+
+        // Refused (the last admin): the admin's own session lives on, and
+        // no session ending is recorded, for a delete or a disable alike.
+        let response = admin_request(&app, reqwest::Method::DELETE, &own, &admin, None).await;
+        assert_problem(response, 409, "last_admin").await;
+        let response = admin_request(&app, reqwest::Method::PATCH, &own, &admin, Some(json!({"disabled": true}))).await;
+        assert_problem(response, 409, "last_admin").await;
+        assert_eq!(app.get_with_token("/v1/me/sessions", &admin).await.status(), 200);
+        for kind in ["account_deleted", "account_disabled"] {
+            assert!(audit_events(&app, &admin, &format!("user={admin_id}&kind={kind}")).await.is_empty(), "{kind}");
+        }
+
+        // A user with two live sessions, deleted: the ending is in the trail.
+        let email = unique_email();
+        app.register(&email).await;
+        let first = app.tokens(&email).await;
+        let _second = app.tokens(&email).await;
+        let id = segment(&first.access, 1)["sub"].as_str().unwrap().to_owned();
+        let response = admin_request(&app, reqwest::Method::DELETE, &format!("/v1/admin/users/{id}"), &admin, None).await;
+        assert_eq!(response.status(), 204);
+        let ended = audit_events(&app, &admin, &format!("user={id}&kind=account_deleted")).await;
+        assert_eq!(ended.len(), 1, "{ended:?}");
+        assert_eq!(ended[0]["outcome"], "success", "{ended:?}");
+        assert_eq!(ended[0]["ip"], "127.0.0.1", "{ended:?}");
+        assert_oauth_error(app.refresh(&first.refresh).await, 400, "invalid_grant").await;
+        // Its id is gone for good: a second delete finds nothing.
+        let response = admin_request(&app, reqwest::Method::DELETE, &format!("/v1/admin/users/{id}"), &admin, None).await;
+        assert_problem(response, 404, "not_found").await;
+    }
 }

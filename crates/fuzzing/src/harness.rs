@@ -270,6 +270,7 @@ fn create_user(state: &AppState, email: &str, roles: &[&str]) -> String {
     accounts::register_blocking(&state.app.db, &state.app.hasher, account)
         .unwrap_or_else(|e| panic!("creating {email}: {e}"))
         .id
+        .into_string()
 }
 
 /// Registers a client as an operator would (`tessera clients create`).
