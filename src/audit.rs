@@ -79,7 +79,8 @@ pub fn record(
     Ok(())
 }
 
-/// An event as administrators read it.
+/// A recorded event, as stored. The API shows it as
+/// `http::dto::RecordedEvent`.
 #[derive(Debug, Clone, Queryable)]
 pub struct RecordedEvent {
     pub id: String,

@@ -103,10 +103,31 @@ pub struct UserChange {
 /// How often a write that lost a race with a concurrent one is retried.
 const CONFLICT_RETRIES: usize = 3;
 
+/// Why a [`locked_write`] transaction did not commit.
+enum Abort {
+    Db(DbError),
+    /// The write refused the change: nothing it wrote before stays.
+    Refused(AccountError),
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(e: diesel::result::Error) -> Abort {
+        Abort::Db(e.into())
+    }
+}
+
+impl From<DbError> for Abort {
+    fn from(e: DbError) -> Abort {
+        Abort::Db(e)
+    }
+}
+
 /// Runs `write` in a write-locked, serializable transaction, retrying when
 /// a concurrent transaction interfered: the last-admin rule reads other
-/// rows, so two changes at once must not both pass it.
-pub async fn locked_write<T: Send + 'static>(
+/// rows, so two changes at once must not both pass it. A refusal rolls the
+/// transaction back, so a step taken before it (sessions ended, say) can't
+/// outlive the change it was for.
+pub(crate) async fn locked_write<T: Send + 'static>(
     db: &Db,
     write: impl Fn(&mut AnyConnection) -> Result<Result<T, AccountError>, DbError>
     + Send
@@ -118,10 +139,15 @@ pub async fn locked_write<T: Send + 'static>(
         let write = write.clone();
         let result = db
             .run(move |conn| {
-                conn.transaction(|conn| {
+                let written = conn.transaction(|conn| {
                     Db::lock_for_write(conn)?;
-                    write(conn)
-                })
+                    write(conn)?.map_err(Abort::Refused)
+                });
+                match written {
+                    Ok(value) => Ok(Ok(value)),
+                    Err(Abort::Refused(refused)) => Ok(Err(refused)),
+                    Err(Abort::Db(e)) => Err(e),
+                }
             })
             .await;
         match result {
@@ -139,10 +165,9 @@ pub struct Changed {
     pub newly_disabled: bool,
 }
 
-/// Applies `change` (its roles already parsed) inside the caller's
-/// [`locked_write`]. Refused (409) when it would leave no enabled
-/// administrator.
-pub fn apply_change(
+/// Applies `change` inside the caller's [`locked_write`]. Refused (422) for
+/// a malformed role, (409) when it would leave no enabled administrator.
+pub(crate) fn apply_change(
     conn: &mut AnyConnection,
     now: chrono::NaiveDateTime,
     id: &UserId,
@@ -150,13 +175,17 @@ pub fn apply_change(
     actor: &Actor,
 ) -> Result<Result<Changed, AccountError>, DbError> {
     let id = id.as_str();
+    let roles = match change.roles.clone().map(parse_roles).transpose() {
+        Ok(roles) => roles,
+        Err(invalid) => return Ok(Err(invalid)),
+    };
     let Some(row) = find_row(conn, id)? else {
         return Ok(Err(AccountError::NotFound));
     };
     let mut user = row.into_user();
     let was_admin = is_enabled_admin(&user);
-    if let Some(roles) = &change.roles {
-        user.roles = roles.clone();
+    if let Some(roles) = roles {
+        user.roles = roles;
     }
     let newly_disabled = change.disabled == Some(true) && !user.disabled;
     if let Some(disabled) = change.disabled {
@@ -191,7 +220,7 @@ pub fn apply_change(
 
 /// Whether the user can be deleted: they exist and aren't the last enabled
 /// admin.
-pub fn may_delete(
+fn may_delete(
     conn: &mut AnyConnection,
     id: &UserId,
 ) -> Result<Result<(), AccountError>, DbError> {
@@ -207,8 +236,9 @@ pub fn may_delete(
 
 /// Deletes a user inside the caller's [`locked_write`]; refused for the
 /// last enabled admin. Rows that belong to the user go with it (ON DELETE
-/// CASCADE); the caller ends their sessions first so that is audited.
-pub fn delete_with(
+/// CASCADE); the caller ends their sessions first so that is audited, and
+/// a refusal here rolls that back.
+pub(crate) fn delete_with(
     conn: &mut AnyConnection,
     now: chrono::NaiveDateTime,
     id: &UserId,

@@ -51,7 +51,8 @@ pub enum AccountError {
     Db(#[from] DbError),
 }
 
-/// A user as the API shows it: no password hash, no internal flags.
+/// A user, without the password hash (which never leaves this module).
+/// The API shows it as `http::dto::User` / `AdminUser`.
 #[derive(Debug, Clone)]
 pub struct User {
     pub id: UserId,

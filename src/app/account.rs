@@ -72,17 +72,14 @@ pub async fn change_password(
 }
 
 /// An administrator's change to a user; disabling ends every session of
-/// the user in the same transaction.
+/// the user, token and SSO alike, in the same transaction (re-enabling the
+/// account must not bring a browser's sign-in back).
 pub async fn update_user(
     db: &Db,
     id: UserId,
     change: UserChange,
     actor: Actor,
 ) -> Result<User, AccountError> {
-    let change = UserChange {
-        roles: change.roles.map(administration::parse_roles).transpose()?,
-        disabled: change.disabled,
-    };
     let now = db.now();
     administration::locked_write(db, move |conn| {
         let changed = match administration::apply_change(conn, now, &id, &change, &actor)? {
@@ -92,6 +89,7 @@ pub async fn update_user(
         if changed.newly_disabled {
             let reason = end_reason::ACCOUNT_DISABLED;
             sessions::end_with(conn, now, &id, &Ending::All, reason, &client_of(&actor))?;
+            sso::end_all_of_user(conn, now, &id)?;
         }
         Ok(Ok(changed.user))
     })
@@ -99,13 +97,10 @@ pub async fn update_user(
 }
 
 /// Deletes a user; their sessions are ended (and audited) first, in the
-/// same transaction.
+/// same transaction, which a refusal rolls back.
 pub async fn delete_user(db: &Db, id: UserId, actor: Actor) -> Result<(), AccountError> {
     let now = db.now();
     administration::locked_write(db, move |conn| {
-        if let Err(refused) = administration::may_delete(conn, &id)? {
-            return Ok(Err(refused));
-        }
         let reason = end_reason::ACCOUNT_DELETED;
         sessions::end_with(conn, now, &id, &Ending::All, reason, &client_of(&actor))?;
         administration::delete_with(conn, now, &id, &actor)

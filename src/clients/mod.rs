@@ -33,7 +33,8 @@ pub const CLIENT_CREDENTIALS: &str = "client_credentials";
 pub const REFRESH_TOKEN: &str = "refresh_token";
 const GRANT_TYPES: [&str; 3] = [AUTHORIZATION_CODE, CLIENT_CREDENTIALS, REFRESH_TOKEN];
 
-/// A client as the API shows it: never its secret or the secret's hash.
+/// A registered client, without its secret's hash (which never leaves
+/// this module). The API shows it as `http::dto::Client`.
 #[derive(Debug, Clone)]
 pub struct Client {
     pub client_id: String,

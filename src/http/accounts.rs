@@ -40,7 +40,7 @@ pub struct LoginRequest {
 /// A user's live sessions, newest first.
 #[derive(Serialize, ToSchema)]
 pub struct SessionList {
-    sessions: Vec<dto::Session>,
+    sessions: Vec<dto::SessionView>,
 }
 
 /// Register an account
@@ -153,9 +153,9 @@ pub async fn logout(
             .is_some_and(|request| request.0.all)
     };
     let claims = auth.0;
-    let (ending, reason) = match (&claims.sid, all) {
+    let (ending, reason) = match (claims.session_id(), all) {
         (_, true) => (Ending::All, end_reason::LOGOUT_ALL),
-        (Some(sid), false) => (Ending::One(SessionId::new(sid)), end_reason::LOGOUT),
+        (Some(sid), false) => (Ending::One(sid), end_reason::LOGOUT),
         (None, false) => {
             return Err(ApiError::bad_request(
                 "no_session",
@@ -163,7 +163,7 @@ pub async fn logout(
             ));
         }
     };
-    let user = UserId::new(claims.sub);
+    let user = claims.user_id();
     sessions::end(&state.app.db, user, ending, reason, client_info(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -179,7 +179,7 @@ pub async fn logout(
         InvalidText,
     ))]
 pub async fn me(state: web::Data<AppState>, auth: AccountBearer) -> Result<HttpResponse, ApiError> {
-    match accounts::find_by_id(&state.app.db, UserId::new(auth.0.sub)).await {
+    match accounts::find_by_id(&state.app.db, auth.0.user_id()).await {
         Ok(user) => Ok(HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(User::from(user))),
@@ -234,10 +234,10 @@ pub async fn change_password(
     } = body.into_inner().0;
     let claims = auth.0;
     let change = accounts::PasswordChange {
-        user_id: UserId::new(claims.sub),
+        user_id: claims.user_id(),
         current: current_password,
         new: new_password,
-        keep_session: claims.sid.map(SessionId::new),
+        keep_session: claims.session_id(),
     };
     account::change_password(&state.app, change, client_info(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
@@ -259,14 +259,14 @@ pub async fn list_sessions(
     let sessions = sessions::list_live(
         &state.app.db,
         state.app.sessions,
-        UserId::new(claims.sub),
-        claims.sid.map(SessionId::new),
+        claims.user_id(),
+        claims.session_id(),
     )
     .await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(SessionList {
-            sessions: sessions.into_iter().map(dto::Session::from).collect(),
+            sessions: sessions.into_iter().map(dto::SessionView::from).collect(),
         }))
 }
 
@@ -290,7 +290,7 @@ pub async fn end_session(
 ) -> Result<HttpResponse, ApiError> {
     let ended = sessions::end(
         &state.app.db,
-        UserId::new(auth.0.sub),
+        auth.0.user_id(),
         Ending::One(path.into_inner()),
         end_reason::ENDED_BY_USER,
         client_info(&req),

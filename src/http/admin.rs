@@ -10,7 +10,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::dto::{AdminUser, AuditEvent, Client, ClientRegistration, KeyListing};
+use super::dto::{AdminUser, RecordedEvent, Client, ClientRegistration, KeyListing};
 use super::error::Problem;
 use super::openapi::{AdminErrors, InvalidText, PROBLEM};
 use super::{AdminBearer, ApiError, AppState, JsonObject, client_info};
@@ -41,7 +41,7 @@ impl FromRequest for Admin {
                 reason = "startup registers AppState before any route"
             )]
             let state = state.expect("AppState is registered at start");
-            let is_admin = match accounts::find_by_id(&state.app.db, UserId::new(&claims.sub)).await
+            let is_admin = match accounts::find_by_id(&state.app.db, claims.user_id()).await
             {
                 Ok(user) => !user.disabled && user.roles.iter().any(|r| r == ADMIN_ROLE),
                 Err(accounts::AccountError::NotFound) => false,
@@ -67,7 +67,7 @@ pub struct UserPage {
 /// One page of audit events, newest first.
 #[derive(Serialize, ToSchema)]
 pub struct AuditPage {
-    events: Vec<AuditEvent>,
+    events: Vec<RecordedEvent>,
     /// Pass as `cursor` for the next page; null on the last.
     #[schema(required = true)]
     next_cursor: Option<String>,
@@ -333,7 +333,7 @@ pub async fn list_audit(
     )
     .await?;
     Ok(HttpResponse::Ok().json(AuditPage {
-        events: events.into_iter().map(AuditEvent::from).collect(),
+        events: events.into_iter().map(RecordedEvent::from).collect(),
         next_cursor,
     }))
 }

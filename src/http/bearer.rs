@@ -61,8 +61,8 @@ fn checked(req: &HttpRequest, need: Need) -> Checked<Claims> {
     let claims = verified_claims(req, &state, need);
     Box::pin(async move {
         let claims = claims?;
-        if let Some(sid) = &claims.sid
-            && !sessions::is_live(&state.app.db, state.app.sessions, SessionId::new(sid)).await?
+        if let Some(sid) = claims.session_id()
+            && !sessions::is_live(&state.app.db, state.app.sessions, sid).await?
         {
             return Err(ApiError::invalid_token("the session has ended"));
         }

@@ -1,7 +1,8 @@
 //! The API's bodies: every type the OpenAPI document describes that mirrors
 //! a domain type lives here, converted from the domain explicitly, so a
 //! renamed column or a new internal field can't change the API by itself.
-//! (Request and list types used by one handler stay beside it.)
+//! Their names are the schema names in `/openapi.json`. (Request and list
+//! types used by one handler stay beside it.)
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -124,7 +125,7 @@ impl From<ClientRegistration> for clients::ClientRegistration {
 
 /// An audit event as administrators read it.
 #[derive(Serialize, ToSchema)]
-pub struct AuditEvent {
+pub struct RecordedEvent {
     id: String,
     #[serde(serialize_with = "rfc3339")]
     occurred_at: NaiveDateTime,
@@ -144,9 +145,9 @@ pub struct AuditEvent {
     detail: Option<String>,
 }
 
-impl From<audit::RecordedEvent> for AuditEvent {
-    fn from(event: audit::RecordedEvent) -> AuditEvent {
-        AuditEvent {
+impl From<audit::RecordedEvent> for RecordedEvent {
+    fn from(event: audit::RecordedEvent) -> RecordedEvent {
+        RecordedEvent {
             id: event.id,
             occurred_at: event.occurred_at,
             action: event.action,
@@ -197,11 +198,13 @@ impl From<keys::KeyListing> for KeyListing {
     }
 }
 
-/// RFC 7517 §4 public JWK, as the JWKS publishes it. Only the document uses
-/// it: the JWKS is served pre-rendered by the keys (`KeyView::jwks`).
+/// RFC 7517 §4 public JWK, as the JWKS publishes it. This one and
+/// [`JwkSet`] only describe the JWKS in the document: the keys module
+/// serves it pre-rendered (`KeyView::jwks`, from `keys::PublicJwk`), so
+/// they mirror that type by hand instead of converting from it.
 #[derive(Serialize, ToSchema)]
 #[allow(dead_code, reason = "describes the pre-rendered JWKS")]
-pub struct Jwk {
+pub struct PublicJwk {
     kty: String,
     #[serde(rename = "use")]
     use_: String,
@@ -215,12 +218,12 @@ pub struct Jwk {
 #[derive(ToSchema)]
 #[allow(dead_code, reason = "describes the pre-rendered JWKS")]
 pub struct JwkSet {
-    keys: Vec<Jwk>,
+    keys: Vec<PublicJwk>,
 }
 
 /// A live session as its owner sees it: never token material.
 #[derive(Serialize, ToSchema)]
-pub struct Session {
+pub struct SessionView {
     id: String,
     client_id: String,
     #[serde(serialize_with = "rfc3339")]
@@ -237,9 +240,9 @@ pub struct Session {
     current: bool,
 }
 
-impl From<sessions::SessionView> for Session {
-    fn from(session: sessions::SessionView) -> Session {
-        Session {
+impl From<sessions::SessionView> for SessionView {
+    fn from(session: sessions::SessionView) -> SessionView {
+        SessionView {
             id: session.id,
             client_id: session.client_id,
             created_at: session.created_at,

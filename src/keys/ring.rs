@@ -76,7 +76,8 @@ impl KeyView {
     }
 }
 
-/// One key file as `tessera keys list` and `GET /v1/admin/keys` show it.
+/// One key file and its state: what `tessera keys list` and
+/// `GET /v1/admin/keys` show (as `http::dto::KeyListing`).
 #[derive(Debug, Clone)]
 pub struct KeyListing {
     pub file: String,

@@ -673,21 +673,9 @@ fn revoke_issued(
     let Some(session_id) = session_id else {
         return Ok(());
     };
-    let user_id: Option<String> = sessions::table
-        .find(session_id)
-        .select(sessions::user_id)
-        .first(conn)
-        .optional()?;
-    if let Some(user_id) = user_id {
-        crate::sessions::end_with(
-            conn,
-            now,
-            &UserId::new(user_id),
-            &crate::sessions::Ending::One(SessionId::new(session_id)),
-            crate::sessions::end_reason::AUTHORIZATION_CODE_REUSE,
-            &crate::sessions::ClientInfo::default(),
-        )?;
-    }
+    let reason = crate::sessions::end_reason::AUTHORIZATION_CODE_REUSE;
+    let info = crate::sessions::ClientInfo::default();
+    crate::sessions::end_session_with(conn, now, &SessionId::new(session_id), reason, &info)?;
     Ok(())
 }
 

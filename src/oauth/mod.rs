@@ -474,7 +474,7 @@ pub async fn userinfo(db: &Db, claims: &Claims) -> Result<Userinfo, UserinfoErro
     if !has_scope(&claims.scope, "openid") {
         return Err(UserinfoError::InsufficientScope);
     }
-    let user = match accounts::find_by_id(db, UserId::new(&claims.sub)).await {
+    let user = match accounts::find_by_id(db, claims.user_id()).await {
         Ok(user) if !user.disabled => user,
         Ok(_) | Err(AccountError::NotFound) => return Err(UserinfoError::NoUser),
         Err(AccountError::Db(e)) => return Err(e.into()),
@@ -657,8 +657,8 @@ pub async fn introspect(
     if !issued_to_caller && !for_caller {
         return Ok(Introspection::default());
     }
-    if let Some(sid) = &claims.sid
-        && !sessions::is_live(db, policy, SessionId::new(sid)).await?
+    if let Some(sid) = claims.session_id()
+        && !sessions::is_live(db, policy, sid).await?
     {
         return Ok(Introspection::default());
     }
@@ -714,7 +714,7 @@ pub async fn revoke(
     if allowed {
         sessions::end(
             db,
-            UserId::new(claims.sub),
+            claims.user_id(),
             sessions::Ending::One(SessionId::new(sid)),
             sessions::end_reason::REVOKED,
             info,

@@ -579,7 +579,8 @@ pub async fn find_by_refresh_token(
     .await
 }
 
-/// A live session as its owner sees it: never token material.
+/// A live session, as its owner may see it: never token material. The
+/// API shows it as `http::dto::SessionView`.
 #[derive(Debug)]
 pub struct SessionView {
     pub id: String,
@@ -624,7 +625,7 @@ pub async fn list_live(
         Ok(rows
             .into_iter()
             .map(|row| SessionView {
-                current: current.as_ref().is_some_and(|c| *c == *row.id),
+                current: current.as_ref().is_some_and(|c| *c == row.id),
                 id: row.id,
                 client_id: row.client_id,
                 created_at: row.created_at,
@@ -662,6 +663,27 @@ pub async fn end(
     let now = db.now();
     db.run(move |conn| end_with(conn, now, &user_id, &ending, reason, &client))
         .await
+}
+
+/// Ends one session, whoever's it is (a replayed authorization code
+/// revokes what the code issued), inside the caller's transaction.
+pub fn end_session_with(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    session_id: &SessionId,
+    reason: &'static str,
+    client: &ClientInfo,
+) -> Result<usize, DbError> {
+    let owner: Option<String> = sessions::table
+        .find(session_id.as_str())
+        .select(sessions::user_id)
+        .first(conn)
+        .optional()?;
+    let Some(owner) = owner else {
+        return Ok(0);
+    };
+    let ending = Ending::One(session_id.clone());
+    end_with(conn, now, &UserId::new(owner), &ending, reason, client)
 }
 
 /// [`end`] inside a caller's transaction: the one way sessions end, so

@@ -122,7 +122,7 @@ pub async fn sign_in(
                 _ => None,
             };
             let session = match previous {
-                Some((id, owner)) if user_id == *owner => {
+                Some((id, owner)) if user_id == owner => {
                     diesel::update(browser_sessions::table.find(&id))
                         .set((
                             browser_sessions::token_hash.eq(stored_hash(&cookie)),

@@ -9,6 +9,25 @@ use std::sync::Arc;
 use jsonwebtoken::{Algorithm, Header};
 use serde::Serialize;
 pub use tessera_verifier::Claims;
+
+use crate::ids::{SessionId, UserId};
+
+/// A verified token's ids, typed: `sub` as a user's id (for a user's
+/// token) and `sid` as its session's.
+pub trait ClaimIds {
+    fn user_id(&self) -> UserId;
+    fn session_id(&self) -> Option<SessionId>;
+}
+
+impl ClaimIds for Claims {
+    fn user_id(&self) -> UserId {
+        UserId::new(&self.sub)
+    }
+
+    fn session_id(&self) -> Option<SessionId> {
+        self.sid.as_ref().map(SessionId::new)
+    }
+}
 use tessera_verifier::KeySet;
 use tessera_verifier::validate::Rules;
 

@@ -495,10 +495,11 @@ async fn after_a_failover_new_connections_serve_requests() {
         relay.opened() > opened_before,
         "new connections were opened after the switch"
     );
-    // Every pooled connection from before is gone: requests keep working.
-    // (Within a bound rather than from the first success: with the whole
-    // suite on two cores, a ping to a healthy connection can miss the
-    // test's 0.5 s ping limit, and the pool then distrusts it once more.)
+    // Every pooled connection from before is dropped, and requests settle
+    // into working: ten in a row succeed within the bound. (Not from the
+    // very first success: with the whole suite on two cores, a ping to a
+    // healthy connection can miss the test's 0.5 s ping limit, and the pool
+    // then distrusts its connections once more.)
     let mut in_a_row = 0;
     wait_until(
         "10 answers in a row after the failover",
