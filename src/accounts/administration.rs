@@ -220,10 +220,7 @@ pub(crate) fn apply_change(
 
 /// Whether the user can be deleted: they exist and aren't the last enabled
 /// admin.
-fn may_delete(
-    conn: &mut AnyConnection,
-    id: &UserId,
-) -> Result<Result<(), AccountError>, DbError> {
+fn may_delete(conn: &mut AnyConnection, id: &UserId) -> Result<Result<(), AccountError>, DbError> {
     let id = id.as_str();
     let Some(row) = find_row(conn, id)? else {
         return Ok(Err(AccountError::NotFound));

@@ -1,7 +1,8 @@
 use super::throttle;
 use super::throttle::Class;
 use crate::app::{account, login};
-use crate::ids::{SessionId, UserId};
+use crate::ids::SessionId;
+use crate::tokens::ClaimIds;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};

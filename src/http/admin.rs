@@ -10,7 +10,7 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, dev::Payload, web};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::dto::{AdminUser, RecordedEvent, Client, ClientRegistration, KeyListing};
+use super::dto::{AdminUser, Client, ClientRegistration, KeyListing, RecordedEvent};
 use super::error::Problem;
 use super::openapi::{AdminErrors, InvalidText, PROBLEM};
 use super::{AdminBearer, ApiError, AppState, JsonObject, client_info};
@@ -18,7 +18,7 @@ use crate::accounts::administration::{self, UserChange};
 use crate::accounts::{self, ADMIN_ROLE};
 use crate::app;
 use crate::clients::{self, NewClient};
-use crate::tokens::Claims;
+use crate::tokens::{ClaimIds, Claims};
 
 /// A request from an administrator: a valid token (401 otherwise) of a user
 /// with the admin scope (403 otherwise), who has the `admin` role now, in
@@ -41,8 +41,7 @@ impl FromRequest for Admin {
                 reason = "startup registers AppState before any route"
             )]
             let state = state.expect("AppState is registered at start");
-            let is_admin = match accounts::find_by_id(&state.app.db, claims.user_id()).await
-            {
+            let is_admin = match accounts::find_by_id(&state.app.db, claims.user_id()).await {
                 Ok(user) => !user.disabled && user.roles.iter().any(|r| r == ADMIN_ROLE),
                 Err(accounts::AccountError::NotFound) => false,
                 Err(e) => return Err(e.into()),

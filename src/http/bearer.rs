@@ -17,8 +17,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use super::{ApiError, AppState};
-use crate::ids::SessionId;
 use crate::sessions;
+use crate::tokens::ClaimIds;
 use crate::tokens::{Claims, scopes};
 
 /// A live user token for Tessera's account routes.

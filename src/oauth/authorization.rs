@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use super::granted_scope;
 use crate::audit::{self, Event};
 use crate::clients::{self, AUTHORIZATION_CODE, Client, ClientError};
-use crate::db::schema::{authorization_codes, sessions};
+use crate::db::schema::authorization_codes;
 use crate::db::{AnyConnection, Db, DbError};
 use crate::ids::{ClientId, SessionId, UserId};
 use crate::secrets::{is_token_shaped, random_token, stored_hash};

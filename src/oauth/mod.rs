@@ -9,10 +9,10 @@ use crate::accounts::{self, ADMIN_ROLE, AccountError};
 use crate::audit::{self, Event};
 use crate::clients::{AUTHORIZATION_CODE, CLIENT_CREDENTIALS, Client, REFRESH_TOKEN};
 use crate::db::{Db, DbError};
-use crate::ids::{SessionId, UserId};
+use crate::ids::UserId;
 use crate::sessions::{self, Caller, ClientInfo, RefreshToken, SessionError, SessionPolicy};
 use crate::tokens::{
-    Claims, Grant, IdGrant, OwnAudiences, TokenError, TokenIssuer, TokenVerifier, scopes,
+    ClaimIds, Claims, Grant, IdGrant, OwnAudiences, TokenError, TokenIssuer, TokenVerifier, scopes,
 };
 use authorization::{CodeRedemption, RedeemError};
 
@@ -704,7 +704,8 @@ pub async fn revoke(
     let Ok(claims) = verifier.verify_any_audience(token) else {
         return Ok(());
     };
-    let (Some(sid), Some(token_client)) = (claims.sid, claims.client_id) else {
+    let user = claims.user_id();
+    let (Some(sid), Some(token_client)) = (claims.session_id(), claims.client_id) else {
         return Ok(());
     };
     let builtin = builtin_public_client.to_owned();
@@ -714,8 +715,8 @@ pub async fn revoke(
     if allowed {
         sessions::end(
             db,
-            claims.user_id(),
-            sessions::Ending::One(SessionId::new(sid)),
+            user,
+            sessions::Ending::One(sid),
             sessions::end_reason::REVOKED,
             info,
         )

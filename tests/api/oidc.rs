@@ -981,6 +981,32 @@ both_backends! {
         assert_eq!(query(&url, "error").as_deref(), Some("login_required"));
     }
 
+    async fn disabling_an_account_signs_its_browser_out_for_good(app: TestApp) {
+        let f = fixture(&app).await;
+        let browser = Browser::new();
+        let (web, _) = relying_party(&app, &f.web, REDIRECT).await;
+        sign_in_to_web(&app, &f, &browser, &authorization(&web, &[])).await;
+        let token = crate::helpers::Tokens::from_response(app.login(&f.email, PASSWORD).await).await;
+        let id = crate::forgery::segment(&token.access, 1)["sub"].as_str().unwrap().to_owned();
+        let admin = app.admin_token(&unique_email()).await;
+        for disabled in [true, false] {
+            let response = app
+                .client
+                .patch(app.url(&format!("/v1/admin/users/{id}")))
+                .bearer_auth(&admin)
+                .json(&json!({"disabled": disabled}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        // Enabled again, the account signs in afresh: the browser's SSO
+        // session ended with the disable and doesn't come back.
+        let auth = authorization(&web, &[("prompt", "none")]);
+        let Step::Redirect(url) = browser.open(&auth.url).await else { panic!("redirect") };
+        assert_eq!(query(&url, "error").as_deref(), Some("login_required"));
+    }
+
     async fn a_confidential_client_revokes_only_its_own_tokens(app: TestApp) {
         let f = fixture(&app).await;
         let admin = app.admin_token(&unique_email()).await;
