@@ -472,9 +472,11 @@ async fn sigterm_loses_no_request_sent_before_the_drain_ends() {
         burst.push(send(client, serve.url(path), path));
     }
     // Every request of the burst waits, sent, in the stopped server's queue.
+    // (Generous: with the whole suite on two cores, opening a hundred
+    // connections can take seconds.)
     wait_until(
         "the burst to reach the stopped server",
-        Duration::from_secs(10),
+        Duration::from_secs(30),
         async || {
             server_sockets(serve.port)
                 .iter()
