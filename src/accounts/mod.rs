@@ -5,6 +5,7 @@
 pub mod administration;
 mod email;
 mod hashing;
+pub mod links;
 mod password;
 
 use chrono::NaiveDateTime;
@@ -401,4 +402,59 @@ pub fn set_password_with(
         ))
         .execute(conn)?;
     Ok(updated > 0)
+}
+
+/// The user with this address (in its normal form), inside the caller's
+/// transaction.
+pub fn find_by_email_with(
+    conn: &mut AnyConnection,
+    email: &Email,
+) -> Result<Option<User>, DbError> {
+    Ok(find_row_by_email(conn, email)?.map(UserRow::into_user))
+}
+
+/// A new password for a user who proved the account another way (a reset
+/// link): it meets the policy for the user's address, and is hashed. No
+/// Debug: the hash stays in.
+pub struct ResetPassword {
+    user_id: UserId,
+    new_hash: String,
+}
+
+impl ResetPassword {
+    /// Checks `raw` against the policy for `user` and hashes it (the slow
+    /// part, off any transaction).
+    pub async fn hash(
+        hasher: &PasswordHasher,
+        user: &User,
+        raw: String,
+    ) -> Result<ResetPassword, AccountError> {
+        let email = Email::parse(&user.email).map_err(AccountError::InvalidEmail)?;
+        let new = NewPassword::parse(raw, &email).map_err(AccountError::InvalidPassword)?;
+        let new_hash = hasher.hash(new.expose().to_owned()).await?;
+        Ok(ResetPassword {
+            user_id: user.id.clone(),
+            new_hash,
+        })
+    }
+
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+
+    /// Writes the new hash inside the caller's transaction; false if the
+    /// user is gone.
+    pub fn write_with(
+        &self,
+        conn: &mut AnyConnection,
+        now: chrono::NaiveDateTime,
+    ) -> Result<bool, DbError> {
+        let updated = diesel::update(users::table.find(self.user_id.as_str()))
+            .set((
+                users::password_hash.eq(&self.new_hash),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(updated > 0)
+    }
 }

@@ -16,6 +16,7 @@ mod health;
 pub(crate) mod oauth;
 pub mod openapi;
 pub(crate) mod pages;
+mod recovery;
 pub mod text;
 pub mod throttle;
 
@@ -149,6 +150,8 @@ route_table! {
     post "/v1/auth/register" => accounts::register;
     post "/v1/auth/login" => accounts::login;
     post "/v1/auth/logout" => accounts::logout;
+    post "/v1/auth/password-reset" => recovery::request_reset;
+    post "/v1/auth/password-reset/confirm" => recovery::confirm_reset;
     get "/v1/me" => accounts::me;
     put "/v1/me/password" => accounts::change_password;
     get "/v1/me/sessions" => accounts::list_sessions;
@@ -163,6 +166,8 @@ route_table! {
     delete "/v1/admin/clients/{id}" => admin::delete_client;
     get "/v1/admin/keys" => admin::list_keys;
     get "/v1/admin/audit" => admin::list_audit;
+    get "/account/reset" => recovery::reset_page;
+    post "/account/reset" => recovery::reset_form;
     get "/oauth2/authorize" => authorize::authorize_get;
     post "/oauth2/authorize" => authorize::authorize_post;
     get "/oauth2/logout" => authorize::logout_get;

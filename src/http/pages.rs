@@ -205,6 +205,26 @@ pub fn signed_out() -> HttpResponse {
     render(StatusCode::OK, &SignedOutPage, None)
 }
 
+#[derive(Template)]
+#[template(path = "pages/reset_password.html")]
+struct ResetPasswordPage<'a> {
+    token: &'a str,
+    error: Option<&'a str>,
+}
+
+/// The form a password reset link opens, with what was wrong last time.
+pub fn reset_password(status: StatusCode, token: &str, error: Option<&str>) -> HttpResponse {
+    render(status, &ResetPasswordPage { token, error }, None)
+}
+
+#[derive(Template)]
+#[template(path = "pages/password_set.html")]
+struct PasswordSetPage;
+
+pub fn password_set() -> HttpResponse {
+    render(StatusCode::OK, &PasswordSetPage, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
