@@ -18,12 +18,14 @@ use crate::secrets::{is_token_shaped, random_token, stored_hash};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
     PasswordReset,
+    EmailVerification,
 }
 
 impl Purpose {
     fn as_str(self) -> &'static str {
         match self {
             Purpose::PasswordReset => "password_reset",
+            Purpose::EmailVerification => "email_verification",
         }
     }
 }

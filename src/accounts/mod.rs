@@ -62,6 +62,8 @@ pub struct User {
     pub roles: Vec<String>,
     pub created_at: NaiveDateTime,
     pub disabled: bool,
+    /// The address was shown to be the user's (a verification link).
+    pub email_verified: bool,
 }
 
 #[derive(Queryable, Selectable)]
@@ -74,6 +76,7 @@ struct UserRow {
     roles: String,
     disabled: bool,
     created_at: NaiveDateTime,
+    email_verified: bool,
 }
 
 impl UserRow {
@@ -86,6 +89,7 @@ impl UserRow {
             roles: serde_json::from_str(&self.roles).unwrap_or_default(),
             created_at: self.created_at,
             disabled: self.disabled,
+            email_verified: self.email_verified,
         }
     }
 }
@@ -149,11 +153,26 @@ pub async fn register(
     account: NewAccount,
     client: crate::sessions::ClientInfo,
 ) -> Result<User, AccountError> {
+    register_with(db, hasher, account, client, |_, _, _| Ok(())).await
+}
+
+/// [`register`], running `within` in the registration's transaction (the
+/// verification message goes out if and only if the account is made).
+pub async fn register_with(
+    db: &Db,
+    hasher: &PasswordHasher,
+    account: NewAccount,
+    client: crate::sessions::ClientInfo,
+    within: impl FnOnce(&mut AnyConnection, &User, NaiveDateTime) -> Result<(), DbError>
+    + Send
+    + 'static,
+) -> Result<User, AccountError> {
     let password_hash = hasher.hash(account.password.expose().to_owned()).await?;
     let now = db.now();
     db.run(move |conn| {
         conn.transaction(|conn| {
             let user = insert_user(conn, now, &account, &password_hash)?;
+            within(conn, &user, now)?;
             let event = Event {
                 action: audit::REGISTER,
                 outcome: "success",
@@ -277,6 +296,7 @@ fn insert_user(
         roles: account.roles.clone(),
         created_at: now,
         disabled: false,
+        email_verified: false,
     })
 }
 
@@ -457,4 +477,16 @@ impl ResetPassword {
             .execute(conn)?;
         Ok(updated > 0)
     }
+}
+
+/// Marks the user's address verified, inside the caller's transaction.
+pub fn mark_verified_with(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    user: &UserId,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(users::table.find(user.as_str()))
+        .set((users::email_verified.eq(true), users::updated_at.eq(now)))
+        .execute(conn)?;
+    Ok(updated > 0)
 }

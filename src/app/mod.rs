@@ -9,6 +9,7 @@ pub mod browser;
 pub mod grants;
 pub mod login;
 pub mod recovery;
+pub mod verification;
 
 use crate::accounts::PasswordHasher;
 use crate::configuration::LoginSettings;

@@ -29,6 +29,8 @@ pub enum RecoveryError {
     /// The link is unknown, used, superseded or expired.
     #[error("this reset link is invalid, used or expired; ask for a new one")]
     InvalidLink,
+    #[error("this verification link is invalid, used or expired; ask for a new one")]
+    InvalidVerificationLink,
     #[error(transparent)]
     Account(#[from] AccountError),
     #[error(transparent)]

@@ -258,6 +258,9 @@ impl From<RecoveryError> for ApiError {
             RecoveryError::InvalidLink => {
                 ApiError::bad_request("invalid_reset_token", e.to_string())
             }
+            RecoveryError::InvalidVerificationLink => {
+                ApiError::bad_request("invalid_verification_token", e.to_string())
+            }
             RecoveryError::Account(e) => e.into(),
             RecoveryError::Db(e) => e.into(),
         }

@@ -225,6 +225,26 @@ pub fn password_set() -> HttpResponse {
     render(StatusCode::OK, &PasswordSetPage, None)
 }
 
+#[derive(Template)]
+#[template(path = "pages/verify_email.html")]
+struct VerifyEmailPage<'a> {
+    token: &'a str,
+}
+
+/// What a verification link opens: a button, so that a mail scanner
+/// fetching the link verifies nothing.
+pub fn verify_email(token: &str) -> HttpResponse {
+    render(StatusCode::OK, &VerifyEmailPage { token }, None)
+}
+
+#[derive(Template)]
+#[template(path = "pages/email_verified.html")]
+struct EmailVerifiedPage;
+
+pub fn email_verified() -> HttpResponse {
+    render(StatusCode::OK, &EmailVerifiedPage, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,9 @@ use crate::helpers::{
 use crate::smtp::{Mail, SmtpServer};
 
 const NEW_PASSWORD: &str = "a brand new passphrase";
+/// The subjects of the two messages.
+const RESET: &str = "Reset your password";
+const VERIFY: &str = "Confirm your e-mail address";
 
 /// An app that sends its mail to `smtp`, looking at its outbox every 50 ms.
 async fn app_mailing(
@@ -44,7 +47,24 @@ async fn confirm(app: &TestApp, token: &str, password: &str) -> reqwest::Respons
 
 /// The token of the reset link in `mail`, checked to point at the issuer.
 fn reset_token(app: &TestApp, mail: &Mail) -> String {
-    let prefix = format!("{}/account/reset?token=", app.settings.issuer);
+    link_token(app, mail, "/account/reset?token=")
+}
+
+async fn verify(app: &TestApp, token: &str) -> reqwest::Response {
+    app.post_json("/v1/auth/verify-email", &json!({ "token": token }))
+        .await
+}
+
+async fn me(app: &TestApp, access: &str) -> Value {
+    let response = app.get_with_token("/v1/me", access).await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// The token of the link under the issuer at `path` in `mail`, with the
+/// same link in the HTML part.
+fn link_token(app: &TestApp, mail: &Mail, path: &str) -> String {
+    let prefix = format!("{}{path}", app.settings.issuer);
     let link = mail.link(&prefix);
     let token = link[prefix.len()..].to_owned();
     assert_eq!(token.len(), 43, "256 bits, base64url: {link}");
@@ -66,8 +86,7 @@ both_backends! {
 
         let response = ask_reset(&app, &email).await;
         assert_eq!(response.status(), 202);
-        let mail = smtp.nth_to(&email, 1).await;
-        assert_eq!(mail.subject, "Reset your password");
+        let mail = smtp.nth_about(&email, RESET, 1).await;
         assert!(mail.from.contains("no-reply@localhost"), "{mail:?}");
         let token = reset_token(&app, &mail);
 
@@ -89,9 +108,9 @@ both_backends! {
         app.register(&email).await;
 
         assert_eq!(ask_reset(&app, &email).await.status(), 202);
-        let first = reset_token(&app, &smtp.nth_to(&email, 1).await);
+        let first = reset_token(&app, &smtp.nth_about(&email, RESET, 1).await);
         assert_eq!(ask_reset(&app, &email).await.status(), 202);
-        let second = reset_token(&app, &smtp.nth_to(&email, 2).await);
+        let second = reset_token(&app, &smtp.nth_about(&email, RESET, 2).await);
         assert_ne!(first, second);
         assert_problem(confirm(&app, &first, NEW_PASSWORD).await, 400, "invalid_reset_token").await;
 
@@ -124,10 +143,10 @@ both_backends! {
 
         // A second request at once: the same answer, and no second mail.
         assert_eq!(ask_reset(&app, &known).await.status(), 202);
-        smtp.nth_to(&known, 1).await;
+        smtp.nth_about(&known, RESET, 1).await;
         // The sender works through the outbox in order: by the time the
         // known address's message is in, the unknown one would have been.
-        assert!(smtp.received_by(&unknown).is_empty(), "no mail to an address without an account");
+        assert!(smtp.received_about(&unknown, RESET).is_empty(), "no mail to an address without an account");
         // Not an address at all: that much may be said.
         let response = ask_reset(&app, "not an address").await;
         assert_problem(response, 422, "invalid_email").await;
@@ -136,8 +155,8 @@ both_backends! {
         let marker = unique_email();
         app.register(&marker).await;
         ask_reset(&app, &marker).await;
-        smtp.nth_to(&marker, 1).await;
-        assert_eq!(smtp.received_by(&known).len(), 1, "one link per address per interval");
+        smtp.nth_about(&marker, RESET, 1).await;
+        assert_eq!(smtp.received_about(&known, RESET).len(), 1, "one link per address per interval");
     }
 
     async fn the_link_names_the_issuer_whatever_the_request_said(backend: Backend) {
@@ -157,7 +176,7 @@ both_backends! {
             .await
             .unwrap();
         assert_eq!(response.status(), 202);
-        let mail = smtp.nth_to(&email, 1).await;
+        let mail = smtp.nth_about(&email, RESET, 1).await;
         assert!(!mail.text.contains("attacker"), "{}", mail.text);
         assert!(!mail.html.contains("attacker"), "{}", mail.html);
         reset_token(&app, &mail);
@@ -177,10 +196,10 @@ both_backends! {
         tokio::time::sleep(Duration::from_millis(100)).await;
         smtp.resume().await;
         app.advance_clock(Duration::from_secs(60));
-        let mail = smtp.nth_to(&email, 1).await;
+        let mail = smtp.nth_about(&email, RESET, 1).await;
         let token = reset_token(&app, &mail);
         assert_eq!(confirm(&app, &token, NEW_PASSWORD).await.status(), 204);
-        assert_eq!(smtp.received_by(&email).len(), 1, "sent once");
+        assert_eq!(smtp.received_about(&email, RESET).len(), 1, "sent once");
     }
 
     async fn without_smtp_a_reset_says_so(app: TestApp) {
@@ -197,7 +216,7 @@ both_backends! {
         app.register(&email).await;
         let login = Tokens::from_response(app.login(&email, PASSWORD).await).await;
         assert_eq!(ask_reset(&app, &email).await.status(), 202);
-        let token = reset_token(&app, &smtp.nth_to(&email, 1).await);
+        let token = reset_token(&app, &smtp.nth_about(&email, RESET, 1).await);
 
         let page = app.get(&format!("/account/reset?token={token}")).await;
         assert_eq!(page.status(), 200);
@@ -222,5 +241,68 @@ both_backends! {
         let again = app.post_form("/account/reset", &[("token", &token), ("new_password", "another passphrase")]).await;
         assert_eq!(again.status(), 400);
         assert_eq!(app.get("/account/reset").await.status(), 400);
+    }
+
+    async fn registration_sends_a_link_that_verifies_the_address_once(backend: Backend) {
+        let Some(smtp) = SmtpServer::start().await else { return };
+        let Some(app) = app_mailing(backend, &smtp, |_| {}).await else { return };
+        let email = unique_email();
+        let registered = app.register(&email).await;
+        assert_eq!(registered["email_verified"], false);
+        let mail = smtp.nth_about(&email, VERIFY, 1).await;
+        let token = link_token(&app, &mail, "/account/verify?token=");
+        let access = app.tokens(&email).await.access;
+        assert_eq!(me(&app, &access).await["email_verified"], false);
+
+        assert_eq!(verify(&app, &token).await.status(), 204);
+        assert_eq!(me(&app, &access).await["email_verified"], true);
+        assert_problem(verify(&app, &token).await, 400, "invalid_verification_token").await;
+        // A reset token is no verification token, nor the other way round.
+        assert_problem(confirm(&app, &token, NEW_PASSWORD).await, 400, "invalid_reset_token").await;
+
+        // Verified: asking again sends nothing.
+        let resend = app.client.post(app.url("/v1/me/email-verification")).bearer_auth(&access).send().await.unwrap();
+        assert_eq!(resend.status(), 202);
+        let marker = unique_email();
+        app.register(&marker).await;
+        smtp.nth_about(&marker, VERIFY, 1).await;
+        assert_eq!(smtp.received_about(&email, VERIFY).len(), 1);
+    }
+
+    async fn a_resent_link_replaces_the_first_and_the_page_asks_before_it_verifies(backend: Backend) {
+        let Some(smtp) = SmtpServer::start().await else { return };
+        let Some(app) = app_mailing(backend, &smtp, |_| {}).await else { return };
+        let email = unique_email();
+        app.register(&email).await;
+        let first = link_token(&app, &smtp.nth_about(&email, VERIFY, 1).await, "/account/verify?token=");
+        let access = app.tokens(&email).await.access;
+        let resend = app.client.post(app.url("/v1/me/email-verification")).bearer_auth(&access).send().await.unwrap();
+        assert_eq!(resend.status(), 202);
+        let second = link_token(&app, &smtp.nth_about(&email, VERIFY, 2).await, "/account/verify?token=");
+        assert_problem(verify(&app, &first).await, 400, "invalid_verification_token").await;
+
+        // Opening the link (as a mail scanner would) verifies nothing.
+        for _ in 0..2 {
+            let page = app.get(&format!("/account/verify?token={second}")).await;
+            assert_eq!(page.status(), 200);
+            let html = page.text().await.unwrap();
+            assert_eq!(tessera_test_support::hidden_field(&html, "token").as_deref(), Some(second.as_str()));
+        }
+        assert_eq!(me(&app, &access).await["email_verified"], false);
+        let done = app.post_form("/account/verify", &[("token", &second)]).await;
+        assert_eq!(done.status(), 200);
+        assert!(done.text().await.unwrap().contains("Your address is confirmed"));
+        assert_eq!(me(&app, &access).await["email_verified"], true);
+        assert_eq!(app.get(&format!("/account/verify?token={second}")).await.status(), 400);
+        assert_eq!(app.post_form("/account/verify", &[("token", &second)]).await.status(), 400);
+    }
+
+    async fn without_smtp_registration_works_and_a_resend_says_so(app: TestApp) {
+        let email = unique_email();
+        let registered = app.register(&email).await;
+        assert_eq!(registered["email_verified"], false);
+        let access = app.tokens(&email).await.access;
+        let resend = app.client.post(app.url("/v1/me/email-verification")).bearer_auth(&access).send().await.unwrap();
+        assert_problem(resend, 503, "email_unavailable").await;
     }
 }

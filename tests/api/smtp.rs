@@ -107,7 +107,13 @@ impl SmtpServer {
         let mut files: Vec<_> = std::fs::read_dir(new)
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
-        files.sort();
+        // In the order they arrived: Maildir names don't sort that way.
+        files.sort_by_key(|f| {
+            (
+                std::fs::metadata(f).and_then(|m| m.modified()).ok(),
+                f.clone(),
+            )
+        });
         files
     }
 
@@ -127,15 +133,22 @@ impl SmtpServer {
             .collect()
     }
 
-    /// Waits for the `n`th message (1-based) to `to`.
-    pub async fn nth_to(&self, to: &str, n: usize) -> Mail {
-        wait_until(
-            &format!("message {n} to {to}"),
-            Duration::from_secs(20),
-            async || self.received_by(to).len() >= n,
-        )
+    /// The messages to `to` with `subject` received so far.
+    pub fn received_about(&self, to: &str, subject: &str) -> Vec<Mail> {
+        self.received_by(to)
+            .into_iter()
+            .filter(|m| m.subject == subject)
+            .collect()
+    }
+
+    /// Waits for the `n`th message (1-based) to `to` with `subject`.
+    pub async fn nth_about(&self, to: &str, subject: &str, n: usize) -> Mail {
+        let what = format!("message {n} to {to} about {subject:?}");
+        wait_until(&what, Duration::from_secs(20), async || {
+            self.received_about(to, subject).len() >= n
+        })
         .await;
-        self.received_by(to)[n - 1].clone()
+        self.received_about(to, subject)[n - 1].clone()
     }
 }
 
