@@ -7,7 +7,8 @@ use crate::db::schema::audit_events;
 use crate::db::{AnyConnection, Db, DbError};
 
 // Actions. Sessions that end are recorded under their end reason
-// (`sessions::end_reason`): logout, logout_all, revoked, ...
+// (`sessions::end_reason`): logout, logout_all, revoked, password_changed,
+// password_reset (a password set with a reset link), ...
 /// A password login that started a session (`POST /v1/auth/login`).
 pub const LOGIN: &str = "login";
 /// An account registered by its user (`POST /v1/auth/register`).
@@ -20,6 +21,8 @@ pub const USER_DELETED: &str = "user_deleted";
 pub const CLIENT_CREATED: &str = "client_created";
 pub const CLIENT_DELETED: &str = "client_deleted";
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
+/// A reset link sent to an account's address.
+pub const PASSWORD_RESET_REQUESTED: &str = "password_reset_requested";
 
 /// The actor of changes made from the command line.
 pub const CLI: &str = "cli";

@@ -47,6 +47,8 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     pub cors: CorsSettings,
     pub passwords: PasswordSettings,
+    pub accounts: AccountSettings,
+    pub email: EmailSettings,
     pub log: LogSettings,
 }
 
@@ -178,6 +180,37 @@ pub struct PasswordSettings {
     pub parallelism: u32,
     pub max_concurrent_hashes: usize,
     pub max_queued_hashes: usize,
+}
+
+/// `[accounts]`: the links sent to account holders by e-mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSettings {
+    pub password_reset_minutes: u64,
+    /// Per address: a reset link is sent at most once in this many seconds.
+    pub password_reset_interval_seconds: u64,
+}
+
+/// `[email]`: outgoing mail. No `smtp_url`: nothing is sent, and what would
+/// send answers 503 `email_unavailable`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettings {
+    pub smtp_url: String,
+    pub from: String,
+    /// How often the outbox is looked at for mail that is due.
+    pub poll_interval_milliseconds: u64,
+    /// Attempts before a message is given up (backoff doubles, from 5 s, to 1 h).
+    pub max_attempts: u32,
+    /// Sent (and given up) messages are deleted after this many days.
+    pub retention_days: u64,
+}
+
+impl EmailSettings {
+    /// The SMTP server, if one is configured.
+    pub fn smtp(&self) -> Option<&str> {
+        Some(self.smtp_url.trim()).filter(|u| !u.is_empty())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -424,7 +457,44 @@ impl Settings {
         if p.memory_kib < 8 * 1024 {
             return Err(invalid("passwords.memory_kib", "must be at least 8192"));
         }
+        self.validate_email()?;
         Ok(self)
+    }
+
+    fn validate_email(&self) -> Result<(), ConfigError> {
+        let e = &self.email;
+        if let Some(smtp) = e.smtp() {
+            let url = url::Url::parse(smtp).map_err(|_| {
+                // Never the URL itself: it may hold the SMTP password.
+                invalid("email.smtp_url", "is not a URL")
+            })?;
+            if !matches!(url.scheme(), "smtp" | "smtps") || url.host_str().is_none() {
+                return Err(invalid(
+                    "email.smtp_url",
+                    "must be smtp://HOST[:PORT] or smtps://HOST[:PORT]",
+                ));
+            }
+        }
+        if e.from.parse::<lettre::message::Mailbox>().is_err() {
+            return Err(invalid(
+                "email.from",
+                format!("{:?} is not an address (Name <user@host>)", e.from),
+            ));
+        }
+        if e.max_attempts == 0 || e.poll_interval_milliseconds == 0 {
+            return Err(invalid(
+                "email",
+                "max_attempts and poll_interval_milliseconds must be positive",
+            ));
+        }
+        let a = &self.accounts;
+        if a.password_reset_minutes == 0 || a.password_reset_minutes > 24 * 60 {
+            return Err(invalid(
+                "accounts.password_reset_minutes",
+                "must be 1 to 1440",
+            ));
+        }
+        Ok(())
     }
 
     pub fn jwks_uri(&self) -> String {

@@ -14,6 +14,7 @@ pub mod clients;
 pub mod clock;
 pub mod configuration;
 pub mod db;
+pub mod email;
 pub mod http;
 pub mod ids;
 pub mod keys;

@@ -11,8 +11,10 @@ use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::accounts::{HashError, PasswordHasher};
+use crate::app::recovery::ResetPolicy;
 use crate::configuration::Settings;
 use crate::db::{Db, DbError};
+use crate::email::sender::{Mailer, SenderPolicy};
 use crate::http::client_ip::TrustedProxies;
 use crate::http::throttle::RateLimiter;
 use crate::http::{self, AppState};
@@ -38,6 +40,9 @@ pub enum StartupError {
     /// don't reach into the throttle).
     #[error("throttle.trusted_proxies: {0}")]
     TrustedProxies(String),
+    /// `email.smtp_url` or `email.from` that lettre won't take.
+    #[error("{0}")]
+    Email(String),
     #[error("cannot listen on {bind}: {source}")]
     Bind {
         bind: String,
@@ -142,7 +147,25 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
         rate_limiter.clone(),
         std::time::Duration::from_secs(settings.sessions.cleanup_interval_seconds),
     );
+    let mailer = Mailer::from_settings(&settings.email).map_err(StartupError::Email)?;
+    match &mailer {
+        Some(mailer) => spawn_email_sender(
+            db.clone(),
+            mailer.clone(),
+            SenderPolicy::from_settings(&settings.email),
+        ),
+        None => tracing::warn!(
+            "no email.smtp_url: no e-mail is sent, and password reset answers 503 email_unavailable"
+        ),
+    }
     let app = crate::app::Services {
+        mailer,
+        reset: ResetPolicy {
+            link_ttl: std::time::Duration::from_secs(settings.accounts.password_reset_minutes * 60),
+            interval: std::time::Duration::from_secs(
+                settings.accounts.password_reset_interval_seconds,
+            ),
+        },
         own_audiences: OwnAudiences::new(&settings.issuer, &settings.tokens.audience),
         db,
         hasher,
@@ -221,6 +244,12 @@ fn join_failure(error: tokio::task::JoinError) -> String {
 /// Deletes ended and expired sessions, SSO sessions, stale sign-ins and old
 /// codes every `interval`, off the request path, and forgets the rate
 /// limiter's idle clients.
+async fn delete_expired_links(db: &Db) -> Result<usize, DbError> {
+    let now = db.now();
+    db.run(move |conn| crate::accounts::links::delete_expired_with(conn, now))
+        .await
+}
+
 fn spawn_cleanup(
     db: Db,
     sessions: SessionPolicy,
@@ -237,9 +266,10 @@ fn spawn_cleanup(
             let deleted = match crate::sessions::delete_expired(&db, sessions).await {
                 Ok(n) => match crate::sso::delete_expired(&db, sso).await {
                     Ok(m) => match crate::oauth::authorization::delete_expired_codes(&db).await {
-                        Ok(k) => crate::throttle::lockout::delete_stale(&db)
-                            .await
-                            .map(|l| n + m + k + l),
+                        Ok(k) => match crate::throttle::lockout::delete_stale(&db).await {
+                            Ok(l) => delete_expired_links(&db).await.map(|t| n + m + k + l + t),
+                            Err(e) => Err(e),
+                        },
                         Err(e) => Err(e),
                     },
                     Err(e) => Err(e),
@@ -250,6 +280,30 @@ fn spawn_cleanup(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "expired sessions deleted"),
                 Err(e) => tracing::warn!(error = %e, "session clean-up failed; will retry"),
+            }
+        }
+    });
+}
+
+/// Sends the outbox's due mail every poll interval, and once an hour
+/// prunes what was sent (or given up) longer ago than the retention.
+fn spawn_email_sender(db: Db, mailer: Mailer, policy: SenderPolicy) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(policy.poll_interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_prune = std::time::Instant::now();
+        loop {
+            ticks.tick().await;
+            if let Err(e) = crate::email::sender::deliver_due(&db, &mailer, policy).await {
+                tracing::warn!(error = %e, "email outbox unreadable; will retry");
+            }
+            if last_prune.elapsed() >= std::time::Duration::from_secs(3600) {
+                last_prune = std::time::Instant::now();
+                match crate::email::sender::prune(&db, policy).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "old outbox messages deleted"),
+                    Err(e) => tracing::warn!(error = %e, "outbox clean-up failed; will retry"),
+                }
             }
         }
     });

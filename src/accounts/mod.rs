@@ -5,6 +5,7 @@
 pub mod administration;
 mod email;
 mod hashing;
+pub mod links;
 mod password;
 
 use chrono::NaiveDateTime;
@@ -61,6 +62,8 @@ pub struct User {
     pub roles: Vec<String>,
     pub created_at: NaiveDateTime,
     pub disabled: bool,
+    /// The address was shown to be the user's (a verification link).
+    pub email_verified: bool,
 }
 
 #[derive(Queryable, Selectable)]
@@ -73,6 +76,7 @@ struct UserRow {
     roles: String,
     disabled: bool,
     created_at: NaiveDateTime,
+    email_verified: bool,
 }
 
 impl UserRow {
@@ -85,6 +89,7 @@ impl UserRow {
             roles: serde_json::from_str(&self.roles).unwrap_or_default(),
             created_at: self.created_at,
             disabled: self.disabled,
+            email_verified: self.email_verified,
         }
     }
 }
@@ -148,11 +153,26 @@ pub async fn register(
     account: NewAccount,
     client: crate::sessions::ClientInfo,
 ) -> Result<User, AccountError> {
+    register_with(db, hasher, account, client, |_, _, _| Ok(())).await
+}
+
+/// [`register`], running `within` in the registration's transaction (the
+/// verification message goes out if and only if the account is made).
+pub async fn register_with(
+    db: &Db,
+    hasher: &PasswordHasher,
+    account: NewAccount,
+    client: crate::sessions::ClientInfo,
+    within: impl FnOnce(&mut AnyConnection, &User, NaiveDateTime) -> Result<(), DbError>
+    + Send
+    + 'static,
+) -> Result<User, AccountError> {
     let password_hash = hasher.hash(account.password.expose().to_owned()).await?;
     let now = db.now();
     db.run(move |conn| {
         conn.transaction(|conn| {
             let user = insert_user(conn, now, &account, &password_hash)?;
+            within(conn, &user, now)?;
             let event = Event {
                 action: audit::REGISTER,
                 outcome: "success",
@@ -276,6 +296,7 @@ fn insert_user(
         roles: account.roles.clone(),
         created_at: now,
         disabled: false,
+        email_verified: false,
     })
 }
 
@@ -399,6 +420,73 @@ pub fn set_password_with(
             users::password_hash.eq(&change.new_hash),
             users::updated_at.eq(now),
         ))
+        .execute(conn)?;
+    Ok(updated > 0)
+}
+
+/// The user with this address (in its normal form), inside the caller's
+/// transaction.
+pub fn find_by_email_with(
+    conn: &mut AnyConnection,
+    email: &Email,
+) -> Result<Option<User>, DbError> {
+    Ok(find_row_by_email(conn, email)?.map(UserRow::into_user))
+}
+
+/// A new password for a user who proved the account another way (a reset
+/// link): it meets the policy for the user's address, and is hashed. No
+/// Debug: the hash stays in.
+pub struct ResetPassword {
+    user_id: UserId,
+    new_hash: String,
+}
+
+impl ResetPassword {
+    /// Checks `raw` against the policy for `user` and hashes it (the slow
+    /// part, off any transaction).
+    pub async fn hash(
+        hasher: &PasswordHasher,
+        user: &User,
+        raw: String,
+    ) -> Result<ResetPassword, AccountError> {
+        let email = Email::parse(&user.email).map_err(AccountError::InvalidEmail)?;
+        let new = NewPassword::parse(raw, &email).map_err(AccountError::InvalidPassword)?;
+        let new_hash = hasher.hash(new.expose().to_owned()).await?;
+        Ok(ResetPassword {
+            user_id: user.id.clone(),
+            new_hash,
+        })
+    }
+
+    pub fn user_id(&self) -> &UserId {
+        &self.user_id
+    }
+
+    /// Writes the new hash inside the caller's transaction; false if the
+    /// user is gone.
+    pub fn write_with(
+        &self,
+        conn: &mut AnyConnection,
+        now: chrono::NaiveDateTime,
+    ) -> Result<bool, DbError> {
+        let updated = diesel::update(users::table.find(self.user_id.as_str()))
+            .set((
+                users::password_hash.eq(&self.new_hash),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(updated > 0)
+    }
+}
+
+/// Marks the user's address verified, inside the caller's transaction.
+pub fn mark_verified_with(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    user: &UserId,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(users::table.find(user.as_str()))
+        .set((users::email_verified.eq(true), users::updated_at.eq(now)))
         .execute(conn)?;
     Ok(updated > 0)
 }

@@ -8,6 +8,8 @@ pub mod account;
 pub mod browser;
 pub mod grants;
 pub mod login;
+pub mod recovery;
+pub mod verification;
 
 use crate::accounts::PasswordHasher;
 use crate::configuration::LoginSettings;
@@ -32,8 +34,12 @@ pub struct Services {
     pub lockout: LockoutPolicy,
     /// The built-in first-party client and what its logins get.
     pub login: LoginSettings,
-    /// The issuer URL (`iss`), which also names us in redirects (RFC 9207).
+    /// The issuer URL (`iss`), which also names us in redirects (RFC 9207)
+    /// and is the base of every link sent by e-mail.
     pub issuer_url: String,
+    /// The SMTP server mail goes to; None when none is configured.
+    pub mailer: Option<crate::email::sender::Mailer>,
+    pub reset: recovery::ResetPolicy,
 }
 
 impl Services {

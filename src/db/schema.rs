@@ -11,6 +11,7 @@ diesel::table! {
         disabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        email_verified -> Bool,
     }
 }
 
@@ -148,3 +149,29 @@ diesel::allow_tables_to_appear_in_same_query!(
     consents,
     login_failures
 );
+
+diesel::table! {
+    account_tokens (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        purpose -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    email_outbox (id) {
+        id -> Text,
+        kind -> Text,
+        recipient -> Nullable<Text>,
+        subject -> Text,
+        text_body -> Text,
+        html_body -> Text,
+        created_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+    }
+}

@@ -1,6 +1,6 @@
 use super::throttle;
 use super::throttle::Class;
-use crate::app::{account, login};
+use crate::app::{account, login, verification};
 use crate::ids::SessionId;
 use crate::tokens::ClaimIds;
 use actix_web::http::header;
@@ -70,8 +70,7 @@ pub async fn register(
         name,
     } = body.into_inner().0;
     let account = NewAccount::parse(&email, password, name, Vec::new())?;
-    let user =
-        accounts::register(&state.app.db, &state.app.hasher, account, client_info(&req)).await?;
+    let user = verification::register(&state.app, account, client_info(&req)).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, "/v1/me"))
         .json(User::from(user)))

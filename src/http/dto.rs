@@ -19,6 +19,8 @@ pub struct User {
     #[schema(required = true)]
     name: Option<String>,
     roles: Vec<String>,
+    /// The address was verified with the link sent to it.
+    email_verified: bool,
     #[serde(serialize_with = "rfc3339")]
     created_at: NaiveDateTime,
 }
@@ -30,6 +32,7 @@ impl From<accounts::User> for User {
             email: user.email,
             name: user.name,
             roles: user.roles,
+            email_verified: user.email_verified,
             created_at: user.created_at,
         }
     }
@@ -292,7 +295,7 @@ pub struct Userinfo {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     email: Option<String>,
-    /// With the `email` scope; always false (no address is verified).
+    /// With the `email` scope: whether the address was verified.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     email_verified: Option<bool>,

@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::accounts::{AccountError, HashError};
+use crate::app::recovery::RecoveryError;
 use crate::clients::ClientError;
 use crate::db::DbError;
 use crate::oauth::authorization::{AuthorizeError, redirect_with};
@@ -145,6 +146,10 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
 }
 
 impl std::fmt::Display for ApiError {
@@ -239,6 +244,25 @@ impl From<HashError> for ApiError {
                 tracing::error!(%reason, "password hashing failed");
                 ApiError::internal()
             }
+        }
+    }
+}
+
+impl From<RecoveryError> for ApiError {
+    fn from(e: RecoveryError) -> Self {
+        match e {
+            RecoveryError::EmailUnavailable => {
+                ApiError::unavailable("email_unavailable", e.to_string())
+            }
+            RecoveryError::InvalidEmail(why) => ApiError::unprocessable("invalid_email", why),
+            RecoveryError::InvalidLink => {
+                ApiError::bad_request("invalid_reset_token", e.to_string())
+            }
+            RecoveryError::InvalidVerificationLink => {
+                ApiError::bad_request("invalid_verification_token", e.to_string())
+            }
+            RecoveryError::Account(e) => e.into(),
+            RecoveryError::Db(e) => e.into(),
         }
     }
 }

@@ -16,6 +16,7 @@ mod health;
 pub(crate) mod oauth;
 pub mod openapi;
 pub(crate) mod pages;
+mod recovery;
 pub mod text;
 pub mod throttle;
 
@@ -149,8 +150,12 @@ route_table! {
     post "/v1/auth/register" => accounts::register;
     post "/v1/auth/login" => accounts::login;
     post "/v1/auth/logout" => accounts::logout;
+    post "/v1/auth/password-reset" => recovery::request_reset;
+    post "/v1/auth/password-reset/confirm" => recovery::confirm_reset;
+    post "/v1/auth/verify-email" => recovery::verify_email;
     get "/v1/me" => accounts::me;
     put "/v1/me/password" => accounts::change_password;
+    post "/v1/me/email-verification" => recovery::resend_verification;
     get "/v1/me/sessions" => accounts::list_sessions;
     delete "/v1/me/sessions/{id}" => accounts::end_session;
     get "/v1/admin/users" => admin::list_users;
@@ -163,6 +168,10 @@ route_table! {
     delete "/v1/admin/clients/{id}" => admin::delete_client;
     get "/v1/admin/keys" => admin::list_keys;
     get "/v1/admin/audit" => admin::list_audit;
+    get "/account/reset" => recovery::reset_page;
+    post "/account/reset" => recovery::reset_form;
+    get "/account/verify" => recovery::verify_page;
+    post "/account/verify" => recovery::verify_form;
     get "/oauth2/authorize" => authorize::authorize_get;
     post "/oauth2/authorize" => authorize::authorize_post;
     get "/oauth2/logout" => authorize::logout_get;

@@ -11,7 +11,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::error::Problem;
-use super::{accounts, admin, authorize, discovery, health, oauth};
+use super::{accounts, admin, authorize, discovery, health, oauth, recovery};
 
 /// The media type of `/v1` errors (RFC 9457).
 pub const PROBLEM: &str = "application/problem+json";
@@ -79,6 +79,14 @@ pub enum AdminErrors {
         accounts::change_password,
         accounts::list_sessions,
         accounts::end_session,
+        recovery::request_reset,
+        recovery::confirm_reset,
+        recovery::reset_page,
+        recovery::reset_form,
+        recovery::verify_email,
+        recovery::resend_verification,
+        recovery::verify_page,
+        recovery::verify_form,
         admin::list_users,
         admin::get_user,
         admin::patch_user,

@@ -205,6 +205,46 @@ pub fn signed_out() -> HttpResponse {
     render(StatusCode::OK, &SignedOutPage, None)
 }
 
+#[derive(Template)]
+#[template(path = "pages/reset_password.html")]
+struct ResetPasswordPage<'a> {
+    token: &'a str,
+    error: Option<&'a str>,
+}
+
+/// The form a password reset link opens, with what was wrong last time.
+pub fn reset_password(status: StatusCode, token: &str, error: Option<&str>) -> HttpResponse {
+    render(status, &ResetPasswordPage { token, error }, None)
+}
+
+#[derive(Template)]
+#[template(path = "pages/password_set.html")]
+struct PasswordSetPage;
+
+pub fn password_set() -> HttpResponse {
+    render(StatusCode::OK, &PasswordSetPage, None)
+}
+
+#[derive(Template)]
+#[template(path = "pages/verify_email.html")]
+struct VerifyEmailPage<'a> {
+    token: &'a str,
+}
+
+/// What a verification link opens: a button, so that a mail scanner
+/// fetching the link verifies nothing.
+pub fn verify_email(token: &str) -> HttpResponse {
+    render(StatusCode::OK, &VerifyEmailPage { token }, None)
+}
+
+#[derive(Template)]
+#[template(path = "pages/email_verified.html")]
+struct EmailVerifiedPage;
+
+pub fn email_verified() -> HttpResponse {
+    render(StatusCode::OK, &EmailVerifiedPage, None)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

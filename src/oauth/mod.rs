@@ -427,6 +427,7 @@ pub async fn authorization_code_grant(
             auth_time: redeemed.auth_time.and_utc().timestamp(),
             nonce: redeemed.nonce,
             browser_session_id: redeemed.browser_session_id,
+            email_verified: user.email_verified,
             email: has_scope(&redeemed.scope, "email").then_some(user.email),
             name: user.name.filter(|_| has_scope(&redeemed.scope, "profile")),
         };
@@ -460,7 +461,7 @@ pub struct Userinfo {
     pub sub: String,
     /// With the `email` scope.
     pub email: Option<String>,
-    /// With the `email` scope; always false (no address is verified).
+    /// With the `email` scope: whether the address was verified.
     pub email_verified: Option<bool>,
     /// With the `profile` scope, when the user has a name.
     pub name: Option<String>,
@@ -483,7 +484,7 @@ pub async fn userinfo(db: &Db, claims: &Claims) -> Result<Userinfo, UserinfoErro
     let email = has_scope(&claims.scope, "email");
     Ok(Userinfo {
         sub: user.id.into_string(),
-        email_verified: email.then_some(false),
+        email_verified: email.then_some(user.email_verified),
         email: email.then_some(user.email),
         name: user.name.filter(|_| has_scope(&claims.scope, "profile")),
     })

@@ -39,6 +39,7 @@ pub mod end_reason {
     pub const LOGOUT_ALL: &str = "logout_all";
     pub const ENDED_BY_USER: &str = "ended_by_user";
     pub const PASSWORD_CHANGED: &str = "password_changed";
+    pub const PASSWORD_RESET: &str = "password_reset";
     pub const REFRESH_TOKEN_REUSE: &str = "refresh_token_reuse";
     pub const REVOKED: &str = "revoked";
     pub const ACCOUNT_DISABLED: &str = "account_disabled";

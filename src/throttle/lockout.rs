@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use crate::accounts::{self, AccountError, Email, PasswordHasher, User};
 use crate::configuration::ThrottleSettings;
 use crate::db::schema::login_failures;
-use crate::db::{Db, DbError};
+use crate::db::{AnyConnection, Db, DbError};
 use crate::secrets::stored_hash;
 
 #[derive(Debug, Clone, Copy)]
@@ -153,6 +153,13 @@ pub async fn record_success(db: &Db, policy: LockoutPolicy, email: &str) -> Resu
         Ok(())
     })
     .await
+}
+
+/// Clears the address's count inside the caller's transaction (a password
+/// reset proved the account another way).
+pub fn clear_with(conn: &mut AnyConnection, email: &str) -> Result<(), DbError> {
+    diesel::delete(login_failures::table.find(key(email))).execute(conn)?;
+    Ok(())
 }
 
 /// Why a guarded login failed.

@@ -42,6 +42,8 @@ pub struct IdGrant {
     pub browser_session_id: String,
     /// Present when the scope includes `email`.
     pub email: Option<String>,
+    /// Whether that address is verified (sent only with `email`).
+    pub email_verified: bool,
     /// Present when the scope includes `profile` and the user has a name.
     pub name: Option<String>,
 }
@@ -76,7 +78,7 @@ impl TokenIssuer {
                 nonce: grant.nonce,
                 at_hash,
                 sid: grant.browser_session_id,
-                email_verified: grant.email.as_ref().map(|_| false),
+                email_verified: grant.email.as_ref().map(|_| grant.email_verified),
                 email: grant.email,
                 name: grant.name,
             };

@@ -371,6 +371,26 @@ both_backends! {
         let bad_hint = app.get("/oauth2/logout?id_token_hint=garbage").await;
         assert_eq!(check("get", "/oauth2/logout", bad_hint).await.0, 400);
 
+        // E-mailed links, on an app that sends no mail: the requests that
+        // would send say so, the links that don't exist are refused.
+        let reset = app.post_json("/v1/auth/password-reset", &json!({"email": unique_email()})).await;
+        assert_eq!(check("post", "/v1/auth/password-reset", reset).await.0, 503);
+        let confirm = app.post_json("/v1/auth/password-reset/confirm",
+            &json!({"token": "x".repeat(43), "new_password": "a new passphrase"})).await;
+        assert_eq!(check("post", "/v1/auth/password-reset/confirm", confirm).await.0, 400);
+        let verify = app.post_json("/v1/auth/verify-email", &json!({"token": "x".repeat(43)})).await;
+        assert_eq!(check("post", "/v1/auth/verify-email", verify).await.0, 400);
+        let someone = app.access_token(&unique_email()).await;
+        let resend = send(app, "post", "/v1/me/email-verification", Some(&someone)).await;
+        assert_eq!(check("post", "/v1/me/email-verification", resend).await.0, 503);
+        for path in ["/account/reset", "/account/verify"] {
+            let page = app.get(&format!("{path}?token=nothing")).await;
+            let template = if path == "/account/reset" { "/account/reset" } else { "/account/verify" };
+            assert_eq!(check("get", template, page).await.0, 400);
+            let form = app.post_form(path, &[("token", "nothing"), ("new_password", "a new passphrase")]).await;
+            assert_eq!(check("post", template, form).await.0, 400);
+        }
+
         doc.assert_every_route_exercised();
     }
 }

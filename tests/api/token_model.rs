@@ -184,7 +184,15 @@ fn bearer_routes() -> Vec<(&'static str, String)> {
     tessera::http::ROUTES
         .iter()
         .filter(|(_, path)| {
-            path.starts_with("/v1/") && !matches!(*path, "/v1/auth/register" | "/v1/auth/login")
+            path.starts_with("/v1/")
+                && !matches!(
+                    *path,
+                    "/v1/auth/register"
+                        | "/v1/auth/login"
+                        | "/v1/auth/password-reset"
+                        | "/v1/auth/password-reset/confirm"
+                        | "/v1/auth/verify-email"
+                )
         })
         .map(|(method, path)| {
             (

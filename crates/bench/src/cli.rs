@@ -113,6 +113,10 @@ pub enum Scenario {
     /// latencies compared (medians, Kolmogorov–Smirnov). Ignores
     /// --concurrency, --duration and --warmup; see --timing-samples.
     Timing,
+    /// POST /v1/auth/password-reset for one account (202): the user read
+    /// and the outbox write; the server needs email.smtp_url.
+    #[value(name = "password-reset", alias = "password_reset")]
+    PasswordReset,
     /// In-process: Tessera's parse-once signer vs jsonwebtoken::encode.
     Sign,
 }

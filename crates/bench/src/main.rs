@@ -52,6 +52,7 @@ async fn run(args: Args) -> Result<()> {
                 scenarios::login::run(&target, params).await?;
             }
             Scenario::Me => scenarios::me::run(&target).await?,
+            Scenario::PasswordReset => scenarios::password_reset::run(&target).await?,
             Scenario::Jwks => scenarios::jwks::run(&target).await?,
             Scenario::Refresh => scenarios::refresh::run(&target).await?,
             Scenario::ClientCredentials => {

@@ -7,6 +7,7 @@ pub mod introspect;
 pub mod jwks;
 pub mod login;
 pub mod me;
+pub mod password_reset;
 pub mod refresh;
 pub mod sign;
 pub mod sso;

@@ -1,0 +1,133 @@
+//! Single-use links sent to an account's address (`account_tokens`): a
+//! token of 256 random bits, stored as its SHA-256 only, for one purpose,
+//! until it expires. Issuing one deletes the user's others of that purpose
+//! (the newest link is the only one that works); redeeming one deletes them
+//! all.
+
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::account_tokens;
+use crate::db::{AnyConnection, DbError};
+use crate::ids::UserId;
+use crate::secrets::{is_token_shaped, random_token, stored_hash};
+
+/// What a link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    PasswordReset,
+    EmailVerification,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::PasswordReset => "password_reset",
+            Purpose::EmailVerification => "email_verification",
+        }
+    }
+}
+
+/// A link's token as sent: shown once, in the message. No Debug: it is a
+/// secret.
+pub struct LinkToken(String);
+
+impl LinkToken {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Issues a token for `purpose`, valid for `ttl`, inside the caller's
+/// transaction; the user's earlier ones of that purpose stop working.
+pub fn issue_with(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    user: &UserId,
+    purpose: Purpose,
+    ttl: Duration,
+) -> Result<LinkToken, DbError> {
+    diesel::delete(account_tokens::table)
+        .filter(account_tokens::user_id.eq(user.as_str()))
+        .filter(account_tokens::purpose.eq(purpose.as_str()))
+        .execute(conn)?;
+    let token = random_token();
+    diesel::insert_into(account_tokens::table)
+        .values((
+            account_tokens::token_hash.eq(stored_hash(&token)),
+            account_tokens::user_id.eq(user.as_str()),
+            account_tokens::purpose.eq(purpose.as_str()),
+            account_tokens::created_at.eq(now),
+            account_tokens::expires_at
+                .eq(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)),
+        ))
+        .execute(conn)?;
+    Ok(LinkToken(token))
+}
+
+/// When the user was last sent a link for `purpose` that still stands.
+pub fn last_issued_with(
+    conn: &mut AnyConnection,
+    user: &UserId,
+    purpose: Purpose,
+) -> Result<Option<NaiveDateTime>, DbError> {
+    Ok(account_tokens::table
+        .filter(account_tokens::user_id.eq(user.as_str()))
+        .filter(account_tokens::purpose.eq(purpose.as_str()))
+        .select(diesel::dsl::max(account_tokens::created_at))
+        .first::<Option<NaiveDateTime>>(conn)?)
+}
+
+/// The user a live token of `purpose` was issued to, without using it.
+pub fn holder_with(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    token: &str,
+    purpose: Purpose,
+) -> Result<Option<UserId>, DbError> {
+    if !is_token_shaped(token) {
+        return Ok(None);
+    }
+    let user: Option<String> = account_tokens::table
+        .find(stored_hash(token))
+        .filter(account_tokens::purpose.eq(purpose.as_str()))
+        .filter(account_tokens::expires_at.gt(now))
+        .select(account_tokens::user_id)
+        .first(conn)
+        .optional()?;
+    Ok(user.map(UserId::new))
+}
+
+/// Uses a token inside the caller's transaction: if it is live and of
+/// `purpose`, every token of that purpose of its user is deleted and the
+/// user returned; None if it is unknown, used, superseded or expired.
+pub fn redeem_with(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    token: &str,
+    purpose: Purpose,
+) -> Result<Option<UserId>, DbError> {
+    let Some(user) = holder_with(conn, now, token, purpose)? else {
+        return Ok(None);
+    };
+    // Deleting this very row is the claim: of two redemptions at once, one
+    // deletes it and the other finds nothing.
+    let claimed = diesel::delete(account_tokens::table.find(stored_hash(token))).execute(conn)?;
+    if claimed == 0 {
+        return Ok(None);
+    }
+    diesel::delete(account_tokens::table)
+        .filter(account_tokens::user_id.eq(user.as_str()))
+        .filter(account_tokens::purpose.eq(purpose.as_str()))
+        .execute(conn)?;
+    Ok(Some(user))
+}
+
+/// Deletes expired tokens (the periodic clean-up).
+pub fn delete_expired_with(conn: &mut AnyConnection, now: NaiveDateTime) -> Result<usize, DbError> {
+    Ok(diesel::delete(account_tokens::table)
+        .filter(account_tokens::expires_at.le(now))
+        .execute(conn)?)
+}

@@ -1,0 +1,240 @@
+//! Delivery of the outbox over SMTP (lettre), in the background. A row is
+//! claimed before it is sent — its next attempt moved a lease ahead, on the
+//! condition that nobody moved it first — so two instances sharing the
+//! database never send one message twice at once; a sender that dies
+//! mid-send leaves the row to be retried when the lease runs out.
+
+use std::time::Duration;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use crate::configuration::EmailSettings;
+use crate::db::schema::email_outbox;
+use crate::db::{Db, DbError};
+
+/// How long a claimed row is left to its sender before another may retry it.
+const LEASE: Duration = Duration::from_secs(120);
+/// The first retry's wait; each further one doubles, up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Rows claimed per pass.
+const BATCH: i64 = 20;
+
+/// The SMTP server and the From address.
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl std::fmt::Debug for Mailer {
+    // Not the transport: its URL may hold the SMTP password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mailer").field("from", &self.from).finish()
+    }
+}
+
+impl Mailer {
+    /// The mailer the settings describe; None without an `smtp_url`.
+    pub fn from_settings(settings: &EmailSettings) -> Result<Option<Mailer>, String> {
+        let Some(url) = settings.smtp() else {
+            return Ok(None);
+        };
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            // lettre's message names the scheme, never the password.
+            .map_err(|e| format!("email.smtp_url: {e}"))?
+            .timeout(Some(Duration::from_secs(30)))
+            .build();
+        let from = settings
+            .from
+            .parse()
+            .map_err(|e| format!("email.from: {e}"))?;
+        Ok(Some(Mailer { transport, from }))
+    }
+
+    async fn send(&self, to: &str, row: &Queued) -> Result<(), String> {
+        let to: Mailbox = to.parse().map_err(|e| format!("recipient: {e}"))?;
+        let message = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(&row.subject)
+            .multipart(MultiPart::alternative_plain_html(
+                row.text_body.clone(),
+                row.html_body.clone(),
+            ))
+            .map_err(|e| format!("message: {e}"))?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// How the sender retries and what it keeps.
+#[derive(Debug, Clone, Copy)]
+pub struct SenderPolicy {
+    pub max_attempts: u32,
+    pub poll_interval: Duration,
+    pub retention: Duration,
+}
+
+impl SenderPolicy {
+    pub fn from_settings(settings: &EmailSettings) -> SenderPolicy {
+        SenderPolicy {
+            max_attempts: settings.max_attempts,
+            poll_interval: Duration::from_millis(settings.poll_interval_milliseconds),
+            retention: Duration::from_secs(settings.retention_days * 24 * 3600),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = email_outbox)]
+struct Queued {
+    id: String,
+    kind: String,
+    recipient: Option<String>,
+    subject: String,
+    text_body: String,
+    html_body: String,
+    attempts: i32,
+}
+
+fn later(now: NaiveDateTime, by: Duration) -> NaiveDateTime {
+    now + chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX)
+}
+
+/// The wait before the retry after `attempts` failed attempts.
+fn backoff(attempts: i32) -> Duration {
+    let doublings = u32::try_from(attempts.saturating_sub(1))
+        .unwrap_or(0)
+        .min(20);
+    FIRST_BACKOFF
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF)
+}
+
+/// Claims up to a batch of due rows for this sender: each claimed only if
+/// its next attempt is still the one read (nobody claimed it meanwhile).
+fn claim(
+    conn: &mut crate::db::AnyConnection,
+    now: NaiveDateTime,
+    policy: &SenderPolicy,
+) -> Result<Vec<Queued>, DbError> {
+    let due: Vec<(String, NaiveDateTime)> = email_outbox::table
+        .filter(email_outbox::sent_at.is_null())
+        .filter(email_outbox::next_attempt_at.le(now))
+        .filter(email_outbox::attempts.lt(i32::try_from(policy.max_attempts).unwrap_or(i32::MAX)))
+        .order(email_outbox::next_attempt_at.asc())
+        .select((email_outbox::id, email_outbox::next_attempt_at))
+        .limit(BATCH)
+        .load(conn)?;
+    let mut claimed = Vec::new();
+    for (id, read_at) in due {
+        let won = diesel::update(email_outbox::table.find(&id))
+            .filter(email_outbox::next_attempt_at.eq(read_at))
+            .filter(email_outbox::sent_at.is_null())
+            .set((
+                email_outbox::next_attempt_at.eq(later(now, LEASE)),
+                email_outbox::attempts.eq(email_outbox::attempts + 1),
+            ))
+            .execute(conn)?;
+        if won == 1 {
+            let row = email_outbox::table
+                .find(&id)
+                .select(Queued::as_select())
+                .first(conn)?;
+            claimed.push(row);
+        }
+    }
+    Ok(claimed)
+}
+
+/// One pass over the outbox: sends what is due; how many were sent.
+pub async fn deliver_due(db: &Db, mailer: &Mailer, policy: SenderPolicy) -> Result<usize, DbError> {
+    let now = db.now();
+    let claimed = db.run(move |conn| claim(conn, now, &policy)).await?;
+    let mut sent = 0;
+    for row in claimed {
+        let outcome = match &row.recipient {
+            Some(to) => mailer.send(to, &row).await,
+            None => Ok(()),
+        };
+        let now = db.now();
+        let id = row.id.clone();
+        match outcome {
+            Ok(()) => {
+                sent += 1;
+                tracing::info!(kind = %row.kind, id = %row.id, "email sent");
+                db.run(move |conn| {
+                    diesel::update(email_outbox::table.find(&id))
+                        .set((
+                            email_outbox::sent_at.eq(Some(now)),
+                            email_outbox::last_error.eq(None::<String>),
+                        ))
+                        .execute(conn)?;
+                    Ok(())
+                })
+                .await?;
+            }
+            Err(error) => {
+                let gave_up =
+                    row.attempts >= i32::try_from(policy.max_attempts).unwrap_or(i32::MAX);
+                if gave_up {
+                    tracing::error!(kind = %row.kind, id = %row.id, attempts = row.attempts, %error, "email given up");
+                } else {
+                    tracing::warn!(kind = %row.kind, id = %row.id, attempts = row.attempts, %error, "email not sent; will retry");
+                }
+                let retry_at = later(now, backoff(row.attempts));
+                let error: String = error.chars().take(500).collect();
+                db.run(move |conn| {
+                    diesel::update(email_outbox::table.find(&id))
+                        .set((
+                            email_outbox::next_attempt_at.eq(retry_at),
+                            email_outbox::last_error.eq(Some(error)),
+                        ))
+                        .execute(conn)?;
+                    Ok(())
+                })
+                .await?;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Deletes messages sent, or given up, longer ago than the retention.
+pub async fn prune(db: &Db, policy: SenderPolicy) -> Result<usize, DbError> {
+    let cutoff =
+        db.now() - chrono::Duration::from_std(policy.retention).unwrap_or(chrono::Duration::MAX);
+    let max = i32::try_from(policy.max_attempts).unwrap_or(i32::MAX);
+    db.run(move |conn| {
+        Ok(diesel::delete(email_outbox::table)
+            .filter(email_outbox::created_at.lt(cutoff))
+            .filter(
+                email_outbox::sent_at
+                    .is_not_null()
+                    .or(email_outbox::attempts.ge(max)),
+            )
+            .execute(conn)?)
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_five_seconds_to_an_hour() {
+        assert_eq!(backoff(1), Duration::from_secs(5));
+        assert_eq!(backoff(2), Duration::from_secs(10));
+        assert_eq!(backoff(3), Duration::from_secs(20));
+        assert_eq!(backoff(30), MAX_BACKOFF);
+        assert_eq!(backoff(0), Duration::from_secs(5));
+    }
+}

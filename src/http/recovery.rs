@@ -1,0 +1,292 @@
+//! What e-mailed links do: password reset (`/v1/auth/password-reset`, the
+//! page `/account/reset`) and address verification
+//! (`/v1/auth/verify-email`, `/v1/me/email-verification`, the page
+//! `/account/verify`).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AccountBearer;
+use super::error::Problem;
+use super::openapi::{InvalidText, PROBLEM};
+use super::throttle::Class;
+use super::{ApiError, AppState, JsonObject, client_info, pages, throttle};
+use crate::app::recovery::{self, RecoveryError};
+use crate::app::verification;
+use crate::tokens::ClaimIds;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetRequest {
+    #[schema(format = "email", example = "ada@example.com")]
+    pub(crate) email: String,
+}
+
+/// The answer to a reset request: the same for every address.
+#[derive(Serialize, ToSchema)]
+pub struct PasswordResetAccepted {
+    /// `accepted`.
+    status: &'static str,
+    detail: &'static str,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordResetConfirmation {
+    /// The `token` of the link in the reset message.
+    pub(crate) token: String,
+    /// At least 8 characters, at most 1,024 bytes, neither the email address
+    /// nor one of the most common passwords.
+    #[schema(format = "password", min_length = 8)]
+    pub(crate) new_password: String,
+}
+
+/// Ask for a password reset
+///
+/// Sends a link to reset the password to the address, if an enabled
+/// account has it (at most one per `accounts.password_reset_interval_seconds`).
+/// The answer is the same, in content and in time, whether or not it has.
+#[utoipa::path(post, path = "/v1/auth/password-reset", tag = "accounts",
+    request_body = PasswordResetRequest,
+    responses(
+        (status = 202, description = "Accepted: a link is on its way if the address has an account", body = PasswordResetAccepted),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "Not an email address (`invalid_email`)", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Too many requests from this address", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "No e-mail is sent by this service (`email_unavailable`), or the database is unavailable", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn request_reset(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<JsonObject<PasswordResetRequest>>,
+) -> Result<HttpResponse, ApiError> {
+    throttle(&req, Class::Credentials)?;
+    let PasswordResetRequest { email } = body.into_inner().0;
+    recovery::request_password_reset(&state.app, &email, client_info(&req)).await?;
+    Ok(HttpResponse::Accepted().json(PasswordResetAccepted {
+        status: "accepted",
+        detail: "if an account has this address, a link to reset its password is on its way",
+    }))
+}
+
+/// Set a new password with a reset link
+///
+/// The link's token works once, within `accounts.password_reset_minutes`,
+/// and only while it is the account's newest. Every session of the account
+/// ends, and its login lockout is cleared.
+#[utoipa::path(post, path = "/v1/auth/password-reset/confirm", tag = "accounts",
+    request_body = PasswordResetConfirmation,
+    responses(
+        (status = 204, description = "The password is set"),
+        (status = 400, description = "Malformed JSON, or a token that is unknown, used, superseded or expired (`invalid_reset_token`)", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "The new password does not meet the policy (`invalid_password`)", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Too many requests from this address", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Busy or database unavailable; retry after `Retry-After`", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn confirm_reset(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<JsonObject<PasswordResetConfirmation>>,
+) -> Result<HttpResponse, ApiError> {
+    throttle(&req, Class::Credentials)?;
+    let PasswordResetConfirmation {
+        token,
+        new_password,
+    } = body.into_inner().0;
+    recovery::confirm_password_reset(&state.app, token, new_password, client_info(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+pub struct ResetLink {
+    token: Option<String>,
+}
+
+/// The page a reset link opens: the form for a new password, or why the
+/// link no longer works.
+#[utoipa::path(get, path = "/account/reset", tag = "accounts",
+    params(("token" = String, Query, description = "The token of the reset link")),
+    responses(
+        (status = 200, description = "The form for a new password", body = String, content_type = "text/html"),
+        (status = 400, description = "The link is invalid, used or expired", body = String, content_type = "text/html"),
+    ))]
+pub async fn reset_page(state: web::Data<AppState>, link: web::Query<ResetLink>) -> HttpResponse {
+    let Some(token) = link.into_inner().token else {
+        return pages::error(StatusCode::BAD_REQUEST, "This link is incomplete.");
+    };
+    match recovery::reset_link_is_live(&state.app, token.clone()).await {
+        Ok(true) => pages::reset_password(StatusCode::OK, &token, None),
+        Ok(false) => pages::error(StatusCode::BAD_REQUEST, INVALID_LINK),
+        Err(e) => failure_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    token: String,
+    new_password: String,
+}
+
+const INVALID_LINK: &str =
+    "This link is invalid, used or expired. Ask for a new one where you sign in.";
+
+/// The reset form, sent.
+#[utoipa::path(post, path = "/account/reset", tag = "accounts",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "`token` and `new_password`"),
+    responses(
+        (status = 200, description = "The password is set", body = String, content_type = "text/html"),
+        (status = 400, description = "The link is invalid, used or expired, or the form is malformed", body = String, content_type = "text/html"),
+        (status = 422, description = "The new password does not meet the policy: the form again, saying why", body = String, content_type = "text/html"),
+        (status = 429, description = "Too many requests from this address", body = String, content_type = "text/html"),
+    ))]
+pub async fn reset_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<ResetForm>,
+) -> HttpResponse {
+    if throttle(&req, Class::Credentials).is_err() {
+        return pages::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts; try again in a minute.",
+        );
+    }
+    let ResetForm {
+        token,
+        new_password,
+    } = form.into_inner();
+    let info = client_info(&req);
+    match recovery::confirm_password_reset(&state.app, token.clone(), new_password, info).await {
+        Ok(()) => pages::password_set(),
+        Err(RecoveryError::Account(crate::accounts::AccountError::InvalidPassword(why))) => {
+            pages::reset_password(StatusCode::UNPROCESSABLE_ENTITY, &token, Some(why))
+        }
+        Err(e) => failure_page(e),
+    }
+}
+
+fn failure_page(e: RecoveryError) -> HttpResponse {
+    let api = ApiError::from(e);
+    let message = match api.code() {
+        "invalid_reset_token" => INVALID_LINK,
+        "invalid_verification_token" => INVALID_VERIFICATION_LINK,
+        "database_unavailable" | "busy" => "The service is busy; try again in a moment.",
+        _ => "Setting the password failed; try again.",
+    };
+    pages::error(api.status(), message)
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailVerification {
+    /// The `token` of the link in the verification message.
+    pub(crate) token: String,
+}
+
+/// Verify an e-mail address
+///
+/// With the token of the link sent at registration (or on request): the
+/// account's address is verified (`email_verified` in `/v1/me`, userinfo
+/// and ID tokens). The link works once, within 48 hours.
+#[utoipa::path(post, path = "/v1/auth/verify-email", tag = "accounts",
+    request_body = EmailVerification,
+    responses(
+        (status = 204, description = "The address is verified"),
+        (status = 400, description = "Malformed JSON, or a token that is unknown, used, superseded or expired (`invalid_verification_token`)", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is missing or of the wrong type", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Too many requests from this address", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Database unavailable", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn verify_email(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<JsonObject<EmailVerification>>,
+) -> Result<HttpResponse, ApiError> {
+    throttle(&req, Class::Credentials)?;
+    verification::verify(&state.app, body.into_inner().0.token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Send a new verification link
+///
+/// To the user's address, unless it is verified already; earlier links
+/// stop working.
+#[utoipa::path(post, path = "/v1/me/email-verification", tag = "accounts",
+    security(("bearer" = ["tessera:account"])),
+    responses(
+        (status = 202, description = "A link is on its way (none if the address is verified)"),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
+        (status = 403, description = "The token lacks the `tessera:account` scope or is not a user's", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Too many requests from this address", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "No e-mail is sent by this service (`email_unavailable`), or the database is unavailable", body = Problem, content_type = PROBLEM),
+        InvalidText,
+    ))]
+pub async fn resend_verification(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    auth: AccountBearer,
+) -> Result<HttpResponse, ApiError> {
+    throttle(&req, Class::Credentials)?;
+    verification::resend(&state.app, auth.0.user_id()).await?;
+    Ok(HttpResponse::Accepted().finish())
+}
+
+/// The page a verification link opens: a button that confirms.
+#[utoipa::path(get, path = "/account/verify", tag = "accounts",
+    params(("token" = String, Query, description = "The token of the verification link")),
+    responses(
+        (status = 200, description = "A button that confirms the address", body = String, content_type = "text/html"),
+        (status = 400, description = "The link is invalid, used or expired", body = String, content_type = "text/html"),
+    ))]
+pub async fn verify_page(state: web::Data<AppState>, link: web::Query<ResetLink>) -> HttpResponse {
+    let Some(token) = link.into_inner().token else {
+        return pages::error(StatusCode::BAD_REQUEST, "This link is incomplete.");
+    };
+    match verification::link_is_live(&state.app, token.clone()).await {
+        Ok(true) => pages::verify_email(&token),
+        Ok(false) => pages::error(StatusCode::BAD_REQUEST, INVALID_VERIFICATION_LINK),
+        Err(e) => failure_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct VerifyForm {
+    token: String,
+}
+
+const INVALID_VERIFICATION_LINK: &str =
+    "This link is invalid, used or expired. Ask for a new one in your account.";
+
+/// The verification button, pressed.
+#[utoipa::path(post, path = "/account/verify", tag = "accounts",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "`token`"),
+    responses(
+        (status = 200, description = "The address is verified", body = String, content_type = "text/html"),
+        (status = 400, description = "The link is invalid, used or expired, or the form is malformed", body = String, content_type = "text/html"),
+        (status = 429, description = "Too many requests from this address", body = String, content_type = "text/html"),
+    ))]
+pub async fn verify_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    form: web::Form<VerifyForm>,
+) -> HttpResponse {
+    if throttle(&req, Class::Credentials).is_err() {
+        return pages::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts; try again in a minute.",
+        );
+    }
+    match verification::verify(&state.app, form.into_inner().token).await {
+        Ok(()) => pages::email_verified(),
+        Err(e) => failure_page(e),
+    }
+}
