@@ -23,6 +23,10 @@ pub const CLIENT_DELETED: &str = "client_deleted";
 pub const CLIENT_CREDENTIALS: &str = "client_credentials";
 /// A reset link sent to an account's address.
 pub const PASSWORD_RESET_REQUESTED: &str = "password_reset_requested";
+/// A verification link sent to an account's address.
+pub const EMAIL_VERIFICATION_SENT: &str = "email_verification_sent";
+/// An address verified with its link.
+pub const EMAIL_VERIFIED: &str = "email_verified";
 
 /// The actor of changes made from the command line.
 pub const CLI: &str = "cli";

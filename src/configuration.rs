@@ -193,7 +193,7 @@ pub struct AccountSettings {
 
 /// `[email]`: outgoing mail. No `smtp_url`: nothing is sent, and what would
 /// send answers 503 `email_unavailable`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailSettings {
     pub smtp_url: String,
@@ -204,6 +204,22 @@ pub struct EmailSettings {
     pub max_attempts: u32,
     /// Sent (and given up) messages are deleted after this many days.
     pub retention_days: u64,
+}
+
+impl std::fmt::Debug for EmailSettings {
+    // The URL may hold the SMTP password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailSettings")
+            .field("smtp_url", &crate::db::redacted_url(&self.smtp_url))
+            .field("from", &self.from)
+            .field(
+                "poll_interval_milliseconds",
+                &self.poll_interval_milliseconds,
+            )
+            .field("max_attempts", &self.max_attempts)
+            .field("retention_days", &self.retention_days)
+            .finish()
+    }
 }
 
 impl EmailSettings {
@@ -480,6 +496,9 @@ impl Settings {
                 "email.from",
                 format!("{:?} is not an address (Name <user@host>)", e.from),
             ));
+        }
+        if e.retention_days == 0 || e.retention_days > 3650 {
+            return Err(invalid("email.retention_days", "must be 1 to 3650"));
         }
         if e.max_attempts == 0 || e.poll_interval_milliseconds == 0 {
             return Err(invalid(

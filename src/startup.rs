@@ -147,12 +147,17 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
         rate_limiter.clone(),
         std::time::Duration::from_secs(settings.sessions.cleanup_interval_seconds),
     );
+    let reset = ResetPolicy {
+        link_ttl: std::time::Duration::from_secs(settings.accounts.password_reset_minutes * 60),
+        interval: std::time::Duration::from_secs(settings.accounts.password_reset_interval_seconds),
+    };
     let mailer = Mailer::from_settings(&settings.email).map_err(StartupError::Email)?;
     match &mailer {
         Some(mailer) => spawn_email_sender(
             db.clone(),
             mailer.clone(),
             SenderPolicy::from_settings(&settings.email),
+            (settings.issuer.clone(), reset),
         ),
         None => tracing::warn!(
             "no email.smtp_url: no e-mail is sent, and password reset answers 503 email_unavailable"
@@ -160,12 +165,7 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
     }
     let app = crate::app::Services {
         mailer,
-        reset: ResetPolicy {
-            link_ttl: std::time::Duration::from_secs(settings.accounts.password_reset_minutes * 60),
-            interval: std::time::Duration::from_secs(
-                settings.accounts.password_reset_interval_seconds,
-            ),
-        },
+        reset,
         own_audiences: OwnAudiences::new(&settings.issuer, &settings.tokens.audience),
         db,
         hasher,
@@ -285,20 +285,29 @@ fn spawn_cleanup(
     });
 }
 
-/// Sends the outbox's due mail every poll interval, and once an hour
-/// prunes what was sent (or given up) longer ago than the retention.
-fn spawn_email_sender(db: Db, mailer: Mailer, policy: SenderPolicy) {
+/// Every poll interval: prepares the queued reset requests into messages,
+/// then sends the outbox's due mail; at start and then hourly, prunes what
+/// was sent (or given up) longer ago than the retention.
+fn spawn_email_sender(
+    db: Db,
+    mailer: Mailer,
+    policy: SenderPolicy,
+    (issuer, reset): (String, ResetPolicy),
+) {
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(policy.poll_interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_prune = std::time::Instant::now();
+        let mut last_prune: Option<std::time::Instant> = None;
         loop {
             ticks.tick().await;
+            if let Err(e) = crate::app::recovery::prepare_requested(&db, &issuer, reset).await {
+                tracing::warn!(error = %e, "reset requests not prepared; will retry");
+            }
             if let Err(e) = crate::email::sender::deliver_due(&db, &mailer, policy).await {
                 tracing::warn!(error = %e, "email outbox unreadable; will retry");
             }
-            if last_prune.elapsed() >= std::time::Duration::from_secs(3600) {
-                last_prune = std::time::Instant::now();
+            if last_prune.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(3600)) {
+                last_prune = Some(std::time::Instant::now());
                 match crate::email::sender::prune(&db, policy).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(deleted = n, "old outbox messages deleted"),

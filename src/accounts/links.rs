@@ -125,6 +125,20 @@ pub fn redeem_with(
     Ok(Some(user))
 }
 
+/// Makes every outstanding link of `purpose` of the user useless, inside
+/// the caller's transaction (a password changed, an account disabled: a
+/// reset link sent before must not undo it).
+pub fn revoke_with(
+    conn: &mut AnyConnection,
+    user: &UserId,
+    purpose: Purpose,
+) -> Result<usize, DbError> {
+    Ok(diesel::delete(account_tokens::table)
+        .filter(account_tokens::user_id.eq(user.as_str()))
+        .filter(account_tokens::purpose.eq(purpose.as_str()))
+        .execute(conn)?)
+}
+
 /// Deletes expired tokens (the periodic clean-up).
 pub fn delete_expired_with(conn: &mut AnyConnection, now: NaiveDateTime) -> Result<usize, DbError> {
     Ok(diesel::delete(account_tokens::table)

@@ -28,6 +28,11 @@ impl NewPassword {
         if raw.len() > MAX_BYTES {
             return Err("password must be at most 1024 bytes");
         }
+        // A login refuses them in any field: such a password could never
+        // be used (a form, unlike JSON, isn't checked for them first).
+        if raw.chars().any(char::is_control) {
+            return Err("password must not contain control characters");
+        }
         let lower = raw.to_lowercase();
         if lower == email.as_str() || email.as_str().split('@').next() == Some(lower.as_str()) {
             return Err("password must not be the email address");

@@ -7,6 +7,7 @@ use diesel::Connection;
 
 use super::Services;
 use crate::accounts::administration::{self, UserChange};
+use crate::accounts::links::{self, Purpose};
 use crate::accounts::{self, AccountError, PasswordChange, User};
 use crate::audit::Actor;
 use crate::db::{Db, DbError};
@@ -57,8 +58,10 @@ pub async fn change_password(
                 let user_id = checked.user_id();
                 let reason = end_reason::PASSWORD_CHANGED;
                 sessions::end_with(conn, now, user_id, &others, reason, &info)?;
-                // A browser signed in with the old password signs in again.
+                // A browser signed in with the old password signs in again,
+                // and a reset link sent before can't undo the change.
                 sso::end_all_of_user(conn, now, user_id)?;
+                links::revoke_with(conn, user_id, Purpose::PasswordReset)?;
                 Ok(true)
             })
         })
@@ -90,6 +93,7 @@ pub async fn update_user(
             let reason = end_reason::ACCOUNT_DISABLED;
             sessions::end_with(conn, now, &id, &Ending::All, reason, &client_of(&actor))?;
             sso::end_all_of_user(conn, now, &id)?;
+            links::revoke_with(conn, &id, Purpose::PasswordReset)?;
         }
         Ok(Ok(changed.user))
     })

@@ -12,7 +12,7 @@ use super::Services;
 use crate::accounts::links::{self, Purpose};
 use crate::accounts::{self, AccountError, Email, ResetPassword};
 use crate::audit::{self, Event};
-use crate::db::DbError;
+use crate::db::{AnyConnection, Db, DbError};
 use crate::email::{self, templates};
 use crate::sessions::{self, ClientInfo, Ending, end_reason};
 use crate::sso;
@@ -51,9 +51,10 @@ fn reset_link(issuer: &str, token: &str) -> String {
     format!("{issuer}/account/reset?token={token}")
 }
 
-/// Asks for a password reset for `address`. A live, enabled account gets a
-/// message with a link (unless it got one within the interval); any other
-/// address gets nothing. The caller answers 202 either way.
+/// Asks for a password reset for `address`: one outbox row, the same for
+/// every address, so neither the answer nor its time says whether the
+/// address has an account. [`prepare_requested`] does the rest in the
+/// background. The caller answers 202.
 pub async fn request_password_reset(
     services: &Services,
     address: &str,
@@ -63,55 +64,85 @@ pub async fn request_password_reset(
         return Err(RecoveryError::EmailUnavailable);
     }
     let email = Email::parse(address).map_err(RecoveryError::InvalidEmail)?;
-    let policy = services.reset;
-    let issuer = services.issuer_url.clone();
     let now = services.db.now();
     services
         .db
-        .run(move |conn| {
-            conn.transaction(|conn| {
-                let user = accounts::find_by_email_with(conn, &email)?.filter(|u| !u.disabled);
-                let recent = match &user {
-                    Some(user) => links::last_issued_with(conn, &user.id, Purpose::PasswordReset)?
-                        .is_some_and(|at| now < at + chrono_duration(policy.interval)),
-                    None => false,
-                };
-                let Some(user) = user.filter(|_| !recent) else {
-                    return email::record_unsent_with(
-                        conn,
-                        now,
-                        templates::PASSWORD_RESET_NO_ACCOUNT,
-                    );
-                };
-                let token = links::issue_with(
-                    conn,
-                    now,
-                    &user.id,
-                    Purpose::PasswordReset,
-                    policy.link_ttl,
-                )?;
-                let link = reset_link(&issuer, token.expose());
-                let minutes = policy.link_ttl.as_secs() / 60;
-                let message =
-                    templates::password_reset(&user.email, &link, minutes).map_err(|e| {
-                        DbError::Query(diesel::result::Error::SerializationError(Box::new(e)))
-                    })?;
-                email::enqueue_with(conn, now, &message)?;
-                audit::record(
-                    conn,
-                    now,
-                    Event {
-                        action: audit::PASSWORD_RESET_REQUESTED,
-                        outcome: "success",
-                        user_id: Some(user.id.as_str()),
-                        ip: info.ip.as_deref(),
-                        ..Event::default()
-                    },
-                )
-            })
-        })
+        .run(move |conn| email::enqueue_request_with(conn, now, email.as_str(), info.ip.as_deref()))
         .await?;
     Ok(())
+}
+
+/// Prepares the queued reset requests (the e-mail sender's first step): a
+/// live, enabled account not sent a link within the interval gets a new
+/// link and its message, in one transaction; any other request is dropped.
+/// How many were prepared into messages.
+pub async fn prepare_requested(
+    db: &Db,
+    issuer: &str,
+    policy: ResetPolicy,
+) -> Result<usize, DbError> {
+    let issuer = issuer.to_owned();
+    let now = db.now();
+    db.run(move |conn| {
+        let mut prepared = 0;
+        for request in email::take_requests_with(conn, 20)? {
+            let filled = conn.transaction(|conn| {
+                Db::lock_sqlite_for_write(conn)?;
+                prepare_one_with(conn, now, &issuer, policy, &request)
+            });
+            match filled {
+                Ok(filled) => prepared += usize::from(filled),
+                // Another instance took it (or a race to lock): next.
+                Err(DbError::Conflict) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(prepared)
+    })
+    .await
+}
+
+fn prepare_one_with(
+    conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
+    issuer: &str,
+    policy: ResetPolicy,
+    request: &email::Request,
+) -> Result<bool, DbError> {
+    let user = match Email::parse(&request.address) {
+        Ok(address) => accounts::find_by_email_with(conn, &address)?.filter(|u| !u.disabled),
+        Err(_) => None,
+    };
+    let recent = match &user {
+        Some(user) => links::last_issued_with(conn, &user.id, Purpose::PasswordReset)?
+            .is_some_and(|at| now < at + chrono_duration(policy.interval)),
+        None => false,
+    };
+    let Some(user) = user.filter(|_| !recent) else {
+        email::drop_request_with(conn, now, &request.id, templates::PASSWORD_RESET_NO_ACCOUNT)?;
+        return Ok(false);
+    };
+    let token = links::issue_with(conn, now, &user.id, Purpose::PasswordReset, policy.link_ttl)?;
+    let link = reset_link(issuer, token.expose());
+    let minutes = policy.link_ttl.as_secs() / 60;
+    let message = templates::password_reset(&user.email, &link, minutes)
+        .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
+    if !email::fill_request_with(conn, &request.id, &message)? {
+        // Another instance prepared it: this transaction's token goes too.
+        return Err(DbError::Conflict);
+    }
+    audit::record(
+        conn,
+        now,
+        Event {
+            action: audit::PASSWORD_RESET_REQUESTED,
+            outcome: "success",
+            user_id: Some(user.id.as_str()),
+            ip: request.ip.as_deref(),
+            ..Event::default()
+        },
+    )?;
+    Ok(true)
 }
 
 /// Whether `token` is a live reset link (the page checks before it shows
@@ -143,7 +174,8 @@ pub async fn confirm_password_reset(
         .await?
         .ok_or(RecoveryError::InvalidLink)?;
     let user = match accounts::find_by_id(db, holder).await {
-        Ok(user) => user,
+        Ok(user) if !user.disabled => user,
+        Ok(_) => return Err(RecoveryError::InvalidLink),
         Err(AccountError::NotFound) => return Err(RecoveryError::InvalidLink),
         Err(e) => return Err(e.into()),
     };
@@ -153,6 +185,7 @@ pub async fn confirm_password_reset(
     let done = db
         .run(move |conn| {
             conn.transaction(|conn| {
+                Db::lock_sqlite_for_write(conn)?;
                 // Redeemed here, in the writing transaction: of two uses of
                 // one link, only one gets past this.
                 let redeemed = links::redeem_with(conn, now, &token, Purpose::PasswordReset)?;

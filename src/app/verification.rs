@@ -9,7 +9,8 @@ use super::Services;
 use super::recovery::RecoveryError;
 use crate::accounts::links::{self, Purpose};
 use crate::accounts::{self, AccountError, NewAccount, User};
-use crate::db::{AnyConnection, DbError};
+use crate::audit::{self, Event};
+use crate::db::{AnyConnection, Db, DbError};
 use crate::email::{self, templates};
 use crate::ids::UserId;
 use crate::sessions::ClientInfo;
@@ -29,7 +30,23 @@ fn send_link_with(
     let link = format!("{issuer}/account/verify?token={}", token.expose());
     let message = templates::verify_email(&user.email, &link, LINK_TTL.as_secs() / 3600)
         .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
-    email::enqueue_with(conn, now, &message)
+    email::enqueue_with(conn, now, &message)?;
+    record(conn, now, audit::EMAIL_VERIFICATION_SENT, &user.id)
+}
+
+fn record(
+    conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
+    action: &'static str,
+    user: &UserId,
+) -> Result<(), DbError> {
+    let event = Event {
+        action,
+        outcome: "success",
+        user_id: Some(user.as_str()),
+        ..Event::default()
+    };
+    audit::record(conn, now, event)
 }
 
 /// Registers an account and, where mail is sent, asks its owner to verify
@@ -69,6 +86,7 @@ pub async fn resend(services: &Services, user: UserId) -> Result<(), RecoveryErr
         .db
         .run(move |conn| {
             conn.transaction(|conn| {
+                Db::lock_sqlite_for_write(conn)?;
                 let Some(user) = accounts::find_with(conn, user.as_str())? else {
                     return Ok(Err(AccountError::NotFound));
                 };
@@ -89,10 +107,16 @@ pub async fn verify(services: &Services, token: String) -> Result<(), RecoveryEr
         .db
         .run(move |conn| {
             conn.transaction(|conn| {
-                match links::redeem_with(conn, now, &token, Purpose::EmailVerification)? {
-                    Some(user) => accounts::mark_verified_with(conn, now, &user),
-                    None => Ok(false),
+                Db::lock_sqlite_for_write(conn)?;
+                let Some(user) = links::redeem_with(conn, now, &token, Purpose::EmailVerification)?
+                else {
+                    return Ok(false);
+                };
+                if !accounts::mark_verified_with(conn, now, &user)? {
+                    return Ok(false);
                 }
+                record(conn, now, audit::EMAIL_VERIFIED, &user)?;
+                Ok(true)
             })
         })
         .await?;

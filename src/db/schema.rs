@@ -173,5 +173,6 @@ diesel::table! {
         attempts -> Integer,
         last_error -> Nullable<Text>,
         sent_at -> Nullable<Timestamp>,
+        request_ip -> Nullable<Text>,
     }
 }

@@ -46,27 +46,100 @@ pub fn enqueue_with(
     Ok(())
 }
 
-/// Records a request that sends nothing (a reset asked for an address with
-/// no account), as a row that is already done: the request writes what a
-/// real one writes, so its answer takes the same time and tells nothing.
-pub fn record_unsent_with(
+/// The outbox kind of a queued request whose message is still to be
+/// made (a password reset asked for an address).
+pub const REQUEST: &str = "password_reset_request";
+
+/// Queues a request for `address` (one insert, whatever the address), for
+/// [`take_requests_with`] to turn into a message or drop in the background.
+pub fn enqueue_request_with(
     conn: &mut AnyConnection,
     now: NaiveDateTime,
-    kind: &'static str,
+    address: &str,
+    ip: Option<&str>,
 ) -> Result<(), DbError> {
     diesel::insert_into(email_outbox::table)
         .values((
             email_outbox::id.eq(uuid::Uuid::now_v7().to_string()),
-            email_outbox::kind.eq(kind),
-            email_outbox::recipient.eq(None::<String>),
+            email_outbox::kind.eq(REQUEST),
+            email_outbox::recipient.eq(Some(address)),
             email_outbox::subject.eq(""),
             email_outbox::text_body.eq(""),
             email_outbox::html_body.eq(""),
             email_outbox::created_at.eq(now),
             email_outbox::next_attempt_at.eq(now),
             email_outbox::attempts.eq(0),
-            email_outbox::sent_at.eq(Some(now)),
+            email_outbox::request_ip.eq(ip),
         ))
         .execute(conn)?;
     Ok(())
+}
+
+/// A queued request: its row, the address and where it came from.
+pub struct Request {
+    pub id: String,
+    pub address: String,
+    pub ip: Option<String>,
+}
+
+/// Up to `limit` requests waiting to be prepared, oldest first.
+pub fn take_requests_with(conn: &mut AnyConnection, limit: i64) -> Result<Vec<Request>, DbError> {
+    let rows: Vec<(String, Option<String>, Option<String>)> = email_outbox::table
+        .filter(email_outbox::kind.eq(REQUEST))
+        .filter(email_outbox::sent_at.is_null())
+        .order(email_outbox::created_at.asc())
+        .select((
+            email_outbox::id,
+            email_outbox::recipient,
+            email_outbox::request_ip,
+        ))
+        .limit(limit)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, address, ip)| Request {
+            id,
+            address: address.unwrap_or_default(),
+            ip,
+        })
+        .collect())
+}
+
+/// Turns a request into `message`, to be sent, inside the caller's
+/// transaction; false if another sender prepared it first.
+pub fn fill_request_with(
+    conn: &mut AnyConnection,
+    id: &str,
+    message: &Message,
+) -> Result<bool, DbError> {
+    let filled = diesel::update(email_outbox::table.find(id))
+        .filter(email_outbox::kind.eq(REQUEST))
+        .set((
+            email_outbox::kind.eq(message.kind),
+            email_outbox::recipient.eq(Some(&message.to)),
+            email_outbox::subject.eq(&message.subject),
+            email_outbox::text_body.eq(&message.text),
+            email_outbox::html_body.eq(&message.html),
+        ))
+        .execute(conn)?;
+    Ok(filled == 1)
+}
+
+/// Closes a request that sends nothing (no such account, or a link sent a
+/// moment ago), forgetting the address; false if another sender did first.
+pub fn drop_request_with(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    id: &str,
+    kind: &'static str,
+) -> Result<bool, DbError> {
+    let dropped = diesel::update(email_outbox::table.find(id))
+        .filter(email_outbox::kind.eq(REQUEST))
+        .set((
+            email_outbox::kind.eq(kind),
+            email_outbox::recipient.eq(None::<String>),
+            email_outbox::sent_at.eq(Some(now)),
+        ))
+        .execute(conn)?;
+    Ok(dropped == 1)
 }

@@ -15,12 +15,13 @@ use crate::configuration::EmailSettings;
 use crate::db::schema::email_outbox;
 use crate::db::{Db, DbError};
 
-/// How long a claimed row is left to its sender before another may retry it.
+/// How long a claimed row is left to its sender before another may retry
+/// it: more than one send's SMTP timeout.
 const LEASE: Duration = Duration::from_secs(120);
 /// The first retry's wait; each further one doubles, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
-/// Rows claimed per pass.
+/// Rows sent per pass (and due rows looked at per claim).
 const BATCH: i64 = 20;
 
 /// The SMTP server and the From address.
@@ -118,28 +119,31 @@ fn backoff(attempts: i32) -> Duration {
         .min(MAX_BACKOFF)
 }
 
-/// Claims up to a batch of due rows for this sender: each claimed only if
-/// its next attempt is still the one read (nobody claimed it meanwhile).
-fn claim(
+/// Claims the oldest due row for this sender: only if its next attempt is
+/// still the one read (nobody claimed it meanwhile). The row and the lease
+/// it holds until.
+fn claim_one(
     conn: &mut crate::db::AnyConnection,
     now: NaiveDateTime,
     policy: &SenderPolicy,
-) -> Result<Vec<Queued>, DbError> {
+) -> Result<Option<(Queued, NaiveDateTime)>, DbError> {
+    let max = i32::try_from(policy.max_attempts).unwrap_or(i32::MAX);
     let due: Vec<(String, NaiveDateTime)> = email_outbox::table
         .filter(email_outbox::sent_at.is_null())
+        .filter(email_outbox::kind.ne(super::REQUEST))
         .filter(email_outbox::next_attempt_at.le(now))
-        .filter(email_outbox::attempts.lt(i32::try_from(policy.max_attempts).unwrap_or(i32::MAX)))
+        .filter(email_outbox::attempts.lt(max))
         .order(email_outbox::next_attempt_at.asc())
         .select((email_outbox::id, email_outbox::next_attempt_at))
         .limit(BATCH)
         .load(conn)?;
-    let mut claimed = Vec::new();
+    let lease = later(now, LEASE);
     for (id, read_at) in due {
         let won = diesel::update(email_outbox::table.find(&id))
             .filter(email_outbox::next_attempt_at.eq(read_at))
             .filter(email_outbox::sent_at.is_null())
             .set((
-                email_outbox::next_attempt_at.eq(later(now, LEASE)),
+                email_outbox::next_attempt_at.eq(lease),
                 email_outbox::attempts.eq(email_outbox::attempts + 1),
             ))
             .execute(conn)?;
@@ -148,38 +152,60 @@ fn claim(
                 .find(&id)
                 .select(Queued::as_select())
                 .first(conn)?;
-            claimed.push(row);
+            return Ok(Some((row, lease)));
         }
     }
-    Ok(claimed)
+    Ok(None)
 }
 
-/// One pass over the outbox: sends what is due; how many were sent.
+/// Records how a claimed row's attempt went — only while this sender
+/// still holds its lease (a sender slower than the lease lost the row to
+/// another, whose outcome stands).
+fn finish(
+    conn: &mut crate::db::AnyConnection,
+    id: &str,
+    lease: NaiveDateTime,
+    outcome: Result<NaiveDateTime, (NaiveDateTime, String)>,
+) -> Result<(), DbError> {
+    let held = email_outbox::table
+        .find(id)
+        .filter(email_outbox::next_attempt_at.eq(lease));
+    match outcome {
+        Ok(sent_at) => diesel::update(held)
+            .set((
+                email_outbox::sent_at.eq(Some(sent_at)),
+                email_outbox::last_error.eq(None::<String>),
+            ))
+            .execute(conn)?,
+        Err((retry_at, error)) => diesel::update(held)
+            .set((
+                email_outbox::next_attempt_at.eq(retry_at),
+                email_outbox::last_error.eq(Some(error)),
+            ))
+            .execute(conn)?,
+    };
+    Ok(())
+}
+
+/// One pass over the outbox: sends what is due, one row claimed at a time
+/// (so no claimed row waits behind others' sending); how many were sent.
 pub async fn deliver_due(db: &Db, mailer: &Mailer, policy: SenderPolicy) -> Result<usize, DbError> {
-    let now = db.now();
-    let claimed = db.run(move |conn| claim(conn, now, &policy)).await?;
     let mut sent = 0;
-    for row in claimed {
+    for _ in 0..BATCH {
+        let now = db.now();
+        let Some((row, lease)) = db.run(move |conn| claim_one(conn, now, &policy)).await? else {
+            break;
+        };
         let outcome = match &row.recipient {
             Some(to) => mailer.send(to, &row).await,
             None => Ok(()),
         };
         let now = db.now();
-        let id = row.id.clone();
-        match outcome {
+        let outcome = match outcome {
             Ok(()) => {
                 sent += 1;
                 tracing::info!(kind = %row.kind, id = %row.id, "email sent");
-                db.run(move |conn| {
-                    diesel::update(email_outbox::table.find(&id))
-                        .set((
-                            email_outbox::sent_at.eq(Some(now)),
-                            email_outbox::last_error.eq(None::<String>),
-                        ))
-                        .execute(conn)?;
-                    Ok(())
-                })
-                .await?;
+                Ok(now)
             }
             Err(error) => {
                 let gave_up =
@@ -189,20 +215,15 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, policy: SenderPolicy) -> Resu
                 } else {
                     tracing::warn!(kind = %row.kind, id = %row.id, attempts = row.attempts, %error, "email not sent; will retry");
                 }
-                let retry_at = later(now, backoff(row.attempts));
-                let error: String = error.chars().take(500).collect();
-                db.run(move |conn| {
-                    diesel::update(email_outbox::table.find(&id))
-                        .set((
-                            email_outbox::next_attempt_at.eq(retry_at),
-                            email_outbox::last_error.eq(Some(error)),
-                        ))
-                        .execute(conn)?;
-                    Ok(())
-                })
-                .await?;
+                Err((
+                    later(now, backoff(row.attempts)),
+                    error.chars().take(500).collect(),
+                ))
             }
-        }
+        };
+        let id = row.id.clone();
+        db.run(move |conn| finish(conn, &id, lease, outcome))
+            .await?;
     }
     Ok(sent)
 }

@@ -127,10 +127,30 @@ pub async fn reset_page(state: web::Data<AppState>, link: web::Query<ResetLink>)
     }
 }
 
-#[derive(Deserialize)]
-pub struct ResetForm {
-    token: String,
-    new_password: String,
+/// The fields of a form the pages post, each given once; None otherwise
+/// (the caller answers with an error page, not the OAuth JSON the
+/// app-wide form parser answers with).
+fn page_form<const N: usize>(body: &[u8], names: [&str; N]) -> Option<[String; N]> {
+    let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
+    for (name, value) in url::form_urlencoded::parse(body) {
+        if let Some(i) = names.iter().position(|n| *n == name)
+            && values[i].replace(value.into_owned()).is_some()
+        {
+            return None;
+        }
+    }
+    let mut out: [String; N] = std::array::from_fn(|_| String::new());
+    for (slot, value) in out.iter_mut().zip(values) {
+        *slot = value?;
+    }
+    Some(out)
+}
+
+fn malformed_form() -> HttpResponse {
+    pages::error(
+        StatusCode::BAD_REQUEST,
+        "This form is incomplete or malformed.",
+    )
 }
 
 const INVALID_LINK: &str =
@@ -149,7 +169,7 @@ const INVALID_LINK: &str =
 pub async fn reset_form(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<ResetForm>,
+    body: web::Bytes,
 ) -> HttpResponse {
     if throttle(&req, Class::Credentials).is_err() {
         return pages::error(
@@ -157,10 +177,9 @@ pub async fn reset_form(
             "Too many attempts; try again in a minute.",
         );
     }
-    let ResetForm {
-        token,
-        new_password,
-    } = form.into_inner();
+    let Some([token, new_password]) = page_form(&body, ["token", "new_password"]) else {
+        return malformed_form();
+    };
     let info = client_info(&req);
     match recovery::confirm_password_reset(&state.app, token.clone(), new_password, info).await {
         Ok(()) => pages::password_set(),
@@ -257,11 +276,6 @@ pub async fn verify_page(state: web::Data<AppState>, link: web::Query<ResetLink>
     }
 }
 
-#[derive(Deserialize)]
-pub struct VerifyForm {
-    token: String,
-}
-
 const INVALID_VERIFICATION_LINK: &str =
     "This link is invalid, used or expired. Ask for a new one in your account.";
 
@@ -277,7 +291,7 @@ const INVALID_VERIFICATION_LINK: &str =
 pub async fn verify_form(
     state: web::Data<AppState>,
     req: HttpRequest,
-    form: web::Form<VerifyForm>,
+    body: web::Bytes,
 ) -> HttpResponse {
     if throttle(&req, Class::Credentials).is_err() {
         return pages::error(
@@ -285,7 +299,10 @@ pub async fn verify_form(
             "Too many attempts; try again in a minute.",
         );
     }
-    match verification::verify(&state.app, form.into_inner().token).await {
+    let Some([token]) = page_form(&body, ["token"]) else {
+        return malformed_form();
+    };
+    match verification::verify(&state.app, token).await {
         Ok(()) => pages::email_verified(),
         Err(e) => failure_page(e),
     }

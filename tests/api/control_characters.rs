@@ -33,7 +33,8 @@ enum Shape {
     Problem,
     /// `/oauth2/token`, `/revoke`, `/introspect`: RFC 6749 `invalid_request`.
     OAuth,
-    /// `/oauth2/authorize`, `/oauth2/logout`: the HTML error page.
+    /// `/oauth2/authorize`, `/oauth2/logout` and the `/account` pages that
+    /// e-mailed links open: the HTML error page.
     Page,
     /// A JSON field that isn't text: any 4xx (a type error, 422).
     Any4xx,
@@ -41,7 +42,9 @@ enum Shape {
 
 fn shape_of(template: &str) -> Shape {
     match template {
-        "/oauth2/authorize" | "/oauth2/logout" => Shape::Page,
+        "/oauth2/authorize" | "/oauth2/logout" | "/account/reset" | "/account/verify" => {
+            Shape::Page
+        }
         "/oauth2/token" | "/oauth2/revoke" | "/oauth2/introspect" => Shape::OAuth,
         _ => Shape::Problem,
     }

@@ -230,6 +230,16 @@ both_backends! {
         assert!(html.contains("id=\"error\""), "{html}");
         assert!(html.contains("name=\"new_password\""), "{html}");
 
+        // A control character: a password that could never be used to log in.
+        let tab = app.post_form("/account/reset", &[("token", &token), ("new_password", "tab\tseparated words")]).await;
+        assert_eq!(tab.status(), 422);
+        // A form without its token, or with it twice: an error page.
+        for form in [vec![("new_password", NEW_PASSWORD)], vec![("token", token.as_str()), ("token", token.as_str()), ("new_password", NEW_PASSWORD)]] {
+            let malformed = app.post_form("/account/reset", &form).await;
+            assert_eq!(malformed.status(), 400);
+            let content_type = malformed.headers()["content-type"].to_str().unwrap().to_owned();
+            assert!(content_type.starts_with("text/html"), "{content_type}");
+        }
         let set = app.post_form("/account/reset", &[("token", &token), ("new_password", NEW_PASSWORD)]).await;
         assert_eq!(set.status(), 200);
         assert!(set.text().await.unwrap().contains("Your password is changed"));
@@ -304,5 +314,23 @@ both_backends! {
         let access = app.tokens(&email).await.access;
         let resend = app.client.post(app.url("/v1/me/email-verification")).bearer_auth(&access).send().await.unwrap();
         assert_problem(resend, 503, "email_unavailable").await;
+    }
+
+    async fn a_password_change_kills_the_reset_links_sent_before(backend: Backend) {
+        let Some(smtp) = SmtpServer::start().await else { return };
+        let Some(app) = app_mailing(backend, &smtp, |_| {}).await else { return };
+        let email = unique_email();
+        app.register(&email).await;
+        assert_eq!(ask_reset(&app, &email).await.status(), 202);
+        let token = reset_token(&app, &smtp.nth_about(&email, RESET, 1).await);
+        // The owner, still signed in, changes the password: the link sent
+        // before (to a mailbox someone else may read) can't undo it.
+        let access = app.tokens(&email).await.access;
+        let change = app.client.put(app.url("/v1/me/password")).bearer_auth(&access)
+            .json(&json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}))
+            .send().await.unwrap();
+        assert_eq!(change.status(), 204);
+        assert_problem(confirm(&app, &token, "an attacker's passphrase").await, 400, "invalid_reset_token").await;
+        assert_eq!(app.login(&email, NEW_PASSWORD).await.status(), 200);
     }
 }

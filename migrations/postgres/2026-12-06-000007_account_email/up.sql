@@ -18,9 +18,10 @@ CREATE INDEX account_tokens_expires_at ON account_tokens (expires_at);
 -- Mail waiting to be sent, written in the transaction of the change that
 -- sends it. A sender claims a row by moving next_attempt_at forward, so two
 -- instances never send one row at once; sent_at is set once the SMTP server
--- took it. `kind` says what it is; a row with no recipient is a request that
--- sends nothing (a reset asked for an unknown address), written so the
--- request costs the same either way.
+-- took it. `kind` says what it is. A `password_reset_request` row is a reset
+-- asked for an address, written alike whether or not it has an account; the
+-- sender prepares it into a message (or drops it) in the background, so the
+-- request costs the same either way. request_ip is where it came from.
 CREATE TABLE email_outbox (
     id              TEXT PRIMARY KEY,
     kind            TEXT NOT NULL,
@@ -32,7 +33,8 @@ CREATE TABLE email_outbox (
     next_attempt_at TIMESTAMP NOT NULL,
     attempts        INTEGER NOT NULL,
     last_error      TEXT,
-    sent_at         TIMESTAMP
+    sent_at         TIMESTAMP,
+    request_ip      TEXT
 );
 CREATE INDEX email_outbox_due ON email_outbox (sent_at, next_attempt_at);
 CREATE INDEX email_outbox_created_at ON email_outbox (created_at);
