@@ -300,8 +300,17 @@ fn spawn_email_sender(
         let mut last_prune: Option<std::time::Instant> = None;
         loop {
             ticks.tick().await;
-            if let Err(e) = crate::app::recovery::prepare_requested(&db, &issuer, reset).await {
-                tracing::warn!(error = %e, "reset requests not prepared; will retry");
+            // Every request waiting, so a flood of them (dropped, mostly)
+            // can't hold a real message back for long; bounded per tick.
+            for _ in 0..200 {
+                match crate::app::recovery::prepare_requested(&db, &issuer, reset).await {
+                    Ok(taken) if taken as i64 == crate::app::recovery::PREPARE_BATCH => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reset requests not prepared; will retry");
+                        break;
+                    }
+                }
             }
             if let Err(e) = crate::email::sender::deliver_due(&db, &mailer, policy).await {
                 tracing::warn!(error = %e, "email outbox unreadable; will retry");
