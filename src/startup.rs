@@ -148,8 +148,12 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
         std::time::Duration::from_secs(settings.sessions.cleanup_interval_seconds),
     );
     let reset = ResetPolicy {
-        link_ttl: std::time::Duration::from_secs(settings.accounts.password_reset_minutes * 60),
-        interval: std::time::Duration::from_secs(settings.accounts.password_reset_interval_seconds),
+        link_ttl: crate::configuration::duration_seconds(
+            settings.accounts.password_reset_minutes * 60,
+        ),
+        interval: crate::configuration::duration_seconds(
+            settings.accounts.password_reset_interval_seconds,
+        ),
     };
     let mailer = Mailer::from_settings(&settings.email).map_err(StartupError::Email)?;
     match &mailer {

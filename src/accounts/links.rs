@@ -4,8 +4,6 @@
 //! (the newest link is the only one that works); redeeming one deletes them
 //! all.
 
-use std::time::Duration;
-
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -47,7 +45,7 @@ pub fn issue_with(
     now: NaiveDateTime,
     user: &UserId,
     purpose: Purpose,
-    ttl: Duration,
+    ttl: chrono::Duration,
 ) -> Result<LinkToken, DbError> {
     diesel::delete(account_tokens::table)
         .filter(account_tokens::user_id.eq(user.as_str()))
@@ -60,8 +58,7 @@ pub fn issue_with(
             account_tokens::user_id.eq(user.as_str()),
             account_tokens::purpose.eq(purpose.as_str()),
             account_tokens::created_at.eq(now),
-            account_tokens::expires_at
-                .eq(now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)),
+            account_tokens::expires_at.eq(now + ttl),
         ))
         .execute(conn)?;
     Ok(LinkToken(token))

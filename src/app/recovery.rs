@@ -4,8 +4,6 @@
 //! writes the same (an outbox row), so neither its answer nor its time
 //! says whether the address has an account.
 
-use std::time::Duration;
-
 use diesel::Connection;
 
 use super::Services;
@@ -40,9 +38,9 @@ pub enum RecoveryError {
 /// The settings a reset works with.
 #[derive(Debug, Clone, Copy)]
 pub struct ResetPolicy {
-    pub link_ttl: Duration,
+    pub link_ttl: chrono::Duration,
     /// Per address, at most one link in this long.
-    pub interval: Duration,
+    pub interval: chrono::Duration,
 }
 
 /// The link a reset message carries: always under the configured issuer,
@@ -119,7 +117,7 @@ fn prepare_one_with(
     };
     let recent = match &user {
         Some(user) => links::last_issued_with(conn, &user.id, Purpose::PasswordReset)?
-            .is_some_and(|at| now < at + chrono_duration(policy.interval)),
+            .is_some_and(|at| now < at + policy.interval),
         None => false,
     };
     let Some(user) = user.filter(|_| !recent) else {
@@ -128,9 +126,8 @@ fn prepare_one_with(
     };
     let token = links::issue_with(conn, now, &user.id, Purpose::PasswordReset, policy.link_ttl)?;
     let link = reset_link(issuer, token.expose());
-    let minutes = policy.link_ttl.as_secs() / 60;
-    let message = templates::password_reset(&user.email, &link, minutes)
-        .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
+    let minutes = policy.link_ttl.num_minutes().unsigned_abs();
+    let message = templates::password_reset(&user.email, &link, minutes)?;
     if !email::fill_request_with(conn, &request.id, &message)? {
         // Another instance prepared it: this transaction's token goes too.
         return Err(DbError::Conflict);
@@ -211,8 +208,4 @@ pub async fn confirm_password_reset(
     } else {
         Err(RecoveryError::InvalidLink)
     }
-}
-
-fn chrono_duration(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }

@@ -1,8 +1,6 @@
 //! Address verification: a link sent at registration (in the registering
 //! transaction) or on request, whose token marks the address verified.
 
-use std::time::Duration;
-
 use diesel::Connection;
 
 use super::Services;
@@ -16,7 +14,7 @@ use crate::ids::UserId;
 use crate::sessions::ClientInfo;
 
 /// How long a verification link works.
-pub const LINK_TTL: Duration = Duration::from_secs(48 * 3600);
+pub const LINK_TTL: chrono::Duration = chrono::Duration::hours(48);
 
 /// Queues the verification message for `user` inside the caller's
 /// transaction; the user's earlier verification links stop working.
@@ -28,8 +26,7 @@ fn send_link_with(
 ) -> Result<(), DbError> {
     let token = links::issue_with(conn, now, &user.id, Purpose::EmailVerification, LINK_TTL)?;
     let link = format!("{issuer}/account/verify?token={}", token.expose());
-    let message = templates::verify_email(&user.email, &link, LINK_TTL.as_secs() / 3600)
-        .map_err(|e| DbError::Query(diesel::result::Error::SerializationError(Box::new(e))))?;
+    let message = templates::verify_email(&user.email, &link, LINK_TTL.num_hours().unsigned_abs())?;
     email::enqueue_with(conn, now, &message)?;
     record(conn, now, audit::EMAIL_VERIFICATION_SENT, &user.id)
 }

@@ -78,17 +78,17 @@ impl Mailer {
 /// How the sender retries and what it keeps.
 #[derive(Debug, Clone, Copy)]
 pub struct SenderPolicy {
-    pub max_attempts: u32,
+    pub max_attempts: i32,
     pub poll_interval: Duration,
-    pub retention: Duration,
+    pub retention: chrono::Duration,
 }
 
 impl SenderPolicy {
     pub fn from_settings(settings: &EmailSettings) -> SenderPolicy {
         SenderPolicy {
-            max_attempts: settings.max_attempts,
+            max_attempts: i32::try_from(settings.max_attempts).unwrap_or(i32::MAX),
             poll_interval: Duration::from_millis(settings.poll_interval_milliseconds),
-            retention: Duration::from_secs(settings.retention_days * 24 * 3600),
+            retention: crate::configuration::duration_seconds(settings.retention_days * 24 * 3600),
         }
     }
 }
@@ -127,7 +127,7 @@ fn claim_one(
     now: NaiveDateTime,
     policy: &SenderPolicy,
 ) -> Result<Option<(Queued, NaiveDateTime)>, DbError> {
-    let max = i32::try_from(policy.max_attempts).unwrap_or(i32::MAX);
+    let max = policy.max_attempts;
     let due: Vec<(String, NaiveDateTime)> = email_outbox::table
         .filter(email_outbox::sent_at.is_null())
         .filter(email_outbox::kind.ne(super::REQUEST))
@@ -208,8 +208,7 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, policy: SenderPolicy) -> Resu
                 Ok(now)
             }
             Err(error) => {
-                let gave_up =
-                    row.attempts >= i32::try_from(policy.max_attempts).unwrap_or(i32::MAX);
+                let gave_up = row.attempts >= policy.max_attempts;
                 if gave_up {
                     tracing::error!(kind = %row.kind, id = %row.id, attempts = row.attempts, %error, "email given up");
                 } else {
@@ -230,9 +229,8 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, policy: SenderPolicy) -> Resu
 
 /// Deletes messages sent, or given up, longer ago than the retention.
 pub async fn prune(db: &Db, policy: SenderPolicy) -> Result<usize, DbError> {
-    let cutoff =
-        db.now() - chrono::Duration::from_std(policy.retention).unwrap_or(chrono::Duration::MAX);
-    let max = i32::try_from(policy.max_attempts).unwrap_or(i32::MAX);
+    let cutoff = db.now() - policy.retention;
+    let max = policy.max_attempts;
     db.run(move |conn| {
         Ok(diesel::delete(email_outbox::table)
             .filter(email_outbox::created_at.lt(cutoff))

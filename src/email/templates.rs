@@ -5,6 +5,13 @@
 use askama::Template;
 
 use super::Message;
+use crate::db::DbError;
+
+/// A message that failed to render is a write that failed (as a value
+/// that won't serialise is, `db::json_text`); only a failing Display could.
+fn rendered(r: askama::Result<String>) -> Result<String, DbError> {
+    r.map_err(|e| DbError::Query(diesel::result::Error::SerializationError(Box::new(e))))
+}
 
 #[derive(Template)]
 #[template(path = "email/password_reset.txt")]
@@ -23,23 +30,27 @@ struct PasswordResetHtml<'a> {
 }
 
 /// The password reset message for `email`, linking to `link`.
-pub fn password_reset(email: &str, link: &str, minutes: u64) -> Result<Message, askama::Error> {
+pub fn password_reset(email: &str, link: &str, minutes: u64) -> Result<Message, DbError> {
     Ok(Message {
         kind: PASSWORD_RESET,
         to: email.to_owned(),
         subject: "Reset your password".to_owned(),
-        text: PasswordResetText {
-            email,
-            link,
-            minutes,
-        }
-        .render()?,
-        html: PasswordResetHtml {
-            email,
-            link,
-            minutes,
-        }
-        .render()?,
+        text: rendered(
+            PasswordResetText {
+                email,
+                link,
+                minutes,
+            }
+            .render(),
+        )?,
+        html: rendered(
+            PasswordResetHtml {
+                email,
+                link,
+                minutes,
+            }
+            .render(),
+        )?,
     })
 }
 
@@ -60,13 +71,13 @@ struct VerifyEmailHtml<'a> {
 }
 
 /// The message asking `email`'s owner to confirm it, linking to `link`.
-pub fn verify_email(email: &str, link: &str, hours: u64) -> Result<Message, askama::Error> {
+pub fn verify_email(email: &str, link: &str, hours: u64) -> Result<Message, DbError> {
     Ok(Message {
         kind: EMAIL_VERIFICATION,
         to: email.to_owned(),
         subject: "Confirm your e-mail address".to_owned(),
-        text: VerifyEmailText { email, link, hours }.render()?,
-        html: VerifyEmailHtml { email, link, hours }.render()?,
+        text: rendered(VerifyEmailText { email, link, hours }.render())?,
+        html: rendered(VerifyEmailHtml { email, link, hours }.render())?,
     })
 }
 
