@@ -236,18 +236,7 @@ async fn postgres_outage_gives_503_and_recovers() {
         async || app.get_with_token("/v1/me", &token).await.status() == 200,
     )
     .await;
-    // A pooled connection the outage left behind may still meet a request
-    // right after the first success; within the bound, the rest recover.
-    wait_until(
-        "/readyz to answer 200",
-        Duration::from_secs(20),
-        async || app.get("/readyz").await.status() == 200,
-    )
-    .await;
-    wait_until("a login to succeed", Duration::from_secs(20), async || {
-        app.login("outage@example.com", PASSWORD).await.status() == 200
-    })
-    .await;
+    settles(&app, "outage@example.com").await;
 }
 
 /// Under load, PostgreSQL goes away and comes back: requests during the
@@ -375,6 +364,27 @@ where
     (response, started.elapsed())
 }
 
+/// After a recovery: `/readyz` answers 200 and `email` logs in, within the
+/// bound, each answer in time. Each pooled connection the fault left behind
+/// is found dead once (on its next checkout), so a request right after the
+/// first success may still meet one: the rest recover within the bound.
+async fn settles(app: &TestApp, email: &str) {
+    wait_until(
+        "/readyz to answer 200",
+        Duration::from_secs(20),
+        async || answered("/readyz", app.get("/readyz")).await.0.status() == 200,
+    )
+    .await;
+    wait_until("a login to succeed", Duration::from_secs(20), async || {
+        answered("login", app.login(email, PASSWORD))
+            .await
+            .0
+            .status()
+            == 200
+    })
+    .await;
+}
+
 /// Polls `/v1/me` until it answers 200 (every answer in the bound, 503 the
 /// only other one allowed); how long that took, or None after `limit`.
 async fn until_me_answers(app: &TestApp, token: &str, limit: Duration) -> Option<Duration> {
@@ -456,19 +466,7 @@ async fn a_frozen_postgres_gives_503_in_time_and_recovers() {
         .await
         .expect("the service recovers without a restart");
     println!("freeze: /v1/me answered 200 again {recovered:?} after the database came back");
-    // Each pooled connection the freeze left behind is found dead once (on
-    // its next checkout), so a request right after the first success may
-    // still meet one: the rest recover within the same bound.
-    wait_until(
-        "/readyz to answer 200",
-        Duration::from_secs(20),
-        async || app.get("/readyz").await.status() == 200,
-    )
-    .await;
-    wait_until("a login to succeed", Duration::from_secs(20), async || {
-        app.login("frozen@example.com", PASSWORD).await.status() == 200
-    })
-    .await;
+    settles(&app, "frozen@example.com").await;
 }
 
 /// A failover: every connection open to the old primary goes silent for
@@ -522,17 +520,7 @@ async fn after_a_failover_new_connections_serve_requests() {
         },
     )
     .await;
-    wait_until("a login to succeed", Duration::from_secs(20), async || {
-        let (login, _) = answered("login", app.login("failover@example.com", PASSWORD)).await;
-        login.status() == 200
-    })
-    .await;
-    wait_until(
-        "/readyz to answer 200",
-        Duration::from_secs(20),
-        async || app.get("/readyz").await.status() == 200,
-    )
-    .await;
+    settles(&app, "failover@example.com").await;
 }
 
 /// Under load, PostgreSQL freezes for a while: requests caught in the
