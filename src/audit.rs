@@ -28,6 +28,20 @@ pub const EMAIL_VERIFICATION_SENT: &str = "email_verification_sent";
 /// An address verified with its link.
 pub const EMAIL_VERIFIED: &str = "email_verified";
 
+/// An account made by an administrator's invitation.
+pub const USER_INVITED: &str = "user_invited";
+/// An invited user chose their first password with the invitation's link.
+pub const INVITATION_ACCEPTED: &str = "invitation_accepted";
+/// A registration of an address that already has an account (its owner
+/// was mailed; nothing else changed).
+pub const REGISTER_EXISTING: &str = "register_existing";
+/// A user changed their own profile (`PATCH /v1/me`).
+pub const PROFILE_UPDATED: &str = "profile_updated";
+/// A change of address asked for; the link went to the new address.
+pub const EMAIL_CHANGE_REQUESTED: &str = "email_change_requested";
+/// The account moved to a new, verified address (`detail`: the old one).
+pub const EMAIL_CHANGED: &str = "email_changed";
+
 /// The actor of changes made from the command line.
 pub const CLI: &str = "cli";
 

@@ -182,13 +182,32 @@ pub struct PasswordSettings {
     pub max_queued_hashes: usize,
 }
 
-/// `[accounts]`: the links sent to account holders by e-mail.
+/// `[accounts]`: who may register, whether an address must be verified
+/// before signing in, and the links sent to account holders by e-mail.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSettings {
+    pub registration: Registration,
+    /// Login and sign-in refuse an account whose address is not verified
+    /// (403 `email_not_verified`).
+    pub require_verified_email: bool,
     pub password_reset_minutes: u64,
     /// Per address: a reset link is sent at most once in this many seconds.
     pub password_reset_interval_seconds: u64,
+    /// An invitation link works this long.
+    pub invitation_hours: u64,
+}
+
+/// Who may make an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Registration {
+    /// Anyone, with `POST /v1/auth/register`.
+    Open,
+    /// Only someone an administrator invited (`POST /v1/admin/users`).
+    Invite,
+    /// Only an administrator, on the command line or by invitation.
+    Closed,
 }
 
 /// `[email]`: outgoing mail. No `smtp_url`: nothing is sent, and what would
@@ -512,6 +531,9 @@ impl Settings {
                 "accounts.password_reset_minutes",
                 "must be 1 to 1440",
             ));
+        }
+        if a.invitation_hours == 0 || a.invitation_hours > 24 * 90 {
+            return Err(invalid("accounts.invitation_hours", "must be 1 to 2160"));
         }
         Ok(())
     }

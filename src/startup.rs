@@ -167,9 +167,20 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
             "no email.smtp_url: no e-mail is sent, and password reset answers 503 email_unavailable"
         ),
     }
+    if mailer.is_none() && settings.accounts.require_verified_email {
+        tracing::warn!(
+            "accounts.require_verified_email is set but no e-mail is sent: registration answers 503 email_unavailable, and only accounts verified before can sign in"
+        );
+    }
+    let invitations = crate::app::invitation::Invitations {
+        issuer: settings.issuer.clone(),
+        ttl: crate::configuration::duration_seconds(settings.accounts.invitation_hours * 3600),
+    };
     let app = crate::app::Services {
         mailer,
         reset,
+        invitations,
+        accounts: settings.accounts.clone(),
         own_audiences: OwnAudiences::new(&settings.issuer, &settings.tokens.audience),
         db,
         hasher,

@@ -98,6 +98,8 @@ pub async fn list_page(
 pub struct UserChange {
     pub roles: Option<Vec<String>>,
     pub disabled: Option<bool>,
+    /// Ask the user for a new password at their next sign-in.
+    pub must_change_password: Option<bool>,
 }
 
 /// How often a write that lost a race with a concurrent one is retried.
@@ -191,6 +193,9 @@ pub(crate) fn apply_change(
     if let Some(disabled) = change.disabled {
         user.disabled = disabled;
     }
+    if let Some(must) = change.must_change_password {
+        user.must_change_password = must;
+    }
     if was_admin && !is_enabled_admin(&user) && other_enabled_admins(conn, id)? == 0 {
         return Ok(Err(AccountError::LastAdmin));
     }
@@ -198,10 +203,14 @@ pub(crate) fn apply_change(
         .set((
             users::roles.eq(crate::db::json_text(&user.roles)?),
             users::disabled.eq(user.disabled),
+            users::must_change_password.eq(user.must_change_password),
             users::updated_at.eq(now),
         ))
         .execute(conn)?;
-    let detail = format!("roles={:?} disabled={}", user.roles, user.disabled);
+    let detail = format!(
+        "roles={:?} disabled={} must_change_password={}",
+        user.roles, user.disabled, user.must_change_password
+    );
     let event = Event {
         action: audit::USER_UPDATED,
         outcome: "success",

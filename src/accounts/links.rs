@@ -17,6 +17,10 @@ use crate::secrets::{is_token_shaped, random_token, stored_hash};
 pub enum Purpose {
     PasswordReset,
     EmailVerification,
+    /// An invited user's first password.
+    Invitation,
+    /// A new address, changed to once this link to it is followed.
+    EmailChange,
 }
 
 impl Purpose {
@@ -24,6 +28,8 @@ impl Purpose {
         match self {
             Purpose::PasswordReset => "password_reset",
             Purpose::EmailVerification => "email_verification",
+            Purpose::Invitation => "invitation",
+            Purpose::EmailChange => "email_change",
         }
     }
 }
@@ -47,6 +53,29 @@ pub fn issue_with(
     purpose: Purpose,
     ttl: chrono::Duration,
 ) -> Result<LinkToken, DbError> {
+    issue_carrying(conn, now, user, purpose, ttl, None)
+}
+
+/// Issues an address change's link: `new_email` is where it goes, and what
+/// [`redeem_email_change_with`] gives back.
+pub fn issue_email_change_with(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    user: &UserId,
+    new_email: &str,
+    ttl: chrono::Duration,
+) -> Result<LinkToken, DbError> {
+    issue_carrying(conn, now, user, Purpose::EmailChange, ttl, Some(new_email))
+}
+
+fn issue_carrying(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    user: &UserId,
+    purpose: Purpose,
+    ttl: chrono::Duration,
+    new_email: Option<&str>,
+) -> Result<LinkToken, DbError> {
     diesel::delete(account_tokens::table)
         .filter(account_tokens::user_id.eq(user.as_str()))
         .filter(account_tokens::purpose.eq(purpose.as_str()))
@@ -59,6 +88,7 @@ pub fn issue_with(
             account_tokens::purpose.eq(purpose.as_str()),
             account_tokens::created_at.eq(now),
             account_tokens::expires_at.eq(now + ttl),
+            account_tokens::new_email.eq(new_email),
         ))
         .execute(conn)?;
     Ok(LinkToken(token))
@@ -120,6 +150,29 @@ pub fn redeem_with(
         .filter(account_tokens::purpose.eq(purpose.as_str()))
         .execute(conn)?;
     Ok(Some(user))
+}
+
+/// Uses an address change's token inside the caller's transaction: its
+/// user and the new address, as [`redeem_with`] does.
+pub fn redeem_email_change_with(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    token: &str,
+) -> Result<Option<(UserId, String)>, DbError> {
+    if !is_token_shaped(token) {
+        return Ok(None);
+    }
+    let new_email: Option<Option<String>> = account_tokens::table
+        .find(stored_hash(token))
+        .filter(account_tokens::purpose.eq(Purpose::EmailChange.as_str()))
+        .filter(account_tokens::expires_at.gt(now))
+        .select(account_tokens::new_email)
+        .first(conn)
+        .optional()?;
+    let Some(Some(new_email)) = new_email else {
+        return Ok(None);
+    };
+    Ok(redeem_with(conn, now, token, Purpose::EmailChange)?.map(|user| (user, new_email)))
 }
 
 /// Makes every outstanding link of `purpose` of the user useless, inside

@@ -46,6 +46,12 @@ pub enum AccountError {
     LastAdmin,
     #[error("no such user")]
     NotFound,
+    #[error("this account's e-mail address is not verified yet; follow the link sent to it")]
+    EmailNotVerified,
+    #[error("a new password must be chosen before signing in")]
+    PasswordChangeRequired,
+    #[error("registration is closed; ask an administrator for an invitation")]
+    RegistrationClosed,
     #[error(transparent)]
     Hashing(#[from] HashError),
     #[error(transparent)]
@@ -64,6 +70,27 @@ pub struct User {
     pub disabled: bool,
     /// The address was shown to be the user's (a verification link).
     pub email_verified: bool,
+    /// An administrator asked for a new password at the next sign-in.
+    pub must_change_password: bool,
+    /// False for an invited user who has not chosen a password yet.
+    pub has_password: bool,
+}
+
+/// The stored hash of an account with no password yet (an invitation not
+/// accepted): no password matches it.
+const NO_PASSWORD: &str = "";
+
+/// Whether `user`, whose password was just checked, may sign in: not with
+/// an unverified address where verification is required, nor before
+/// choosing the new password an administrator asked for.
+pub fn may_sign_in(user: &User, require_verified_email: bool) -> Result<(), AccountError> {
+    if require_verified_email && !user.email_verified {
+        return Err(AccountError::EmailNotVerified);
+    }
+    if user.must_change_password {
+        return Err(AccountError::PasswordChangeRequired);
+    }
+    Ok(())
 }
 
 #[derive(Queryable, Selectable)]
@@ -77,6 +104,7 @@ struct UserRow {
     disabled: bool,
     created_at: NaiveDateTime,
     email_verified: bool,
+    must_change_password: bool,
 }
 
 impl UserRow {
@@ -90,6 +118,8 @@ impl UserRow {
             created_at: self.created_at,
             disabled: self.disabled,
             email_verified: self.email_verified,
+            must_change_password: self.must_change_password,
+            has_password: self.password_hash != NO_PASSWORD,
         }
     }
 }
@@ -297,6 +327,8 @@ fn insert_user(
         created_at: now,
         disabled: false,
         email_verified: false,
+        must_change_password: false,
+        has_password: password_hash != NO_PASSWORD,
     })
 }
 
@@ -313,7 +345,10 @@ pub async fn authenticate(
         Ok(email) => db.run(move |conn| find_row_by_email(conn, &email)).await?,
         Err(_) => None,
     };
+    // An account with no password yet costs the same check as an unknown
+    // address, and fails it.
     let (stored, user) = match row {
+        Some(row) if row.password_hash == NO_PASSWORD => (None, Some(row.into_user())),
         Some(row) => (Some(row.password_hash.clone()), Some(row.into_user())),
         None => (None, None),
     };
@@ -392,10 +427,8 @@ pub async fn check_password_change(
     let new =
         NewPassword::parse(change.new.clone(), &email).map_err(AccountError::InvalidPassword)?;
     let checked_hash = row.password_hash.clone();
-    if !hasher
-        .verify(change.current.clone(), Some(row.password_hash))
-        .await?
-    {
+    let stored = Some(row.password_hash).filter(|h| h != NO_PASSWORD);
+    if !hasher.verify(change.current.clone(), stored).await? {
         return Err(AccountError::WrongCurrentPassword);
     }
     let new_hash = hasher.hash(new.expose().to_owned()).await?;
@@ -418,6 +451,7 @@ pub fn set_password_with(
         .filter(users::password_hash.eq(&change.checked_hash))
         .set((
             users::password_hash.eq(&change.new_hash),
+            users::must_change_password.eq(false),
             users::updated_at.eq(now),
         ))
         .execute(conn)?;
@@ -462,19 +496,28 @@ impl ResetPassword {
         &self.user_id
     }
 
-    /// Writes the new hash inside the caller's transaction; false if the
-    /// user is gone.
+    /// Writes the new hash inside the caller's transaction (a new password
+    /// asked for is chosen with it); false if the user is gone. `by_link`:
+    /// a link sent to the address allowed it, so the address is verified.
     pub fn write_with(
         &self,
         conn: &mut AnyConnection,
         now: chrono::NaiveDateTime,
+        by_link: bool,
     ) -> Result<bool, DbError> {
-        let updated = diesel::update(users::table.find(self.user_id.as_str()))
-            .set((
-                users::password_hash.eq(&self.new_hash),
-                users::updated_at.eq(now),
-            ))
-            .execute(conn)?;
+        let target = users::table.find(self.user_id.as_str());
+        let set = (
+            users::password_hash.eq(&self.new_hash),
+            users::must_change_password.eq(false),
+            users::updated_at.eq(now),
+        );
+        let updated = if by_link {
+            diesel::update(target)
+                .set((set, users::email_verified.eq(true)))
+                .execute(conn)?
+        } else {
+            diesel::update(target).set(set).execute(conn)?
+        };
         Ok(updated > 0)
     }
 }
@@ -489,4 +532,117 @@ pub fn mark_verified_with(
         .set((users::email_verified.eq(true), users::updated_at.eq(now)))
         .execute(conn)?;
     Ok(updated > 0)
+}
+
+/// Someone an administrator invites: an address, and optionally a name and
+/// roles; the password is theirs to choose, with the invitation's link.
+#[derive(Debug)]
+pub struct Invitee {
+    pub email: Email,
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+}
+
+impl Invitee {
+    pub fn parse(
+        email: &str,
+        name: Option<String>,
+        roles: Vec<String>,
+    ) -> Result<Invitee, AccountError> {
+        Ok(Invitee {
+            email: Email::parse(email).map_err(AccountError::InvalidEmail)?,
+            name: parse_name(name)?,
+            roles: administration::parse_roles(roles)?,
+        })
+    }
+}
+
+/// Makes the account of an invitee, with no password (none matches it
+/// until the invitation is accepted), inside the caller's transaction;
+/// `EmailTaken` (via [`DbError::UniqueViolation`]) when the address is.
+pub fn invite_with(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    invitee: &Invitee,
+) -> Result<User, DbError> {
+    let id = uuid::Uuid::now_v7().to_string();
+    let roles = crate::db::json_text(&invitee.roles)?;
+    diesel::insert_into(users::table)
+        .values((
+            users::id.eq(&id),
+            users::email.eq(invitee.email.as_str()),
+            users::name.eq(invitee.name.as_deref()),
+            users::password_hash.eq(NO_PASSWORD),
+            users::roles.eq(&roles),
+            users::disabled.eq(false),
+            users::created_at.eq(now),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(User {
+        id: UserId::new(id),
+        email: invitee.email.as_str().to_owned(),
+        name: invitee.name.clone(),
+        roles: invitee.roles.clone(),
+        created_at: now,
+        disabled: false,
+        email_verified: false,
+        must_change_password: false,
+        has_password: false,
+    })
+}
+
+/// The taken-address error for a unique violation of `users.email`.
+pub fn taken(e: DbError) -> AccountError {
+    unique_to_taken(e)
+}
+
+/// Sets the user's display name (None clears it); the user as it is now.
+pub async fn set_name(db: &Db, id: UserId, name: Option<String>) -> Result<User, AccountError> {
+    let now = db.now();
+    let row = db
+        .run(move |conn| {
+            diesel::update(users::table.find(id.as_str()))
+                .set((users::name.eq(name.as_deref()), users::updated_at.eq(now)))
+                .execute(conn)?;
+            find_row(conn, id.as_str())
+        })
+        .await?;
+    row.map(UserRow::into_user).ok_or(AccountError::NotFound)
+}
+
+/// Moves the user to a new, verified address inside the caller's
+/// transaction; false if the user is gone. A unique violation means the
+/// address was taken meanwhile.
+pub fn change_email_with(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    user: &UserId,
+    new: &Email,
+) -> Result<bool, DbError> {
+    let updated = diesel::update(users::table.find(user.as_str()))
+        .set((
+            users::email.eq(new.as_str()),
+            users::email_verified.eq(true),
+            users::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(updated > 0)
+}
+
+/// Whether `password` is the user's (one argon2 verification; false for
+/// an account with no password).
+pub async fn password_matches(
+    db: &Db,
+    hasher: &PasswordHasher,
+    id: &UserId,
+    password: String,
+) -> Result<bool, AccountError> {
+    let id = id.clone();
+    let row = db
+        .run(move |conn| find_row(conn, id.as_str()))
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    let stored = Some(row.password_hash).filter(|h| h != NO_PASSWORD);
+    Ok(hasher.verify(password, stored).await?)
 }

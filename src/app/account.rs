@@ -120,3 +120,48 @@ fn client_of(actor: &Actor) -> ClientInfo {
         user_agent: None,
     }
 }
+
+/// Changes a password with the account's address and current password, no
+/// token: how a user an administrator asked for a new password (who can't
+/// sign in until they choose one) chooses it. Behind the lockout, as a
+/// login; the new password must differ from the current one. Every session
+/// of the user ends, as after a reset.
+pub async fn change_owed_password(
+    services: &Services,
+    email: &str,
+    current: String,
+    new: String,
+    info: ClientInfo,
+) -> Result<(), LoginError> {
+    if current == new {
+        return Err(AccountError::InvalidPassword(
+            "the new password must differ from the current one",
+        )
+        .into());
+    }
+    let db = &services.db;
+    let user =
+        lockout::authenticate(db, &services.hasher, services.lockout, email, current).await?;
+    let password = accounts::ResetPassword::hash(&services.hasher, &user, new).await?;
+    let now = db.now();
+    let changed = db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                if !password.write_with(conn, now, false)? {
+                    return Ok::<_, DbError>(false);
+                }
+                let user_id = password.user_id();
+                let reason = end_reason::PASSWORD_CHANGED;
+                sessions::end_with(conn, now, user_id, &Ending::All, reason, &info)?;
+                sso::end_all_of_user(conn, now, user_id)?;
+                links::revoke_with(conn, user_id, Purpose::PasswordReset)?;
+                Ok(true)
+            })
+        })
+        .await?;
+    if changed {
+        Ok(())
+    } else {
+        Err(AccountError::InvalidCredentials.into())
+    }
+}

@@ -87,7 +87,13 @@ pub struct LoginPage {
 pub enum LoginProblem {
     WrongCredentials,
     Disabled,
-    Locked { retry_after: Duration },
+    /// Addresses must be verified, and this one is not yet.
+    EmailNotVerified,
+    /// An administrator asked for a new password first.
+    PasswordChangeRequired,
+    Locked {
+        retry_after: Duration,
+    },
 }
 
 pub struct ConsentPage {
@@ -263,14 +269,7 @@ async fn sign_in_with_password(
     email: &str,
     password: &str,
 ) -> Result<Answer, AuthorizeError> {
-    let result = lockout::authenticate(
-        &app.db,
-        &app.hasher,
-        app.lockout,
-        email,
-        password.to_owned(),
-    )
-    .await;
+    let result = super::login::check_credentials(app, email, password.to_owned()).await;
     let attempt = Some(lockout::outcome_label(&result));
     let again = |problem| {
         let mut answer = Answer::of(Outcome::Login(LoginPage {
@@ -303,6 +302,12 @@ async fn sign_in_with_password(
         }
         Err(LoginError::Account(AccountError::Disabled)) => {
             return Ok(again(LoginProblem::Disabled));
+        }
+        Err(LoginError::Account(AccountError::EmailNotVerified)) => {
+            return Ok(again(LoginProblem::EmailNotVerified));
+        }
+        Err(LoginError::Account(AccountError::PasswordChangeRequired)) => {
+            return Ok(again(LoginProblem::PasswordChangeRequired));
         }
         Err(LoginError::Account(AccountError::Db(e))) => return Err(e.into()),
         Err(LoginError::Account(AccountError::Hashing(_))) => return Ok(failed(Refusal::Busy)),

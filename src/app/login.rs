@@ -32,20 +32,34 @@ pub async fn password_login(
     password: String,
     info: ClientInfo,
 ) -> Attempt {
-    let checked = lockout::authenticate(
-        &services.db,
-        &services.hasher,
-        services.lockout,
-        email,
-        password,
-    )
-    .await;
+    let checked = check_credentials(services, email, password).await;
     let outcome = lockout::outcome_label(&checked);
     let result = match checked {
         Ok(user) => start_session(services, user, info).await,
         Err(e) => Err(e.into()),
     };
     Attempt { outcome, result }
+}
+
+/// Checks an email and password behind the lockout, then whether the
+/// account may sign in now (a verified address where one is required, no
+/// new password owed): the rule every sign-in keeps, API and browser.
+/// Those refusals go only to someone who knows the password.
+pub async fn check_credentials(
+    services: &Services,
+    email: &str,
+    password: String,
+) -> Result<crate::accounts::User, LoginError> {
+    let user = lockout::authenticate(
+        &services.db,
+        &services.hasher,
+        services.lockout,
+        email,
+        password,
+    )
+    .await?;
+    crate::accounts::may_sign_in(&user, services.accounts.require_verified_email)?;
+    Ok(user)
 }
 
 async fn start_session(

@@ -7,12 +7,14 @@
 pub mod account;
 pub mod browser;
 pub mod grants;
+pub mod invitation;
 pub mod login;
+pub mod profile;
 pub mod recovery;
 pub mod verification;
 
 use crate::accounts::PasswordHasher;
-use crate::configuration::LoginSettings;
+use crate::configuration::{AccountSettings, LoginSettings};
 use crate::db::Db;
 use crate::oauth::Issuance;
 use crate::sessions::SessionPolicy;
@@ -40,6 +42,9 @@ pub struct Services {
     /// The SMTP server mail goes to; None when none is configured.
     pub mailer: Option<crate::email::sender::Mailer>,
     pub reset: recovery::ResetPolicy,
+    /// Who may register, whether addresses must be verified.
+    pub accounts: AccountSettings,
+    pub invitations: invitation::Invitations,
 }
 
 impl Services {
@@ -49,6 +54,15 @@ impl Services {
             issuer: &self.issuer,
             own: &self.own_audiences,
             login_client_id: &self.login.client_id,
+        }
+    }
+
+    /// Refuses what would send mail when no SMTP server is configured:
+    /// nothing pretends to have sent.
+    pub fn can_mail(&self) -> Result<(), recovery::RecoveryError> {
+        match self.mailer {
+            Some(_) => Ok(()),
+            None => Err(recovery::RecoveryError::EmailUnavailable),
         }
     }
 }

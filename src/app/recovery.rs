@@ -29,6 +29,8 @@ pub enum RecoveryError {
     InvalidLink,
     #[error("this verification link is invalid, used or expired; ask for a new one")]
     InvalidVerificationLink,
+    #[error("this invitation is invalid, used or expired; ask an administrator for a new one")]
+    InvalidInvitationLink,
     #[error(transparent)]
     Account(#[from] AccountError),
     #[error(transparent)]
@@ -45,7 +47,7 @@ pub struct ResetPolicy {
 
 /// The link a reset message carries: always under the configured issuer,
 /// never a request's Host.
-fn reset_link(issuer: &str, token: &str) -> String {
+pub(super) fn reset_link(issuer: &str, token: &str) -> String {
     format!("{issuer}/account/reset?token={token}")
 }
 
@@ -190,7 +192,9 @@ pub async fn confirm_password_reset(
                 // Redeemed here, in the writing transaction: of two uses of
                 // one link, only one gets past this.
                 let redeemed = links::redeem_with(conn, now, &token, Purpose::PasswordReset)?;
-                if redeemed.as_ref() != Some(reset.user_id()) || !reset.write_with(conn, now)? {
+                if redeemed.as_ref() != Some(reset.user_id())
+                    || !reset.write_with(conn, now, true)?
+                {
                     return Ok::<_, DbError>(false);
                 }
                 let user_id = reset.user_id();

@@ -6,8 +6,9 @@ use diesel::Connection;
 use super::Services;
 use super::recovery::RecoveryError;
 use crate::accounts::links::{self, Purpose};
-use crate::accounts::{self, AccountError, NewAccount, User};
+use crate::accounts::{self, AccountError, Email, NewAccount, User};
 use crate::audit::{self, Event};
+use crate::configuration::Registration;
 use crate::db::{AnyConnection, Db, DbError};
 use crate::email::{self, templates};
 use crate::ids::UserId;
@@ -46,21 +47,40 @@ fn record(
     audit::record(conn, now, event)
 }
 
-/// Registers an account and, where mail is sent, asks its owner to verify
-/// the address — one transaction. Without SMTP the account is made all the
-/// same (unverified; a verification can be asked for later).
+/// How a registration went.
+pub enum Registered {
+    /// The account is made (addresses need not be verified to sign in).
+    Created(User),
+    /// Addresses must be verified: a link went to the address — or, if it
+    /// has an account already, a notice to its owner. The same answer
+    /// either way, so registration tells nobody who has an account.
+    Accepted { email: String },
+}
+
+/// Registers an account, if the registration policy lets anyone, and where
+/// mail is sent asks its owner to verify the address — one transaction.
+/// Without SMTP the account is made all the same (unverified; a
+/// verification can be asked for later) unless verification is required.
 pub async fn register(
     services: &Services,
     account: NewAccount,
     info: ClientInfo,
-) -> Result<User, AccountError> {
+) -> Result<Registered, RecoveryError> {
+    if services.accounts.registration != Registration::Open {
+        return Err(AccountError::RegistrationClosed.into());
+    }
+    let required = services.accounts.require_verified_email;
+    if required {
+        services.can_mail()?;
+    }
     let mails = services.mailer.is_some();
     let issuer = services.issuer_url.clone();
-    accounts::register_with(
+    let email = account.email.clone();
+    let made = accounts::register_with(
         &services.db,
         &services.hasher,
         account,
-        info,
+        info.clone(),
         move |conn, user, now| {
             if mails {
                 send_link_with(conn, now, user, &issuer)?;
@@ -68,7 +88,64 @@ pub async fn register(
             Ok(())
         },
     )
-    .await
+    .await;
+    match made {
+        Ok(user) if required => Ok(Registered::Accepted { email: user.email }),
+        Ok(user) => Ok(Registered::Created(user)),
+        Err(AccountError::EmailTaken) if required => {
+            // The password was hashed all the same, so this costs what a
+            // new account does.
+            tell_owner(services, &email, info).await?;
+            Ok(Registered::Accepted {
+                email: email.as_str().to_owned(),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Mails the owner of `email`, registered again, a notice with a reset
+/// link (at most once per reset interval, as reset requests).
+async fn tell_owner(services: &Services, address: &Email, info: ClientInfo) -> Result<(), DbError> {
+    let issuer = services.issuer_url.clone();
+    let policy = services.reset;
+    let address = address.clone();
+    let now = services.db.now();
+    services
+        .db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                Db::lock_sqlite_for_write(conn)?;
+                let Some(user) = accounts::find_by_email_with(conn, &address)? else {
+                    return Ok(());
+                };
+                let recent = links::last_issued_with(conn, &user.id, Purpose::PasswordReset)?
+                    .is_some_and(|at| now < at + policy.interval);
+                if user.disabled || recent {
+                    return Ok(());
+                }
+                let ttl = policy.link_ttl;
+                let token = links::issue_with(conn, now, &user.id, Purpose::PasswordReset, ttl)?;
+                let link = super::recovery::reset_link(&issuer, token.expose());
+                email::enqueue_with(
+                    conn,
+                    now,
+                    &templates::already_registered(&user.email, &link)?,
+                )?;
+                audit::record(
+                    conn,
+                    now,
+                    Event {
+                        action: audit::REGISTER_EXISTING,
+                        outcome: "success",
+                        user_id: Some(user.id.as_str()),
+                        ip: info.ip.as_deref(),
+                        ..Event::default()
+                    },
+                )
+            })
+        })
+        .await
 }
 
 /// Sends a new verification link to the user's address; nothing when it is
@@ -97,7 +174,10 @@ pub async fn resend(services: &Services, user: UserId) -> Result<(), RecoveryErr
     Ok(())
 }
 
-/// Marks the address of the link's user verified; the link dies with it.
+/// Follows a verification link: the address of the link's user is marked
+/// verified, or, for a change of address, the account moves to the new
+/// address (verified by this very link; reset links sent to the old one
+/// die). The link dies with it.
 pub async fn verify(services: &Services, token: String) -> Result<(), RecoveryError> {
     let now = services.db.now();
     let verified = services
@@ -105,18 +185,35 @@ pub async fn verify(services: &Services, token: String) -> Result<(), RecoveryEr
         .run(move |conn| {
             conn.transaction(|conn| {
                 Db::lock_sqlite_for_write(conn)?;
-                let Some(user) = links::redeem_with(conn, now, &token, Purpose::EmailVerification)?
-                else {
-                    return Ok(false);
-                };
-                if !accounts::mark_verified_with(conn, now, &user)? {
-                    return Ok(false);
+                if let Some(user) =
+                    links::redeem_with(conn, now, &token, Purpose::EmailVerification)?
+                {
+                    if !accounts::mark_verified_with(conn, now, &user)? {
+                        return Ok(Ok(false));
+                    }
+                    record(conn, now, audit::EMAIL_VERIFIED, &user)?;
+                    return Ok(Ok(true));
                 }
-                record(conn, now, audit::EMAIL_VERIFIED, &user)?;
-                Ok(true)
+                let Some((user, new)) = links::redeem_email_change_with(conn, now, &token)? else {
+                    return Ok(Ok(false));
+                };
+                let Ok(new) = Email::parse(&new) else {
+                    return Ok(Ok(false));
+                };
+                match accounts::change_email_with(conn, now, &user, &new) {
+                    Ok(true) => {}
+                    Ok(false) => return Ok(Ok(false)),
+                    // Taken since it was asked for: the link is spent.
+                    Err(DbError::UniqueViolation) => return Ok(Err(AccountError::EmailTaken)),
+                    Err(e) => return Err(e),
+                }
+                links::revoke_with(conn, &user, Purpose::PasswordReset)?;
+                links::revoke_with(conn, &user, Purpose::EmailVerification)?;
+                record(conn, now, audit::EMAIL_CHANGED, &user)?;
+                Ok(Ok(true))
             })
         })
-        .await?;
+        .await??;
     if verified {
         Ok(())
     } else {
@@ -130,7 +227,13 @@ pub async fn link_is_live(services: &Services, token: String) -> Result<bool, Re
     let now = services.db.now();
     let holder = services
         .db
-        .run(move |conn| links::holder_with(conn, now, &token, Purpose::EmailVerification))
+        .run(move |conn| {
+            let verification = links::holder_with(conn, now, &token, Purpose::EmailVerification)?;
+            match verification {
+                Some(user) => Ok(Some(user)),
+                None => links::holder_with(conn, now, &token, Purpose::EmailChange),
+            }
+        })
         .await?;
     Ok(holder.is_some())
 }

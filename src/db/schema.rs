@@ -12,6 +12,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         email_verified -> Bool,
+        must_change_password -> Bool,
     }
 }
 
@@ -157,6 +158,7 @@ diesel::table! {
         purpose -> Text,
         created_at -> Timestamp,
         expires_at -> Timestamp,
+        new_email -> Nullable<Text>,
     }
 }
 

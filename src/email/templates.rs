@@ -81,6 +81,132 @@ pub fn verify_email(email: &str, link: &str, hours: u64) -> Result<Message, DbEr
     })
 }
 
+#[derive(Template)]
+#[template(path = "email/notice.txt")]
+struct NoticeText<'a> {
+    paragraphs: &'a [String],
+    link: Option<&'a str>,
+    footer: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/notice.htm")]
+struct NoticeHtml<'a> {
+    paragraphs: &'a [String],
+    link: Option<&'a str>,
+    link_text: &'a str,
+    footer: &'a str,
+}
+
+/// A message of a few paragraphs and at most one link (a button in HTML).
+struct Notice<'a> {
+    kind: &'static str,
+    to: &'a str,
+    subject: &'a str,
+    paragraphs: Vec<String>,
+    link: Option<(&'a str, &'a str)>,
+    footer: &'a str,
+}
+
+impl Notice<'_> {
+    fn render(self) -> Result<Message, DbError> {
+        let link = self.link.map(|(url, _)| url);
+        let link_text = self.link.map_or("", |(_, text)| text);
+        Ok(Message {
+            kind: self.kind,
+            to: self.to.to_owned(),
+            subject: self.subject.to_owned(),
+            text: rendered(
+                NoticeText {
+                    paragraphs: &self.paragraphs,
+                    link,
+                    footer: self.footer,
+                }
+                .render(),
+            )?,
+            html: rendered(
+                NoticeHtml {
+                    paragraphs: &self.paragraphs,
+                    link,
+                    link_text,
+                    footer: self.footer,
+                }
+                .render(),
+            )?,
+        })
+    }
+}
+
+/// An invitation to `email`: a link to choose the first password.
+pub fn invitation(email: &str, link: &str, hours: u64) -> Result<Message, DbError> {
+    Notice {
+        kind: INVITATION,
+        to: email,
+        subject: "You are invited",
+        paragraphs: vec![format!(
+            "An administrator made an account for {email}. Choose its password by opening this link within {hours} hours:"
+        )],
+        link: Some((link, "Choose my password")),
+        footer: "If you did not expect this, ignore this message.",
+    }
+    .render()
+}
+
+/// To the owner of `email`, when someone registers it again: no new
+/// account is made, and the registration answered as for a new one.
+pub fn already_registered(email: &str, reset_link: &str) -> Result<Message, DbError> {
+    Notice {
+        kind: ALREADY_REGISTERED,
+        to: email,
+        subject: "You already have an account",
+        paragraphs: vec![
+            format!("Someone asked to register {email}, which already has an account here; no new account was made."),
+            "If it was you, sign in with your password, or choose a new one here:".to_owned(),
+        ],
+        link: Some((reset_link, "Reset my password")),
+        footer: "If it was not you, ignore this message: nothing has changed.",
+    }
+    .render()
+}
+
+/// The link that confirms a change of address, sent to the new address.
+pub fn confirm_new_email(new_email: &str, link: &str, hours: u64) -> Result<Message, DbError> {
+    Notice {
+        kind: EMAIL_CHANGE,
+        to: new_email,
+        subject: "Confirm your new e-mail address",
+        paragraphs: vec![format!(
+            "Please confirm that {new_email} is your new address by opening this link within {hours} hours; the account moves to it only then:"
+        )],
+        link: Some((link, "Confirm my new address")),
+        footer: "If you did not ask for this, ignore this message.",
+    }
+    .render()
+}
+
+/// To the old address, when a change of address is asked for.
+pub fn email_change_notice(old_email: &str, new_email: &str) -> Result<Message, DbError> {
+    Notice {
+        kind: EMAIL_CHANGE_NOTICE,
+        to: old_email,
+        subject: "Your e-mail address is being changed",
+        paragraphs: vec![format!(
+            "Someone signed in as {old_email} asked to move the account to {new_email}. It moves once that address is confirmed."
+        )],
+        link: None,
+        footer: "If it was not you, change your password now: whoever asked knows it.",
+    }
+    .render()
+}
+
+/// The outbox kind of an invitation.
+pub const INVITATION: &str = "invitation";
+/// The outbox kind of the notice to an address registered again.
+pub const ALREADY_REGISTERED: &str = "already_registered";
+/// The outbox kind of a new address's confirmation link.
+pub const EMAIL_CHANGE: &str = "email_change";
+/// The outbox kind of the notice to the old address.
+pub const EMAIL_CHANGE_NOTICE: &str = "email_change_notice";
 /// The outbox kind of an address verification message.
 pub const EMAIL_VERIFICATION: &str = "email_verification";
 /// The outbox kind of a password reset message.

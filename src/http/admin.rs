@@ -162,6 +162,10 @@ pub struct PatchUser {
     pub(crate) roles: Option<Vec<String>>,
     /// A disabled user can't log in, and their sessions end.
     pub(crate) disabled: Option<bool>,
+    /// True: the user must choose a new password before they sign in again
+    /// (login answers 403 `password_change_required`; a password change,
+    /// reset or `POST /v1/auth/password-change` clears it).
+    pub(crate) must_change_password: Option<bool>,
 }
 
 /// Change a user's roles or disable them
@@ -186,11 +190,101 @@ pub async fn patch_user(
     id: web::Path<UserId>,
     body: web::Json<JsonObject<PatchUser>>,
 ) -> Result<HttpResponse, ApiError> {
-    let PatchUser { roles, disabled } = body.into_inner().0;
-    let change = UserChange { roles, disabled };
+    let PatchUser {
+        roles,
+        disabled,
+        must_change_password,
+    } = body.into_inner().0;
+    let change = UserChange {
+        roles,
+        disabled,
+        must_change_password,
+    };
     let actor = acting(admin.0.sub, &req);
     let user = app::account::update_user(&state.app.db, id.into_inner(), change, actor).await?;
     Ok(HttpResponse::Ok().json(AdminUser::from(user)))
+}
+
+/// Someone to invite.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteUser {
+    #[schema(format = "email", example = "ada@example.com")]
+    pub(crate) email: String,
+    pub(crate) name: Option<String>,
+    #[serde(default)]
+    pub(crate) roles: Vec<String>,
+}
+
+/// Invite a user
+///
+/// Makes an account with no password, and mails the address a link to
+/// choose it (`{issuer}/account/invitation?token=…`, valid
+/// `accounts.invitation_hours`). Works whatever `accounts.registration` is.
+#[utoipa::path(post, path = "/v1/admin/users", tag = "admin",
+    request_body = InviteUser,
+    security(("bearer" = ["tessera:admin"])),
+    responses(
+        (status = 201, description = "Invited: the account, its invitation on its way", body = AdminUser,
+            headers(("Location" = String, description = "/v1/admin/users/{id}"))),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "The address has an account (`email_taken`)", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "An invalid address, name or role", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "No SMTP server is configured (`email_unavailable`), or the database is unavailable", body = Problem, content_type = PROBLEM),
+        AdminErrors,
+    ))]
+pub async fn invite_user(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    admin: Admin,
+    body: web::Json<JsonObject<InviteUser>>,
+) -> Result<HttpResponse, ApiError> {
+    let InviteUser { email, name, roles } = body.into_inner().0;
+    let invitee = accounts::Invitee::parse(&email, name, roles)?;
+    state.app.can_mail()?;
+    let actor = acting(admin.0.sub, &req);
+    let invitations = &state.app.invitations;
+    let user = app::invitation::invite(&state.app.db, invitations, invitee, actor).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/v1/admin/users/{}", user.id)))
+        .json(AdminUser::from(user)))
+}
+
+/// Send a user a password reset link
+///
+/// Mails the user a reset link, as `POST /v1/auth/password-reset` does,
+/// without its per-address interval.
+#[utoipa::path(post, path = "/v1/admin/users/{id}/password-reset", tag = "admin",
+    params(("id" = String, Path, description = "The user's id")),
+    security(("bearer" = ["tessera:admin"])),
+    responses(
+        (status = 202, description = "The link is on its way"),
+        (status = 403, description = "The account is disabled (`account_disabled`)", body = Problem, content_type = PROBLEM),
+        (status = 404, description = "No such user", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "No SMTP server is configured (`email_unavailable`), or the database is unavailable", body = Problem, content_type = PROBLEM),
+        AdminErrors,
+        InvalidText,
+    ))]
+pub async fn send_password_reset(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    admin: Admin,
+    id: web::Path<UserId>,
+) -> Result<HttpResponse, ApiError> {
+    state.app.can_mail()?;
+    let actor = acting(admin.0.sub, &req);
+    let app = &state.app;
+    app::invitation::send_password_reset(
+        &app.db,
+        &app.issuer_url,
+        app.reset,
+        id.into_inner(),
+        actor,
+    )
+    .await?;
+    Ok(HttpResponse::Accepted().finish())
 }
 
 /// Delete a user, with their sessions

@@ -298,6 +298,12 @@ fn login_page(page: LoginPage) -> HttpResponse {
     let error = page.problem.as_ref().map(|problem| match problem {
         LoginProblem::WrongCredentials => "The email or password is not right.",
         LoginProblem::Disabled => "This account is disabled.",
+        LoginProblem::EmailNotVerified => {
+            "Confirm your e-mail address first: follow the link we sent to it."
+        }
+        LoginProblem::PasswordChangeRequired => {
+            "You must choose a new password before signing in: use /account/password."
+        }
         LoginProblem::Locked { .. } => {
             "Too many failed attempts. Please wait a little and try again."
         }

@@ -38,19 +38,73 @@ impl From<accounts::User> for User {
     }
 }
 
-/// A user as administrators see it: with its `disabled` flag.
+/// A user as administrators see it: with its `disabled` flag, and where it
+/// stands with its password.
 #[derive(Serialize, ToSchema)]
 pub struct AdminUser {
     #[serde(flatten)]
     user: User,
     disabled: bool,
+    /// The user must choose a new password before signing in again.
+    must_change_password: bool,
+    /// False while an invitation is not accepted: no password is set.
+    password_set: bool,
 }
 
 impl From<accounts::User> for AdminUser {
     fn from(user: accounts::User) -> AdminUser {
         AdminUser {
             disabled: user.disabled,
+            must_change_password: user.must_change_password,
+            password_set: user.has_password,
             user: user.into(),
+        }
+    }
+}
+
+/// A registration accepted where addresses must be verified: the same for
+/// a new address and one that has an account (its owner was mailed).
+#[derive(Serialize, ToSchema)]
+pub struct RegistrationAccepted {
+    #[schema(example = "ada@example.com")]
+    email: String,
+    /// Always `verification_sent`: follow the link sent to the address.
+    #[schema(example = "verification_sent")]
+    status: &'static str,
+}
+
+impl RegistrationAccepted {
+    pub fn new(email: String) -> RegistrationAccepted {
+        RegistrationAccepted {
+            email,
+            status: "verification_sent",
+        }
+    }
+}
+
+/// A client the user consented to, and the scopes it was granted.
+#[derive(Serialize, ToSchema)]
+pub struct ConsentView {
+    client_id: String,
+    /// None if the client was deleted.
+    #[schema(required = true)]
+    client_name: Option<String>,
+    scopes: Vec<String>,
+    #[serde(serialize_with = "rfc3339")]
+    granted_at: NaiveDateTime,
+}
+
+impl From<crate::sso::Consent> for ConsentView {
+    fn from(c: crate::sso::Consent) -> ConsentView {
+        ConsentView {
+            client_id: c.client_id.into_string(),
+            client_name: c.client_name,
+            scopes: c
+                .scope
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            granted_at: c.granted_at,
         }
     }
 }

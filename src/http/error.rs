@@ -261,8 +261,20 @@ impl From<RecoveryError> for ApiError {
             RecoveryError::InvalidVerificationLink => {
                 ApiError::bad_request("invalid_verification_token", e.to_string())
             }
+            RecoveryError::InvalidInvitationLink => {
+                ApiError::bad_request("invalid_invitation_token", e.to_string())
+            }
             RecoveryError::Account(e) => e.into(),
             RecoveryError::Db(e) => e.into(),
+        }
+    }
+}
+
+impl From<crate::app::profile::ProfileError> for ApiError {
+    fn from(e: crate::app::profile::ProfileError) -> Self {
+        match e {
+            crate::app::profile::ProfileError::Login(e) => e.into(),
+            crate::app::profile::ProfileError::Recovery(e) => e.into(),
         }
     }
 }
@@ -297,6 +309,17 @@ impl From<AccountError> for ApiError {
             AccountError::InvalidCursor => ApiError::bad_request("invalid_cursor", e.to_string()),
             AccountError::LastAdmin => {
                 ApiError::new(StatusCode::CONFLICT, "last_admin", e.to_string())
+            }
+            AccountError::EmailNotVerified => {
+                ApiError::new(StatusCode::FORBIDDEN, "email_not_verified", e.to_string())
+            }
+            AccountError::PasswordChangeRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "password_change_required",
+                e.to_string(),
+            ),
+            AccountError::RegistrationClosed => {
+                ApiError::new(StatusCode::FORBIDDEN, "registration_closed", e.to_string())
             }
             AccountError::Hashing(e) => e.into(),
             AccountError::Db(e) => e.into(),

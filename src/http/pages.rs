@@ -208,13 +208,51 @@ pub fn signed_out() -> HttpResponse {
 #[derive(Template)]
 #[template(path = "pages/reset_password.html")]
 struct ResetPasswordPage<'a> {
+    /// Where the form posts: `/account/reset` or `/account/invitation`.
+    action: &'a str,
     token: &'a str,
     error: Option<&'a str>,
 }
 
 /// The form a password reset link opens, with what was wrong last time.
 pub fn reset_password(status: StatusCode, token: &str, error: Option<&str>) -> HttpResponse {
-    render(status, &ResetPasswordPage { token, error }, None)
+    let action = "/account/reset";
+    render(
+        status,
+        &ResetPasswordPage {
+            action,
+            token,
+            error,
+        },
+        None,
+    )
+}
+
+/// An invitation's page: the same form, for the first password.
+pub fn accept_invitation(status: StatusCode, token: &str, error: Option<&str>) -> HttpResponse {
+    let action = "/account/invitation";
+    render(
+        status,
+        &ResetPasswordPage {
+            action,
+            token,
+            error,
+        },
+        None,
+    )
+}
+
+#[derive(Template)]
+#[template(path = "pages/change_password.html")]
+struct ChangePasswordPage<'a> {
+    email: &'a str,
+    error: Option<&'a str>,
+}
+
+/// The form for a new password owed before signing in: the address, the
+/// current password and the new one.
+pub fn change_password(status: StatusCode, email: &str, error: Option<&str>) -> HttpResponse {
+    render(status, &ChangePasswordPage { email, error }, None)
 }
 
 #[derive(Template)]

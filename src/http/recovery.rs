@@ -1,7 +1,9 @@
 //! What e-mailed links do: password reset (`/v1/auth/password-reset`, the
 //! page `/account/reset`) and address verification
 //! (`/v1/auth/verify-email`, `/v1/me/email-verification`, the page
-//! `/account/verify`).
+//! `/account/verify`), invitations (`/v1/auth/invitation/accept`, the page
+//! `/account/invitation`) and the new password an administrator asked for
+//! (the page `/account/password`).
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -13,8 +15,10 @@ use super::error::Problem;
 use super::openapi::{InvalidText, PROBLEM};
 use super::throttle::Class;
 use super::{ApiError, AppState, JsonObject, client_info, pages, throttle};
+use crate::accounts::AccountError;
 use crate::app::recovery::{self, RecoveryError};
-use crate::app::verification;
+use crate::app::{account, invitation, verification};
+use crate::throttle::lockout::LoginError;
 use crate::tokens::ClaimIds;
 
 #[derive(Deserialize, ToSchema)]
@@ -183,7 +187,7 @@ pub async fn reset_form(
     let info = client_info(&req);
     match recovery::confirm_password_reset(&state.app, token.clone(), new_password, info).await {
         Ok(()) => pages::password_set(),
-        Err(RecoveryError::Account(crate::accounts::AccountError::InvalidPassword(why))) => {
+        Err(RecoveryError::Account(AccountError::InvalidPassword(why))) => {
             pages::reset_password(StatusCode::UNPROCESSABLE_ENTITY, &token, Some(why))
         }
         Err(e) => failure_page(e),
@@ -195,6 +199,8 @@ fn failure_page(e: RecoveryError) -> HttpResponse {
     let message = match api.code() {
         "invalid_reset_token" => INVALID_LINK,
         "invalid_verification_token" => INVALID_VERIFICATION_LINK,
+        "invalid_invitation_token" => INVALID_INVITATION,
+        "email_taken" => "Another account has this address now.",
         "database_unavailable" | "busy" => "The service is busy; try again in a moment.",
         _ => "Setting the password failed; try again.",
     };
@@ -305,5 +311,158 @@ pub async fn verify_form(
     match verification::verify(&state.app, token).await {
         Ok(()) => pages::email_verified(),
         Err(e) => failure_page(e),
+    }
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationAcceptance {
+    /// The `token` of the link in the invitation.
+    pub(crate) token: String,
+    /// At least 8 characters, at most 1,024 bytes, neither the email address
+    /// nor one of the most common passwords.
+    #[schema(format = "password", min_length = 8)]
+    pub(crate) password: String,
+}
+
+/// Accept an invitation
+///
+/// Sets the invited account's first password; the address is verified by
+/// the same stroke. The link works once, within `accounts.invitation_hours`.
+#[utoipa::path(post, path = "/v1/auth/invitation/accept", tag = "accounts",
+    request_body = InvitationAcceptance,
+    responses(
+        (status = 204, description = "The password is set; log in with it"),
+        (status = 400, description = "Malformed JSON, or a token that is unknown, used or expired (`invalid_invitation_token`)", body = Problem, content_type = PROBLEM),
+        (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
+        (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "The password does not meet the policy (`invalid_password`)", body = Problem, content_type = PROBLEM),
+        (status = 429, description = "Too many requests from this address", body = Problem, content_type = PROBLEM),
+        (status = 503, description = "Busy or database unavailable; retry after `Retry-After`", body = Problem, content_type = PROBLEM),
+    ))]
+pub async fn accept_invitation(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Json<JsonObject<InvitationAcceptance>>,
+) -> Result<HttpResponse, ApiError> {
+    throttle(&req, Class::Credentials)?;
+    let InvitationAcceptance { token, password } = body.into_inner().0;
+    let app = &state.app;
+    invitation::accept(&app.db, &app.hasher, token, password, client_info(&req)).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+const INVALID_INVITATION: &str =
+    "This invitation is invalid, used or expired. Ask an administrator for a new one.";
+
+/// The page an invitation opens: the form for the first password.
+#[utoipa::path(get, path = "/account/invitation", tag = "accounts",
+    params(("token" = String, Query, description = "The token of the invitation's link")),
+    responses(
+        (status = 200, description = "The form for the first password", body = String, content_type = "text/html"),
+        (status = 400, description = "The link is invalid, used or expired", body = String, content_type = "text/html"),
+    ))]
+pub async fn invitation_page(
+    state: web::Data<AppState>,
+    link: web::Query<ResetLink>,
+) -> HttpResponse {
+    let Some(token) = link.into_inner().token else {
+        return pages::error(StatusCode::BAD_REQUEST, "This link is incomplete.");
+    };
+    match invitation::invitation_is_live(&state.app.db, token.clone()).await {
+        Ok(true) => pages::accept_invitation(StatusCode::OK, &token, None),
+        Ok(false) => pages::error(StatusCode::BAD_REQUEST, INVALID_INVITATION),
+        Err(e) => failure_page(e),
+    }
+}
+
+/// The invitation's form, sent.
+#[utoipa::path(post, path = "/account/invitation", tag = "accounts",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "`token` and `new_password`"),
+    responses(
+        (status = 200, description = "The password is set", body = String, content_type = "text/html"),
+        (status = 400, description = "The link is invalid, used or expired, or the form is malformed", body = String, content_type = "text/html"),
+        (status = 422, description = "The password does not meet the policy: the form again, saying why", body = String, content_type = "text/html"),
+        (status = 429, description = "Too many requests from this address", body = String, content_type = "text/html"),
+    ))]
+pub async fn invitation_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    if throttle(&req, Class::Credentials).is_err() {
+        return too_many();
+    }
+    let Some([token, password]) = page_form(&body, ["token", "new_password"]) else {
+        return malformed_form();
+    };
+    let app = &state.app;
+    let info = client_info(&req);
+    match invitation::accept(&app.db, &app.hasher, token.clone(), password, info).await {
+        Ok(()) => pages::password_set(),
+        Err(RecoveryError::Account(AccountError::InvalidPassword(why))) => {
+            pages::accept_invitation(StatusCode::UNPROCESSABLE_ENTITY, &token, Some(why))
+        }
+        Err(e) => failure_page(e),
+    }
+}
+
+fn too_many() -> HttpResponse {
+    pages::error(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many attempts; try again in a minute.",
+    )
+}
+
+/// The form for a new password owed before signing in.
+#[utoipa::path(get, path = "/account/password", tag = "accounts",
+    responses(
+        (status = 200, description = "The form: address, current and new password", body = String, content_type = "text/html"),
+    ))]
+pub async fn password_page() -> HttpResponse {
+    pages::change_password(StatusCode::OK, "", None)
+}
+
+/// The owed-password form, sent (as `POST /v1/auth/password-change`).
+#[utoipa::path(post, path = "/account/password", tag = "accounts",
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "`email`, `current_password` and `new_password`"),
+    responses(
+        (status = 200, description = "The password is changed", body = String, content_type = "text/html"),
+        (status = 400, description = "The form is malformed", body = String, content_type = "text/html"),
+        (status = 401, description = "Wrong address or password: the form again", body = String, content_type = "text/html"),
+        (status = 422, description = "The new password is not acceptable: the form again, saying why", body = String, content_type = "text/html"),
+        (status = 429, description = "Too many attempts, or the address is locked", body = String, content_type = "text/html"),
+    ))]
+pub async fn password_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    if throttle(&req, Class::Credentials).is_err() {
+        return too_many();
+    }
+    let Some([email, current, new]) =
+        page_form(&body, ["email", "current_password", "new_password"])
+    else {
+        return malformed_form();
+    };
+    let info = client_info(&req);
+    let again = |status, why| pages::change_password(status, &email, Some(why));
+    match account::change_owed_password(&state.app, &email, current, new, info).await {
+        Ok(()) => pages::password_set(),
+        Err(LoginError::Account(AccountError::InvalidPassword(why))) => {
+            again(StatusCode::UNPROCESSABLE_ENTITY, why)
+        }
+        Err(LoginError::Account(AccountError::InvalidCredentials)) => again(
+            StatusCode::UNAUTHORIZED,
+            "The email or password is not right.",
+        ),
+        Err(LoginError::Account(AccountError::Disabled)) => {
+            pages::error(StatusCode::FORBIDDEN, "This account is disabled.")
+        }
+        Err(LoginError::Locked(_)) => too_many(),
+        Err(LoginError::Account(e)) => failure_page(e.into()),
     }
 }

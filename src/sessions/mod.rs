@@ -45,6 +45,9 @@ pub mod end_reason {
     pub const ACCOUNT_DISABLED: &str = "account_disabled";
     pub const ACCOUNT_DELETED: &str = "account_deleted";
     pub const AUTHORIZATION_CODE_REUSE: &str = "authorization_code_reuse";
+    /// The user withdrew the client's consent (`DELETE /v1/me/consents/{id}`);
+    /// recorded even when no session of it was live.
+    pub const CONSENT_REVOKED: &str = "consent_revoked";
 }
 
 /// How long sessions live and how refresh-token reuse is judged.
@@ -650,6 +653,8 @@ pub enum Ending {
     StartedBy {
         browser_session_id: String,
     },
+    /// Those of one client (its consent withdrawn).
+    OfClient(ClientId),
 }
 
 /// Ends the user's sessions as `ending` says (only the user's own); returns
@@ -715,10 +720,14 @@ pub fn end_with(
             .filter(sessions::browser_session_id.eq(browser_session_id))
             .set(set)
             .execute(conn)?,
+        Ending::OfClient(client) => base
+            .filter(sessions::client_id.eq(client.as_str()))
+            .set(set)
+            .execute(conn)?,
     };
     let session_id = match ending {
         Ending::One(id) | Ending::AllBut(id) => Some(id.as_str()),
-        Ending::All | Ending::StartedBy { .. } => None,
+        Ending::All | Ending::StartedBy { .. } | Ending::OfClient(_) => None,
     };
     audit::record(
         conn,

@@ -180,6 +180,10 @@ pub fn outcome_label<T>(result: &Result<T, LoginError>) -> &'static str {
         Err(LoginError::Locked(_)) => "locked",
         Err(LoginError::Account(AccountError::InvalidCredentials)) => "invalid_credentials",
         Err(LoginError::Account(AccountError::Disabled)) => "disabled",
+        Err(LoginError::Account(AccountError::EmailNotVerified)) => "email_not_verified",
+        Err(LoginError::Account(AccountError::PasswordChangeRequired)) => {
+            "password_change_required"
+        }
         Err(LoginError::Account(AccountError::Hashing(HashError::Busy))) => "busy",
         Err(_) => "error",
     }

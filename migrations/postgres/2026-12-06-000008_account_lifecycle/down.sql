@@ -1,0 +1,2 @@
+ALTER TABLE account_tokens DROP COLUMN new_email;
+ALTER TABLE users DROP COLUMN must_change_password;

@@ -1,0 +1,182 @@
+//! What a signed-in user does to their own account: their name, their
+//! address (changed only once the new one is verified), the consents they
+//! gave clients, and deleting the account. Changing the address and
+//! deleting the account ask for the password again, behind the lockout.
+
+use diesel::Connection;
+
+use super::Services;
+use super::recovery::RecoveryError;
+use crate::accounts::links;
+use crate::accounts::{self, AccountError, Email, User};
+use crate::audit::{self, Actor, Event};
+use crate::db::{Db, DbError};
+use crate::email::{self, templates};
+use crate::ids::{ClientId, UserId};
+use crate::sessions::ClientInfo;
+use crate::sso;
+use crate::throttle::lockout::{self, LoginError};
+
+/// How long the link to a new address works.
+pub const EMAIL_CHANGE_TTL: chrono::Duration = chrono::Duration::hours(48);
+
+/// Sets the user's display name (None or blank clears it); audited.
+pub async fn rename(
+    db: &Db,
+    user: UserId,
+    name: Option<String>,
+    info: ClientInfo,
+) -> Result<User, AccountError> {
+    let name = accounts::parse_name(name)?;
+    let renamed = accounts::set_name(db, user, name).await?;
+    let now = db.now();
+    let id = renamed.id.clone();
+    db.run(move |conn| {
+        audit::record(
+            conn,
+            now,
+            Event {
+                action: audit::PROFILE_UPDATED,
+                outcome: "success",
+                user_id: Some(id.as_str()),
+                ip: info.ip.as_deref(),
+                detail: Some("name"),
+                ..Event::default()
+            },
+        )
+    })
+    .await?;
+    Ok(renamed)
+}
+
+/// Checks the user's password again for a sensitive change, behind the
+/// lockout of their address (a stolen access token is no password oracle):
+/// a wrong one counts towards the lock, a right one clears the count.
+async fn recheck_password(
+    services: &Services,
+    user: &UserId,
+    password: String,
+) -> Result<User, LoginError> {
+    let db = &services.db;
+    let found = accounts::find_by_id(db, user.clone()).await?;
+    if let Some(until) = lockout::locked_until(db, services.lockout, &found.email).await? {
+        return Err(lockout::retry_at(db.now(), until).into());
+    }
+    if !accounts::password_matches(db, &services.hasher, user, password).await? {
+        lockout::record_failure(db, services.lockout, &found.email).await?;
+        return Err(AccountError::WrongCurrentPassword.into());
+    }
+    lockout::record_success(db, services.lockout, &found.email).await?;
+    Ok(found)
+}
+
+/// Why an address change or an account deletion was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ProfileError {
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+}
+
+impl From<AccountError> for ProfileError {
+    fn from(e: AccountError) -> ProfileError {
+        ProfileError::Login(e.into())
+    }
+}
+
+impl From<DbError> for ProfileError {
+    fn from(e: DbError) -> ProfileError {
+        ProfileError::Login(e.into())
+    }
+}
+
+/// Asks to move the account to `new_email`: a link to the new address (the
+/// change happens only when it is followed) and a notice to the old one,
+/// in one transaction. 409 `email_taken` when the address has an account.
+pub async fn request_email_change(
+    services: &Services,
+    user: UserId,
+    new_email: &str,
+    password: String,
+    info: ClientInfo,
+) -> Result<(), ProfileError> {
+    services.can_mail()?;
+    let new_email = Email::parse(new_email).map_err(AccountError::InvalidEmail)?;
+    let current = recheck_password(services, &user, password).await?;
+    if current.email == new_email.as_str() {
+        return Err(AccountError::InvalidEmail("this is the account's address already").into());
+    }
+    let issuer = services.issuer_url.clone();
+    let now = services.db.now();
+    services
+        .db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                Db::lock_sqlite_for_write(conn)?;
+                if accounts::find_by_email_with(conn, &new_email)?.is_some() {
+                    return Ok(Err(AccountError::EmailTaken));
+                }
+                let new = new_email.as_str();
+                let token =
+                    links::issue_email_change_with(conn, now, &current.id, new, EMAIL_CHANGE_TTL)?;
+                let link = format!("{issuer}/account/verify?token={}", token.expose());
+                let hours = EMAIL_CHANGE_TTL.num_hours().unsigned_abs();
+                email::enqueue_with(conn, now, &templates::confirm_new_email(new, &link, hours)?)?;
+                email::enqueue_with(
+                    conn,
+                    now,
+                    &templates::email_change_notice(&current.email, new)?,
+                )?;
+                audit::record(
+                    conn,
+                    now,
+                    Event {
+                        action: audit::EMAIL_CHANGE_REQUESTED,
+                        outcome: "success",
+                        user_id: Some(current.id.as_str()),
+                        ip: info.ip.as_deref(),
+                        ..Event::default()
+                    },
+                )?;
+                Ok(Ok(()))
+            })
+        })
+        .await?
+        .map_err(Into::into)
+}
+
+/// Deletes the user's own account, after their password: every session
+/// ends and the account row goes, with everything that belongs to it
+/// (sessions, consents, links); the audit trail keeps the user's id. The
+/// last enabled administrator can't (409 `last_admin`).
+pub async fn delete_account(
+    services: &Services,
+    user: UserId,
+    password: String,
+    info: ClientInfo,
+) -> Result<(), ProfileError> {
+    recheck_password(services, &user, password).await?;
+    let actor = Actor {
+        id: user.as_str().to_owned(),
+        ip: info.ip,
+    };
+    super::account::delete_user(&services.db, user, actor).await?;
+    Ok(())
+}
+
+/// The clients the user consented to.
+pub async fn consents(db: &Db, user: UserId) -> Result<Vec<sso::Consent>, DbError> {
+    sso::consents_of(db, user).await
+}
+
+/// Withdraws the user's consent to `client`, ending that client's sessions
+/// of the user; false if there was none.
+pub async fn withdraw_consent(
+    db: &Db,
+    user: UserId,
+    client: ClientId,
+    info: ClientInfo,
+) -> Result<bool, DbError> {
+    sso::withdraw_consent(db, user, client, info).await
+}
