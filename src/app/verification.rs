@@ -200,12 +200,14 @@ pub async fn verify(services: &Services, token: String) -> Result<(), RecoveryEr
                 let Ok(new) = Email::parse(&new) else {
                     return Ok(Ok(false));
                 };
-                match accounts::change_email_with(conn, now, &user, &new) {
-                    Ok(true) => {}
-                    Ok(false) => return Ok(Ok(false)),
-                    // Taken since it was asked for: the link is spent.
-                    Err(DbError::UniqueViolation) => return Ok(Err(AccountError::EmailTaken)),
-                    Err(e) => return Err(e),
+                // Taken since it was asked for: the link is spent. (A
+                // registration racing this one fails the unique index, and
+                // the transaction rolls back; mapped below.)
+                if accounts::find_by_email_with(conn, &new)?.is_some() {
+                    return Ok(Err(AccountError::EmailTaken));
+                }
+                if !accounts::change_email_with(conn, now, &user, &new)? {
+                    return Ok(Ok(false));
                 }
                 links::revoke_with(conn, &user, Purpose::PasswordReset)?;
                 links::revoke_with(conn, &user, Purpose::EmailVerification)?;
@@ -213,7 +215,8 @@ pub async fn verify(services: &Services, token: String) -> Result<(), RecoveryEr
                 Ok(Ok(true))
             })
         })
-        .await??;
+        .await
+        .map_err(accounts::taken)??;
     if verified {
         Ok(())
     } else {

@@ -12,13 +12,13 @@ use crate::helpers::{
 };
 use crate::smtp::{Mail, SmtpServer};
 
-const NEW_PASSWORD: &str = "a brand new passphrase";
+pub(crate) const NEW_PASSWORD: &str = "a brand new passphrase";
 /// The subjects of the two messages.
-const RESET: &str = "Reset your password";
-const VERIFY: &str = "Confirm your e-mail address";
+pub(crate) const RESET: &str = "Reset your password";
+pub(crate) const VERIFY: &str = "Confirm your e-mail address";
 
 /// An app that sends its mail to `smtp`, looking at its outbox every 50 ms.
-async fn app_mailing(
+pub(crate) async fn app_mailing(
     backend: Backend,
     smtp: &SmtpServer,
     tweak: impl FnOnce(&mut tessera::configuration::Settings),
@@ -32,12 +32,12 @@ async fn app_mailing(
     .await
 }
 
-async fn ask_reset(app: &TestApp, email: &str) -> reqwest::Response {
+pub(crate) async fn ask_reset(app: &TestApp, email: &str) -> reqwest::Response {
     app.post_json("/v1/auth/password-reset", &json!({ "email": email }))
         .await
 }
 
-async fn confirm(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
+pub(crate) async fn confirm(app: &TestApp, token: &str, password: &str) -> reqwest::Response {
     app.post_json(
         "/v1/auth/password-reset/confirm",
         &json!({ "token": token, "new_password": password }),
@@ -46,16 +46,16 @@ async fn confirm(app: &TestApp, token: &str, password: &str) -> reqwest::Respons
 }
 
 /// The token of the reset link in `mail`, checked to point at the issuer.
-fn reset_token(app: &TestApp, mail: &Mail) -> String {
+pub(crate) fn reset_token(app: &TestApp, mail: &Mail) -> String {
     link_token(app, mail, "/account/reset?token=")
 }
 
-async fn verify(app: &TestApp, token: &str) -> reqwest::Response {
+pub(crate) async fn verify(app: &TestApp, token: &str) -> reqwest::Response {
     app.post_json("/v1/auth/verify-email", &json!({ "token": token }))
         .await
 }
 
-async fn me(app: &TestApp, access: &str) -> Value {
+pub(crate) async fn me(app: &TestApp, access: &str) -> Value {
     let response = app.get_with_token("/v1/me", access).await;
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
@@ -63,7 +63,7 @@ async fn me(app: &TestApp, access: &str) -> Value {
 
 /// The token of the link under the issuer at `path` in `mail`, with the
 /// same link in the HTML part.
-fn link_token(app: &TestApp, mail: &Mail, path: &str) -> String {
+pub(crate) fn link_token(app: &TestApp, mail: &Mail, path: &str) -> String {
     let prefix = format!("{}{path}", app.settings.issuer);
     let link = mail.link(&prefix);
     let token = link[prefix.len()..].to_owned();

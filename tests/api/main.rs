@@ -19,6 +19,7 @@ mod forgery;
 mod headers;
 mod hostile_input;
 mod keys;
+mod lifecycle;
 mod metrics;
 mod oidc;
 mod openapi;
