@@ -7,10 +7,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use tessera::accounts::{self, ADMIN_ROLE, NewAccount, PasswordHasher};
+use tessera::accounts::administration::{self, UserChange};
+use tessera::accounts::{self, ADMIN_ROLE, AccountError, Invitee, NewAccount, PasswordHasher};
+use tessera::app::account;
+use tessera::app::invitation::{self, Invitations};
+use tessera::app::recovery::ResetPolicy;
+use tessera::audit::Actor;
 use tessera::clients::{self, ClientRegistration, NewClient};
 use tessera::configuration::Settings;
+use tessera::configuration::duration_seconds;
 use tessera::http::dto;
+use tessera::ids::UserId;
 use tessera::keys::{self, KeyRing};
 use tessera::startup::{self, Application};
 use tessera::telemetry;
@@ -133,6 +140,56 @@ enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// List users as a JSON array, oldest first.
+    ///
+    /// Every user, page by page, unless --limit is given.
+    List {
+        /// Only users whose email address starts with this.
+        #[arg(long, value_name = "PREFIX")]
+        email_prefix: Option<String>,
+        /// At most this many users (by default every one).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(i64).range(1..))]
+        limit: Option<i64>,
+    },
+    /// Invite a user by e-mail; prints the user as JSON.
+    ///
+    /// Makes an account with no password yet and queues an e-mail with a
+    /// link to choose it; a running `tessera serve` delivers it. Refused
+    /// when no email.smtp_url is configured.
+    Invite {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// A role to give the user (repeat for several).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+    /// Mail a user a password reset link.
+    ///
+    /// The message is queued; a running `tessera serve` delivers it.
+    /// Refused when no email.smtp_url is configured.
+    ResetPassword {
+        /// The user's id (as `users list` shows it).
+        user_id: String,
+    },
+    /// Delete a user and end all their sessions.
+    ///
+    /// The last enabled administrator can't be deleted.
+    Delete {
+        /// The user's id (as `users list` shows it).
+        user_id: String,
+    },
+    /// Replace a user's roles (no --role: no roles); prints the user as JSON.
+    ///
+    /// The last enabled administrator can't lose the admin role.
+    SetRoles {
+        /// The user's id (as `users list` shows it).
+        user_id: String,
+        /// A role (repeat for several).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -147,15 +204,7 @@ fn main() -> ExitCode {
         Command::Migrate => startup::connect_database_oneshot(&settings)
             .map(|_| eprintln!("migrations are up to date"))
             .map_err(|e| format!("database: {e}")),
-        Command::Users {
-            command:
-                UserCommand::Create {
-                    email,
-                    password_stdin: _,
-                    name,
-                    admin,
-                },
-        } => create_user(settings, &email, name, admin),
+        Command::Users { command } => manage_users(settings, command),
         Command::Clients { command } => manage_clients(settings, command),
         Command::Keys { command } => manage_keys(settings, command),
     };
@@ -176,6 +225,129 @@ fn serve(settings: Settings) -> Result<(), String> {
         let app = Application::build(settings).map_err(|e| e.to_string())?;
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
+}
+
+fn manage_users(settings: Settings, command: UserCommand) -> Result<(), String> {
+    if let UserCommand::Create {
+        email,
+        password_stdin: _,
+        name,
+        admin,
+    } = command
+    {
+        return create_user(settings, &email, name, admin);
+    }
+    // Nothing is queued that no one could deliver: refused before the
+    // database is touched.
+    let no_smtp = |what: &str| format!("no email.smtp_url is configured: {what} could not be sent");
+    match &command {
+        UserCommand::Invite { .. } if settings.email.smtp().is_none() => {
+            return Err(no_smtp("an invitation"));
+        }
+        UserCommand::ResetPassword { .. } if settings.email.smtp().is_none() => {
+            return Err(no_smtp("a password reset link"));
+        }
+        _ => {}
+    }
+    let db = startup::connect_database_oneshot(&settings).map_err(|e| format!("database: {e}"))?;
+    let actor = || Actor::cli();
+    // "no such user" alone would not say which.
+    let about = |id: &str| {
+        let id = id.to_owned();
+        move |e: AccountError| match e {
+            AccountError::NotFound => format!("no such user: {id}"),
+            e => e.to_string(),
+        }
+    };
+    actix_web::rt::System::new().block_on(async move {
+        match command {
+            UserCommand::Create { .. } => unreachable!("handled above"),
+            UserCommand::List {
+                email_prefix,
+                limit,
+            } => {
+                let mut users = Vec::new();
+                let mut cursor: Option<String> = None;
+                loop {
+                    let wanted = match limit {
+                        Some(limit) => limit - users.len() as i64,
+                        None => administration::MAX_PAGE,
+                    };
+                    let page = administration::list_page(
+                        &db,
+                        wanted.min(administration::MAX_PAGE),
+                        cursor.as_deref(),
+                        email_prefix.clone(),
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    users.extend(page.users.into_iter().map(dto::AdminUser::from));
+                    cursor = page.next_cursor;
+                    let done = limit.is_some_and(|limit| users.len() as i64 >= limit);
+                    if cursor.is_none() || done {
+                        break;
+                    }
+                }
+                print_json(&users, true)
+            }
+            UserCommand::Invite { email, name, roles } => {
+                let invitee = Invitee::parse(&email, name, roles).map_err(|e| e.to_string())?;
+                let invitations = Invitations {
+                    issuer: settings.issuer.clone(),
+                    ttl: duration_seconds(settings.accounts.invitation_hours * 3600),
+                };
+                let user = invitation::invite(&db, &invitations, invitee, actor())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                eprintln!(
+                    "tessera: invitation to {} queued; a running `tessera serve` sends it",
+                    user.email
+                );
+                print_json(&dto::AdminUser::from(user), false)
+            }
+            UserCommand::ResetPassword { user_id } => {
+                let policy = ResetPolicy {
+                    link_ttl: duration_seconds(settings.accounts.password_reset_minutes * 60),
+                    interval: duration_seconds(settings.accounts.password_reset_interval_seconds),
+                };
+                let id = UserId::new(user_id.clone());
+                invitation::send_password_reset(&db, &settings.issuer, policy, id, actor())
+                    .await
+                    .map_err(about(&user_id))?;
+                eprintln!(
+                    "tessera: password reset link for {user_id} queued; a running `tessera serve` sends it"
+                );
+                print_json(&serde_json::json!({ "reset_link_queued_for": user_id }), false)
+            }
+            UserCommand::Delete { user_id } => {
+                account::delete_user(&db, UserId::new(user_id.clone()), actor())
+                    .await
+                    .map_err(about(&user_id))?;
+                print_json(&serde_json::json!({ "deleted": user_id }), false)
+            }
+            UserCommand::SetRoles { user_id, roles } => {
+                let change = UserChange {
+                    roles: Some(roles),
+                    ..UserChange::default()
+                };
+                let user = account::update_user(&db, UserId::new(user_id.clone()), change, actor())
+                    .await
+                    .map_err(about(&user_id))?;
+                print_json(&dto::AdminUser::from(user), false)
+            }
+        }
+    })
+}
+
+/// `value` as JSON on standard output.
+fn print_json(value: &impl serde::Serialize, pretty: bool) -> Result<(), String> {
+    let text = if pretty {
+        serde_json::to_string_pretty(value)
+    } else {
+        serde_json::to_string(value)
+    };
+    println!("{}", text.map_err(|e| e.to_string())?);
+    Ok(())
 }
 
 fn create_user(

@@ -462,6 +462,7 @@ pub struct AccountDeletion {
         (status = 409, description = "The last enabled administrator can't (`last_admin`)", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
+        (status = 422, description = "A field is missing or of the wrong type", body = Problem, content_type = PROBLEM),
         (status = 429, description = "Too many attempts, or the account is locked after failed password checks", body = Problem, content_type = PROBLEM),
         (status = 503, description = "Busy or database unavailable", body = Problem, content_type = PROBLEM),
     ))]

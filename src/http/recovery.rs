@@ -419,6 +419,7 @@ fn too_many() -> HttpResponse {
 #[utoipa::path(get, path = "/account/password", tag = "accounts",
     responses(
         (status = 200, description = "The form: address, current and new password", body = String, content_type = "text/html"),
+        (status = 400, description = "A query string with control characters", body = String, content_type = "text/html"),
     ))]
 pub async fn password_page() -> HttpResponse {
     pages::change_password(StatusCode::OK, "", None)

@@ -391,6 +391,47 @@ both_backends! {
             assert_eq!(check("post", template, form).await.0, 400);
         }
 
+        // The account lifecycle, on an app that sends no mail.
+        let with_body = |method: Method, path: &str, token: &str, body: Value| {
+            app.client.request(method, app.url(path)).bearer_auth(token).json(&body).send()
+        };
+        let accept = app.post_json("/v1/auth/invitation/accept",
+            &json!({"token": "x".repeat(43), "password": "a new passphrase"})).await;
+        assert_eq!(check("post", "/v1/auth/invitation/accept", accept).await.0, 400);
+        let owed = app.post_json("/v1/auth/password-change", &json!({"email": unique_email(),
+            "current_password": "a passphrase", "new_password": "a new passphrase"})).await;
+        assert_eq!(check("post", "/v1/auth/password-change", owed).await.0, 401);
+        let renamed = with_body(Method::PATCH, "/v1/me", &someone, json!({"name": "Ada"})).await.unwrap();
+        let (status, user) = check("patch", "/v1/me", renamed).await;
+        assert_eq!((status, user["name"].as_str()), (200, Some("Ada")));
+        let change = with_body(Method::POST, "/v1/me/email", &someone,
+            json!({"new_email": unique_email(), "password": PASSWORD})).await.unwrap();
+        assert_eq!(check("post", "/v1/me/email", change).await.0, 503);
+        let (status, consents) = check("get", "/v1/me/consents",
+            send(app, "get", "/v1/me/consents", Some(&someone)).await).await;
+        assert_eq!((status, consents["consents"].as_array().map(Vec::len)), (200, Some(0)));
+        assert_eq!(check("delete", "/v1/me/consents/{client_id}",
+            send(app, "delete", "/v1/me/consents/nobody", Some(&someone)).await).await.0, 404);
+        let invite = with_body(Method::POST, "/v1/admin/users", &admin, json!({"email": unique_email()})).await.unwrap();
+        assert_eq!(check("post", "/v1/admin/users", invite).await.0, 503);
+        let someone_id = send(app, "get", "/v1/me", Some(&someone)).await.json::<Value>().await.unwrap()["id"]
+            .as_str().unwrap().to_owned();
+        let reset_path = format!("/v1/admin/users/{someone_id}/password-reset");
+        assert_eq!(check("post", "/v1/admin/users/{id}/password-reset",
+            send(app, "post", &reset_path, Some(&admin)).await).await.0, 503);
+        let page = app.get("/account/invitation?token=nothing").await;
+        assert_eq!(check("get", "/account/invitation", page).await.0, 400);
+        let form = app.post_form("/account/invitation", &[("token", "nothing"), ("new_password", "a new passphrase")]).await;
+        assert_eq!(check("post", "/account/invitation", form).await.0, 400);
+        assert_eq!(check("get", "/account/password", app.get("/account/password").await).await.0, 200);
+        let form = app.post_form("/account/password", &[("email", "nobody@example.com"),
+            ("current_password", "a passphrase"), ("new_password", "a new passphrase")]).await;
+        assert_eq!(check("post", "/account/password", form).await.0, 401);
+        let wrong = with_body(Method::DELETE, "/v1/me", &someone, json!({"password": "not it"})).await.unwrap();
+        assert_eq!(check("delete", "/v1/me", wrong).await.0, 403);
+        let delete = with_body(Method::DELETE, "/v1/me", &someone, json!({"password": PASSWORD})).await.unwrap();
+        assert_eq!(check("delete", "/v1/me", delete).await.0, 204);
+
         doc.assert_every_route_exercised();
     }
 }

@@ -192,12 +192,15 @@ fn bearer_routes() -> Vec<(&'static str, String)> {
                         | "/v1/auth/password-reset"
                         | "/v1/auth/password-reset/confirm"
                         | "/v1/auth/verify-email"
+                        | "/v1/auth/invitation/accept"
+                        | "/v1/auth/password-change"
                 )
         })
         .map(|(method, path)| {
             (
                 *method,
-                path.replace("{id}", "00000000-0000-0000-0000-000000000000"),
+                path.replace("{id}", "00000000-0000-0000-0000-000000000000")
+                    .replace("{client_id}", "some-client"),
             )
         })
         .collect()
