@@ -1037,3 +1037,90 @@ both_backends! {
         assert_eq!(app.get_with_token("/oauth2/userinfo", &access).await.status(), 401);
     }
 }
+
+both_backends! {
+    async fn withdrawing_a_consent_ends_the_clients_sessions_and_asks_again(app: TestApp) {
+        let f = fixture(&app).await;
+        let (rp, _) = relying_party(&app, &f.web, REDIRECT).await;
+        let auth = authorization(&rp, &[]);
+        let browser = Browser::new();
+        let code = sign_in_to_web(&app, &f, &browser, &auth).await;
+        let tokens = redeem(&rp, code, auth.verifier).await;
+        let refresh = tokens.refresh_token().expect("a refresh token").clone();
+        // The user's own first-party session, beside the web app's.
+        let own = app.tokens(&f.email).await;
+
+        let list: Value = app.get_with_token("/v1/me/consents", &own.access).await.json().await.unwrap();
+        let consents = list["consents"].as_array().unwrap();
+        assert_eq!(consents.len(), 1, "{list}");
+        assert_eq!(consents[0]["client_id"], f.web.id.as_str());
+        assert_eq!(consents[0]["client_name"], "Photo <Prints> & Co");
+        assert!(consents[0]["scopes"].as_array().unwrap().contains(&json!("email")), "{list}");
+
+        // Someone else sees none of it and can't withdraw it.
+        let other = app.access_token(&unique_email()).await;
+        let theirs: Value = app.get_with_token("/v1/me/consents", &other).await.json().await.unwrap();
+        assert_eq!(theirs["consents"], json!([]));
+        let path = format!("/v1/me/consents/{}", f.web.id);
+        let withdraw = |token: String| app.client.delete(app.url(&path)).bearer_auth(token).send();
+        assert_eq!(withdraw(other.clone()).await.unwrap().status(), 404);
+        let still = rp.exchange_refresh_token(&refresh).unwrap().request_async(&http()).await.expect("refresh");
+        let refresh = still.refresh_token().expect("a rotated refresh token").clone();
+
+        assert_eq!(withdraw(own.access.clone()).await.unwrap().status(), 204);
+        // The web app's session ended: its refresh token is dead.
+        let refused = rp.exchange_refresh_token(&refresh).unwrap().request_async(&http()).await;
+        assert!(refused.is_err(), "a withdrawn consent's refresh token still works");
+        // The user's own session is not the web app's: it lives on.
+        assert_eq!(app.refresh(&own.refresh).await.status(), 200);
+        let list: Value = app.get_with_token("/v1/me/consents", &own.access).await.json().await.unwrap();
+        assert_eq!(list["consents"], json!([]));
+        assert_eq!(withdraw(own.access.clone()).await.unwrap().status(), 404);
+        // The browser is still signed in, but the web app must ask again.
+        let auth = authorization(&rp, &[]);
+        assert!(matches!(browser.open(&auth.url).await, Step::Consent(..)), "consent is asked again");
+    }
+
+    async fn sign_in_refuses_an_unverified_address_or_an_owed_password(app: TestApp) {
+        let mut app = app;
+        let f = fixture(&app).await;
+        let admin = app.admin_token(&unique_email()).await;
+        // Unverified addresses refused from now on (the fixture's user
+        // registered without SMTP: its address is unverified).
+        app.settings.accounts.require_verified_email = true;
+        app.restart().await;
+        let (rp, _) = relying_party(&app, &f.web, REDIRECT).await;
+        let browser = Browser::new();
+        let auth = authorization(&rp, &[]);
+        let Step::Login(form, _) = browser.open(&auth.url).await else { panic!("the login page") };
+        let Step::Login(form, html) = browser.sign_in(&app, &form, &f.email, PASSWORD).await else {
+            panic!("the login page again, saying why")
+        };
+        assert!(html.contains("Confirm your e-mail address first"), "{html}");
+        let Step::Login(_, html) = browser.sign_in(&app, &form, &f.email, "not the password").await else {
+            panic!("the login page again")
+        };
+        assert!(!html.contains("Confirm your e-mail address"), "a wrong password learns nothing: {html}");
+
+        app.settings.accounts.require_verified_email = false;
+        app.restart().await;
+        let users: Value = app.get_with_token(&format!("/v1/admin/users?email={}", f.email), &admin).await.json().await.unwrap();
+        let id = users["users"][0]["id"].as_str().unwrap().to_owned();
+        let patch = app.client.patch(app.url(&format!("/v1/admin/users/{id}"))).bearer_auth(&admin)
+            .json(&json!({ "must_change_password": true })).send().await.unwrap();
+        assert_eq!(patch.status(), 200);
+
+        let (rp, _) = relying_party(&app, &f.web, REDIRECT).await;
+        let browser = Browser::new();
+        let auth = authorization(&rp, &[]);
+        let Step::Login(form, _) = browser.open(&auth.url).await else { panic!("the login page") };
+        let Step::Login(form, html) = browser.sign_in(&app, &form, &f.email, PASSWORD).await else {
+            panic!("the login page again, saying why")
+        };
+        assert!(html.contains("choose a new password") && html.contains("/account/password"), "{html}");
+        let Step::Login(_, html) = browser.sign_in(&app, &form, &f.email, "not the password").await else {
+            panic!("the login page again")
+        };
+        assert!(!html.contains("choose a new password"), "{html}");
+    }
+}
