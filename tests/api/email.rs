@@ -334,3 +334,103 @@ both_backends! {
         assert_eq!(app.login(&email, NEW_PASSWORD).await.status(), 200);
     }
 }
+
+const ISSUER: &str = "http://id.example.test";
+
+/// `tessera serve` as its own process on `app`'s database and keys,
+/// mailing to `smtp_url`; killed (SIGKILL: no clean shutdown) on drop.
+struct ServeProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl ServeProcess {
+    async fn start(app: &TestApp, smtp_url: &str, log: &std::path::Path) -> ServeProcess {
+        use std::process::{Command, Stdio};
+        let port = crate::helpers::free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("TESSERA__") || key == "RUST_LOG" {
+                command.env_remove(key);
+            }
+        }
+        let child = command
+            .arg("serve")
+            .env("TESSERA__DATABASE__URL", &app.settings.database.url)
+            .env("TESSERA__KEYS__DIR", &app.settings.keys.dir)
+            .env("TESSERA__SERVER__BIND", format!("127.0.0.1:{port}"))
+            .env("TESSERA__SERVER__WORKERS", "1")
+            // One deployment: one issuer, whichever process answers.
+            .env("TESSERA__ISSUER", ISSUER)
+            .env("TESSERA__THROTTLE__ENABLED", "false")
+            .env("TESSERA__EMAIL__SMTP_URL", smtp_url)
+            .env("TESSERA__EMAIL__POLL_INTERVAL_MILLISECONDS", "50")
+            .env("TESSERA__LOG__FILTER", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        let serve = ServeProcess { child, url };
+        let readyz = format!("{}/readyz", serve.url);
+        crate::helpers::wait_until(
+            "tessera serve is ready",
+            Duration::from_secs(30),
+            async || reqwest::get(&readyz).await.is_ok_and(|r| r.status() == 200),
+        )
+        .await;
+        serve
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+both_backends! {
+    async fn no_mail_is_lost_when_the_process_dies_during_an_smtp_outage(backend: Backend) {
+        let Some(mut smtp) = SmtpServer::start().await else { return };
+        let Some(app) = TestApp::spawn_with(backend, |_| {}).await else { return };
+        let email = unique_email();
+        app.register(&email).await;
+        app.stop().await;
+        let logs = tempfile::tempdir().unwrap();
+        smtp.stop();
+
+        // The SMTP server is down: the request is accepted and waits in the
+        // outbox; the sender fails to deliver it, then the process is
+        // killed outright.
+        let first = ServeProcess::start(&app, &smtp.url(), &logs.path().join("first")).await;
+        let client = reqwest::Client::new();
+        let ask = client.post(format!("{}/v1/auth/password-reset", first.url))
+            .json(&json!({ "email": email })).send().await.unwrap();
+        assert_eq!(ask.status(), 202);
+        let log = logs.path().join("first");
+        crate::helpers::wait_until("the sender tried and failed", Duration::from_secs(20), async || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("email not sent; will retry"))
+        })
+        .await;
+        drop(first);
+
+        // A new process, the SMTP server back: the message goes out once,
+        // after the retry's backoff, and its link works.
+        smtp.resume().await;
+        let second = ServeProcess::start(&app, &smtp.url(), &logs.path().join("second")).await;
+        let mail = smtp.nth_about(&email, RESET, 1).await;
+        let prefix = format!("{ISSUER}/account/reset?token=");
+        let link = mail.link(&prefix);
+        let token = &link[prefix.len()..];
+        let confirm = client.post(format!("{}/v1/auth/password-reset/confirm", second.url))
+            .json(&json!({ "token": token, "new_password": NEW_PASSWORD })).send().await.unwrap();
+        assert_eq!(confirm.status(), 204);
+        let login = client.post(format!("{}/v1/auth/login", second.url))
+            .json(&json!({ "email": email, "password": NEW_PASSWORD })).send().await.unwrap();
+        assert_eq!(login.status(), 200);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(smtp.received_about(&email, RESET).len(), 1, "sent once");
+    }
+}
