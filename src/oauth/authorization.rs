@@ -576,6 +576,11 @@ fn redeem_with(
     let Some(user) = crate::accounts::find_with(conn, &row.user_id)?.filter(|u| !u.disabled) else {
         return Err(RedeemError::Invalid);
     };
+    // Nor does a code whose sign-in has ended since: a password changed or
+    // reset, a sign-out, must not be outlived by a code issued before it.
+    if crate::sso::has_ended_with(conn, &row.browser_session_id)? {
+        return Err(RedeemError::Invalid);
+    }
     if row.client_id != redemption.client.client_id {
         return Err(RedeemError::WrongClient);
     }

@@ -219,6 +219,18 @@ pub fn end_all_of_user(
         .execute(conn)?)
 }
 
+/// Whether the SSO session `id` has ended (signed out, or ended with a
+/// password change, reset, disable) or is gone: what it signed in to since
+/// must not be finished (an authorization code it issued is refused).
+pub fn has_ended_with(conn: &mut AnyConnection, id: &str) -> Result<bool, DbError> {
+    let ended: Option<Option<NaiveDateTime>> = browser_sessions::table
+        .find(id)
+        .select(browser_sessions::ended_at)
+        .first(conn)
+        .optional()?;
+    Ok(!matches!(ended, Some(None)))
+}
+
 fn end_sessions_with(
     conn: &mut AnyConnection,
     now: NaiveDateTime,

@@ -1124,3 +1124,30 @@ both_backends! {
         assert!(!html.contains("choose a new password"), "{html}");
     }
 }
+
+both_backends! {
+    async fn a_code_issued_before_a_password_change_is_refused(app: TestApp) {
+        let f = fixture(&app).await;
+        let (rp, _) = relying_party(&app, &f.web, REDIRECT).await;
+        let auth = authorization(&rp, &[]);
+        let browser = Browser::new();
+        let code = sign_in_to_web(&app, &f, &browser, &auth).await;
+        // Before the code is redeemed, the password changes (a thief's
+        // sign-in, the owner's reaction): the browser's sign-in ends, and
+        // the code it issued with it.
+        let own = app.tokens(&f.email).await;
+        let change = app.client.put(app.url("/v1/me/password")).bearer_auth(&own.access)
+            .json(&json!({ "current_password": PASSWORD, "new_password": "a brand new passphrase" }))
+            .send().await.unwrap();
+        assert_eq!(change.status(), 204);
+        let refused = rp.exchange_code(AuthorizationCode::new(code)).unwrap()
+            .set_pkce_verifier(auth.verifier).request_async(&http()).await;
+        assert!(refused.is_err(), "the code outlived the password change");
+        // A code from a fresh sign-in works.
+        let auth = authorization(&rp, &[]);
+        let Step::Login(form, _) = browser.open(&auth.url).await else { panic!("signed out: the login page") };
+        let step = browser.sign_in(&app, &form, &f.email, "a brand new passphrase").await;
+        let code = code_from(step, REDIRECT, &auth.state, &app);
+        redeem(&rp, code, auth.verifier).await;
+    }
+}
