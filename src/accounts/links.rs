@@ -36,11 +36,16 @@ impl Purpose {
 
 /// A link's token as sent: shown once, in the message. No Debug: it is a
 /// secret.
-pub struct LinkToken(String);
+pub struct LinkToken(String, NaiveDateTime);
 
 impl LinkToken {
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// When it stops working.
+    pub fn expires_at(&self) -> NaiveDateTime {
+        self.1
     }
 }
 
@@ -91,7 +96,7 @@ fn issue_carrying(
             account_tokens::new_email.eq(new_email),
         ))
         .execute(conn)?;
-    Ok(LinkToken(token))
+    Ok(LinkToken(token, now + ttl))
 }
 
 /// When the user was last sent a link for `purpose` that still stands.

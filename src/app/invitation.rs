@@ -68,7 +68,8 @@ pub async fn invite(
                 links::issue_with(conn, now, &user.id, Purpose::Invitation, invitations.ttl)?;
             let hours = invitations.ttl.num_hours().unsigned_abs();
             let message =
-                templates::invitation(&user.email, &invitations.link(token.expose()), hours)?;
+                templates::invitation(&user.email, &invitations.link(token.expose()), hours)?
+                    .until(token.expires_at());
             email::enqueue_with(conn, now, &message)?;
             let detail = format!("roles={:?}", user.roles);
             audit::record(
@@ -182,7 +183,7 @@ pub async fn send_password_reset(
             email::enqueue_with(
                 conn,
                 now,
-                &templates::password_reset(&user.email, &link, minutes)?,
+                &templates::password_reset(&user.email, &link, minutes)?.until(token.expires_at()),
             )?;
             record(
                 conn,

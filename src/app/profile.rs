@@ -122,7 +122,7 @@ pub async fn request_email_change(
                     links::issue_email_change_with(conn, now, &current.id, new, EMAIL_CHANGE_TTL)?;
                 let link = format!("{issuer}/account/verify?token={}", token.expose());
                 let hours = EMAIL_CHANGE_TTL.num_hours().unsigned_abs();
-                email::enqueue_with(conn, now, &templates::confirm_new_email(new, &link, hours)?)?;
+                email::enqueue_with(conn, now, &templates::confirm_new_email(new, &link, hours)?.until(token.expires_at()))?;
                 email::enqueue_with(
                     conn,
                     now,

@@ -129,7 +129,7 @@ fn prepare_one_with(
     let token = links::issue_with(conn, now, &user.id, Purpose::PasswordReset, policy.link_ttl)?;
     let link = reset_link(issuer, token.expose());
     let minutes = policy.link_ttl.num_minutes().unsigned_abs();
-    let message = templates::password_reset(&user.email, &link, minutes)?;
+    let message = templates::password_reset(&user.email, &link, minutes)?.until(token.expires_at());
     if !email::fill_request_with(conn, &request.id, &message)? {
         // Another instance prepared it: this transaction's token goes too.
         return Err(DbError::Conflict);

@@ -27,7 +27,8 @@ fn send_link_with(
 ) -> Result<(), DbError> {
     let token = links::issue_with(conn, now, &user.id, Purpose::EmailVerification, LINK_TTL)?;
     let link = format!("{issuer}/account/verify?token={}", token.expose());
-    let message = templates::verify_email(&user.email, &link, LINK_TTL.num_hours().unsigned_abs())?;
+    let hours = LINK_TTL.num_hours().unsigned_abs();
+    let message = templates::verify_email(&user.email, &link, hours)?.until(token.expires_at());
     email::enqueue_with(conn, now, &message)?;
     record(conn, now, audit::EMAIL_VERIFICATION_SENT, &user.id)
 }
@@ -130,7 +131,7 @@ async fn tell_owner(services: &Services, address: &Email, info: ClientInfo) -> R
                 email::enqueue_with(
                     conn,
                     now,
-                    &templates::already_registered(&user.email, &link)?,
+                    &templates::already_registered(&user.email, &link)?.until(token.expires_at()),
                 )?;
                 audit::record(
                     conn,

@@ -176,5 +176,6 @@ diesel::table! {
         last_error -> Nullable<Text>,
         sent_at -> Nullable<Timestamp>,
         request_ip -> Nullable<Text>,
+        expires_at -> Nullable<Timestamp>,
     }
 }

@@ -21,6 +21,16 @@ pub struct Message {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// When the link it carries dies: an unsent message is not sent after.
+    pub expires_at: Option<NaiveDateTime>,
+}
+
+impl Message {
+    /// The message, not to be sent after `at` (its link's expiry).
+    pub fn until(mut self, at: NaiveDateTime) -> Message {
+        self.expires_at = Some(at);
+        self
+    }
 }
 
 /// Queues `message` inside the caller's transaction; it is sent once that
@@ -41,6 +51,7 @@ pub fn enqueue_with(
             email_outbox::created_at.eq(now),
             email_outbox::next_attempt_at.eq(now),
             email_outbox::attempts.eq(0),
+            email_outbox::expires_at.eq(message.expires_at),
         ))
         .execute(conn)?;
     Ok(())
@@ -120,6 +131,7 @@ pub fn fill_request_with(
             email_outbox::subject.eq(&message.subject),
             email_outbox::text_body.eq(&message.text),
             email_outbox::html_body.eq(&message.html),
+            email_outbox::expires_at.eq(message.expires_at),
         ))
         .execute(conn)?;
     Ok(filled == 1)

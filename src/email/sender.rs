@@ -133,6 +133,12 @@ fn claim_one(
         .filter(email_outbox::kind.ne(super::REQUEST))
         .filter(email_outbox::next_attempt_at.le(now))
         .filter(email_outbox::attempts.lt(max))
+        // A message whose link is dead would only mislead.
+        .filter(
+            email_outbox::expires_at
+                .is_null()
+                .or(email_outbox::expires_at.gt(now)),
+        )
         .order(email_outbox::next_attempt_at.asc())
         .select((email_outbox::id, email_outbox::next_attempt_at))
         .limit(BATCH)
@@ -227,9 +233,11 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, policy: SenderPolicy) -> Resu
     Ok(sent)
 }
 
-/// Deletes messages sent, or given up, longer ago than the retention.
+/// Deletes messages sent, given up, or expired unsent, longer ago than the
+/// retention.
 pub async fn prune(db: &Db, policy: SenderPolicy) -> Result<usize, DbError> {
-    let cutoff = db.now() - policy.retention;
+    let now = db.now();
+    let cutoff = now - policy.retention;
     let max = policy.max_attempts;
     db.run(move |conn| {
         Ok(diesel::delete(email_outbox::table)
@@ -237,7 +245,8 @@ pub async fn prune(db: &Db, policy: SenderPolicy) -> Result<usize, DbError> {
             .filter(
                 email_outbox::sent_at
                     .is_not_null()
-                    .or(email_outbox::attempts.ge(max)),
+                    .or(email_outbox::attempts.ge(max))
+                    .or(email_outbox::expires_at.le(now)),
             )
             .execute(conn)?)
     })

@@ -43,6 +43,7 @@ pub fn password_reset(email: &str, link: &str, minutes: u64) -> Result<Message, 
             }
             .render(),
         )?,
+        expires_at: None,
         html: rendered(
             PasswordResetHtml {
                 email,
@@ -77,6 +78,7 @@ pub fn verify_email(email: &str, link: &str, hours: u64) -> Result<Message, DbEr
         to: email.to_owned(),
         subject: "Confirm your e-mail address".to_owned(),
         text: rendered(VerifyEmailText { email, link, hours }.render())?,
+        expires_at: None,
         html: rendered(VerifyEmailHtml { email, link, hours }.render())?,
     })
 }
@@ -124,7 +126,8 @@ impl Notice<'_> {
                 }
                 .render(),
             )?,
-            html: rendered(
+            expires_at: None,
+        html: rendered(
                 NoticeHtml {
                     paragraphs: &self.paragraphs,
                     link,
