@@ -11,11 +11,10 @@ use tessera::accounts::administration::{self, UserChange};
 use tessera::accounts::{self, ADMIN_ROLE, AccountError, Invitee, NewAccount, PasswordHasher};
 use tessera::app::account;
 use tessera::app::invitation::{self, Invitations};
-use tessera::app::recovery::ResetPolicy;
+use tessera::app::recovery::{self, ResetPolicy};
 use tessera::audit::Actor;
 use tessera::clients::{self, ClientRegistration, NewClient};
 use tessera::configuration::Settings;
-use tessera::configuration::duration_seconds;
 use tessera::http::dto;
 use tessera::ids::UserId;
 use tessera::keys::{self, KeyRing};
@@ -292,10 +291,7 @@ fn manage_users(settings: Settings, command: UserCommand) -> Result<(), String> 
             }
             UserCommand::Invite { email, name, roles } => {
                 let invitee = Invitee::parse(&email, name, roles).map_err(|e| e.to_string())?;
-                let invitations = Invitations {
-                    issuer: settings.issuer.clone(),
-                    ttl: duration_seconds(settings.accounts.invitation_hours * 3600),
-                };
+                let invitations = Invitations::from_settings(&settings);
                 let user = invitation::invite(&db, &invitations, invitee, actor())
                     .await
                     .map_err(|e| e.to_string())?;
@@ -306,12 +302,9 @@ fn manage_users(settings: Settings, command: UserCommand) -> Result<(), String> 
                 print_json(&dto::AdminUser::from(user), false)
             }
             UserCommand::ResetPassword { user_id } => {
-                let policy = ResetPolicy {
-                    link_ttl: duration_seconds(settings.accounts.password_reset_minutes * 60),
-                    interval: duration_seconds(settings.accounts.password_reset_interval_seconds),
-                };
+                let policy = ResetPolicy::from_settings(&settings.accounts);
                 let id = UserId::new(user_id.clone());
-                invitation::send_password_reset(&db, &settings.issuer, policy, id, actor())
+                recovery::send_password_reset(&db, &settings.issuer, policy, id, actor())
                     .await
                     .map_err(about(&user_id))?;
                 eprintln!(

@@ -147,14 +147,7 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
         rate_limiter.clone(),
         std::time::Duration::from_secs(settings.sessions.cleanup_interval_seconds),
     );
-    let reset = ResetPolicy {
-        link_ttl: crate::configuration::duration_seconds(
-            settings.accounts.password_reset_minutes * 60,
-        ),
-        interval: crate::configuration::duration_seconds(
-            settings.accounts.password_reset_interval_seconds,
-        ),
-    };
+    let reset = ResetPolicy::from_settings(&settings.accounts);
     let mailer = Mailer::from_settings(&settings.email).map_err(StartupError::Email)?;
     match &mailer {
         Some(mailer) => spawn_email_sender(
@@ -172,10 +165,7 @@ pub fn build_state(settings: Settings, clock: Clock) -> Result<AppState, Startup
             "accounts.require_verified_email is set but no e-mail is sent: registration answers 503 email_unavailable, and only accounts verified before can sign in"
         );
     }
-    let invitations = crate::app::invitation::Invitations {
-        issuer: settings.issuer.clone(),
-        ttl: crate::configuration::duration_seconds(settings.accounts.invitation_hours * 3600),
-    };
+    let invitations = crate::app::invitation::Invitations::from_settings(&settings);
     let app = crate::app::Services {
         mailer,
         reset,

@@ -165,6 +165,9 @@ pub(crate) async fn locked_write<T: Send + 'static>(
 pub struct Changed {
     pub user: User,
     pub newly_disabled: bool,
+    /// The change asked for a new password: whoever holds a session now
+    /// may hold the old password, so every session ends.
+    pub newly_must_change: bool,
 }
 
 /// Applies `change` inside the caller's [`locked_write`]. Refused (422) for
@@ -190,6 +193,7 @@ pub(crate) fn apply_change(
         user.roles = roles;
     }
     let newly_disabled = change.disabled == Some(true) && !user.disabled;
+    let newly_must_change = change.must_change_password == Some(true) && !user.must_change_password;
     if let Some(disabled) = change.disabled {
         user.disabled = disabled;
     }
@@ -224,6 +228,7 @@ pub(crate) fn apply_change(
     Ok(Ok(Changed {
         user,
         newly_disabled,
+        newly_must_change,
     }))
 }
 
@@ -267,8 +272,10 @@ pub(crate) fn delete_with(
     Ok(Ok(()))
 }
 
+/// An administrator who can act: enabled, and with a password (an
+/// invitation not yet accepted is nobody in charge).
 fn is_enabled_admin(user: &User) -> bool {
-    !user.disabled && user.roles.iter().any(|r| r == ADMIN_ROLE)
+    !user.disabled && user.has_password && user.roles.iter().any(|r| r == ADMIN_ROLE)
 }
 
 /// Enabled administrators other than `id`. The LIKE only narrows the rows

@@ -194,6 +194,24 @@ pub fn revoke_with(
         .execute(conn)?)
 }
 
+/// Makes every outstanding link that could set the password (reset,
+/// invitation) useless, inside the caller's transaction: the password just
+/// changed, or the account was disabled, or moved to another address.
+pub fn revoke_password_links_with(
+    conn: &mut AnyConnection,
+    user: &UserId,
+) -> Result<usize, DbError> {
+    Ok(revoke_with(conn, user, Purpose::PasswordReset)?
+        + revoke_with(conn, user, Purpose::Invitation)?)
+}
+
+/// Makes every outstanding link of the user useless (an account disabled).
+pub fn revoke_all_with(conn: &mut AnyConnection, user: &UserId) -> Result<usize, DbError> {
+    Ok(diesel::delete(account_tokens::table)
+        .filter(account_tokens::user_id.eq(user.as_str()))
+        .execute(conn)?)
+}
+
 /// Deletes expired tokens (the periodic clean-up).
 pub fn delete_expired_with(conn: &mut AnyConnection, now: NaiveDateTime) -> Result<usize, DbError> {
     Ok(diesel::delete(account_tokens::table)

@@ -46,7 +46,9 @@ pub enum AccountError {
     LastAdmin,
     #[error("no such user")]
     NotFound,
-    #[error("this account's e-mail address is not verified yet; follow the link sent to it")]
+    #[error(
+        "this account's e-mail address is not verified yet: follow the link sent to it, or ask for a password reset (its link verifies the address too)"
+    )]
     EmailNotVerified,
     #[error("a new password must be chosen before signing in")]
     PasswordChangeRequired,
@@ -229,7 +231,11 @@ pub fn register_blocking(
     let now = db.now();
     db.run_blocking(|conn| {
         conn.transaction(|conn| {
-            let user = insert_user(conn, now, &account, &password_hash)?;
+            let mut user = insert_user(conn, now, &account, &password_hash)?;
+            // The operator who typed the address vouches for it, so that
+            // the first administrator can sign in where verified addresses
+            // are required.
+            user.email_verified = mark_verified_with(conn, now, &user.id)?;
             let detail = format!("roles={:?}", user.roles);
             let event = Event {
                 action: audit::USER_CREATED,
@@ -439,6 +445,47 @@ pub async fn check_password_change(
     })
 }
 
+/// Checks a password change asked for with the account's address (no
+/// token): the current password must be right — an unknown address or an
+/// account with no password costs the same check and fails alike — the
+/// account enabled, and the new password different and within the policy.
+pub async fn check_change_by_address(
+    db: &Db,
+    hasher: &PasswordHasher,
+    address: &str,
+    current: String,
+    new: String,
+) -> Result<CheckedChange, AccountError> {
+    let row = match Email::parse(address) {
+        Ok(email) => db.run(move |conn| find_row_by_email(conn, &email)).await?,
+        Err(_) => None,
+    };
+    let stored = row
+        .as_ref()
+        .map(|r| r.password_hash.clone())
+        .filter(|h| h != NO_PASSWORD);
+    let matches = hasher.verify(current.clone(), stored).await?;
+    let Some(row) = row.filter(|_| matches) else {
+        return Err(AccountError::InvalidCredentials);
+    };
+    if row.disabled {
+        return Err(AccountError::Disabled);
+    }
+    if current == new {
+        return Err(AccountError::InvalidPassword(
+            "the new password must differ from the current one",
+        ));
+    }
+    let email = Email::parse(&row.email).map_err(AccountError::InvalidEmail)?;
+    let new = NewPassword::parse(new, &email).map_err(AccountError::InvalidPassword)?;
+    let new_hash = hasher.hash(new.expose().to_owned()).await?;
+    Ok(CheckedChange {
+        user_id: UserId::new(row.id),
+        checked_hash: row.password_hash,
+        new_hash,
+    })
+}
+
 /// Writes a checked change inside the caller's transaction — only if the
 /// hash is still the one just checked, so a concurrent change wins and
 /// this one is refused (false).
@@ -496,28 +543,41 @@ impl ResetPassword {
         &self.user_id
     }
 
+    /// Writes the first password of an invited account inside the caller's
+    /// transaction (its address verified: the invitation reached it); false
+    /// if the account has a password by now, or is gone.
+    pub fn write_first_with(
+        &self,
+        conn: &mut AnyConnection,
+        now: chrono::NaiveDateTime,
+    ) -> Result<bool, DbError> {
+        let updated = diesel::update(users::table.find(self.user_id.as_str()))
+            .filter(users::password_hash.eq(NO_PASSWORD))
+            .set((
+                users::password_hash.eq(&self.new_hash),
+                users::email_verified.eq(true),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?;
+        Ok(updated > 0)
+    }
+
     /// Writes the new hash inside the caller's transaction (a new password
-    /// asked for is chosen with it); false if the user is gone. `by_link`:
-    /// a link sent to the address allowed it, so the address is verified.
+    /// asked for is chosen with it); false if the user is gone. The link
+    /// that allowed it reached the address, so the address is verified.
     pub fn write_with(
         &self,
         conn: &mut AnyConnection,
         now: chrono::NaiveDateTime,
-        by_link: bool,
     ) -> Result<bool, DbError> {
-        let target = users::table.find(self.user_id.as_str());
-        let set = (
-            users::password_hash.eq(&self.new_hash),
-            users::must_change_password.eq(false),
-            users::updated_at.eq(now),
-        );
-        let updated = if by_link {
-            diesel::update(target)
-                .set((set, users::email_verified.eq(true)))
-                .execute(conn)?
-        } else {
-            diesel::update(target).set(set).execute(conn)?
-        };
+        let updated = diesel::update(users::table.find(self.user_id.as_str()))
+            .set((
+                users::password_hash.eq(&self.new_hash),
+                users::must_change_password.eq(false),
+                users::email_verified.eq(true),
+                users::updated_at.eq(now),
+            ))
+            .execute(conn)?;
         Ok(updated > 0)
     }
 }
@@ -597,15 +657,35 @@ pub fn taken(e: DbError) -> AccountError {
     unique_to_taken(e)
 }
 
-/// Sets the user's display name (None clears it); the user as it is now.
-pub async fn set_name(db: &Db, id: UserId, name: Option<String>) -> Result<User, AccountError> {
+/// Sets the user's display name (None clears it) and records it, from
+/// `ip`, in one transaction; the user as it is now.
+pub async fn rename(
+    db: &Db,
+    id: UserId,
+    name: Option<String>,
+    ip: Option<String>,
+) -> Result<User, AccountError> {
     let now = db.now();
     let row = db
         .run(move |conn| {
-            diesel::update(users::table.find(id.as_str()))
-                .set((users::name.eq(name.as_deref()), users::updated_at.eq(now)))
-                .execute(conn)?;
-            find_row(conn, id.as_str())
+            conn.transaction(|conn| {
+                let updated = diesel::update(users::table.find(id.as_str()))
+                    .set((users::name.eq(name.as_deref()), users::updated_at.eq(now)))
+                    .execute(conn)?;
+                if updated == 0 {
+                    return Ok(None);
+                }
+                let event = Event {
+                    action: audit::PROFILE_UPDATED,
+                    outcome: "success",
+                    user_id: Some(id.as_str()),
+                    ip: ip.as_deref(),
+                    detail: Some("name"),
+                    ..Event::default()
+                };
+                audit::record(conn, now, event)?;
+                find_row(conn, id.as_str())
+            })
         })
         .await?;
     row.map(UserRow::into_user).ok_or(AccountError::NotFound)

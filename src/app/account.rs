@@ -7,7 +7,7 @@ use diesel::Connection;
 
 use super::Services;
 use crate::accounts::administration::{self, UserChange};
-use crate::accounts::links::{self, Purpose};
+use crate::accounts::links;
 use crate::accounts::{self, AccountError, PasswordChange, User};
 use crate::audit::Actor;
 use crate::db::{Db, DbError};
@@ -61,7 +61,7 @@ pub async fn change_password(
                 // A browser signed in with the old password signs in again,
                 // and a reset link sent before can't undo the change.
                 sso::end_all_of_user(conn, now, user_id)?;
-                links::revoke_with(conn, user_id, Purpose::PasswordReset)?;
+                links::revoke_password_links_with(conn, user_id)?;
                 Ok(true)
             })
         })
@@ -93,7 +93,11 @@ pub async fn update_user(
             let reason = end_reason::ACCOUNT_DISABLED;
             sessions::end_with(conn, now, &id, &Ending::All, reason, &client_of(&actor))?;
             sso::end_all_of_user(conn, now, &id)?;
-            links::revoke_with(conn, &id, Purpose::PasswordReset)?;
+            links::revoke_all_with(conn, &id)?;
+        } else if changed.newly_must_change {
+            let reason = end_reason::PASSWORD_CHANGE_REQUIRED;
+            sessions::end_with(conn, now, &id, &Ending::All, reason, &client_of(&actor))?;
+            sso::end_all_of_user(conn, now, &id)?;
         }
         Ok(Ok(changed.user))
     })
@@ -124,8 +128,10 @@ fn client_of(actor: &Actor) -> ClientInfo {
 /// Changes a password with the account's address and current password, no
 /// token: how a user an administrator asked for a new password (who can't
 /// sign in until they choose one) chooses it. Behind the lockout, as a
-/// login; the new password must differ from the current one. Every session
-/// of the user ends, as after a reset.
+/// login (an unknown address costs the same check and gets the same 401);
+/// the new password must differ from the current one. The new hash is
+/// written only over the one just checked, and every session of the user
+/// ends, in one transaction.
 pub async fn change_owed_password(
     services: &Services,
     email: &str,
@@ -133,35 +139,40 @@ pub async fn change_owed_password(
     new: String,
     info: ClientInfo,
 ) -> Result<(), LoginError> {
-    if current == new {
-        return Err(AccountError::InvalidPassword(
-            "the new password must differ from the current one",
-        )
-        .into());
-    }
     let db = &services.db;
-    let user =
-        lockout::authenticate(db, &services.hasher, services.lockout, email, current).await?;
-    let password = accounts::ResetPassword::hash(&services.hasher, &user, new).await?;
+    let policy = services.lockout;
+    if let Some(until) = lockout::locked_until(db, policy, email).await? {
+        return Err(lockout::retry_at(db.now(), until).into());
+    }
+    let checked =
+        match accounts::check_change_by_address(db, &services.hasher, email, current, new).await {
+            Ok(checked) => checked,
+            Err(AccountError::InvalidCredentials) => {
+                lockout::record_failure(db, policy, email).await?;
+                return Err(AccountError::InvalidCredentials.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
     let now = db.now();
     let changed = db
         .run(move |conn| {
             conn.transaction(|conn| {
-                if !password.write_with(conn, now, false)? {
+                if !accounts::set_password_with(conn, now, &checked)? {
                     return Ok::<_, DbError>(false);
                 }
-                let user_id = password.user_id();
+                let user_id = checked.user_id();
                 let reason = end_reason::PASSWORD_CHANGED;
                 sessions::end_with(conn, now, user_id, &Ending::All, reason, &info)?;
                 sso::end_all_of_user(conn, now, user_id)?;
-                links::revoke_with(conn, user_id, Purpose::PasswordReset)?;
+                links::revoke_password_links_with(conn, user_id)?;
                 Ok(true)
             })
         })
         .await?;
-    if changed {
-        Ok(())
-    } else {
-        Err(AccountError::InvalidCredentials.into())
+    if !changed {
+        // Changed by a concurrent request (a reset) since it was checked.
+        return Err(AccountError::InvalidCredentials.into());
     }
+    lockout::record_success(db, policy, email).await?;
+    Ok(())
 }

@@ -1,17 +1,15 @@
-//! What administrators send to users by e-mail: an invitation (an account
-//! with no password yet, and a link to choose it) and a password reset
-//! link for a named user. Both are written with their message in one
-//! transaction.
+//! Invitations: an administrator makes an account with no password, and
+//! mails its address a link to choose one (written with the account, in
+//! one transaction); the invitee accepts with the link.
 
 use diesel::Connection;
 
-use super::recovery::{RecoveryError, ResetPolicy, reset_link};
+use super::recovery::RecoveryError;
 use crate::accounts::links::{self, Purpose};
 use crate::accounts::{self, AccountError, Invitee, ResetPassword, User};
 use crate::audit::{self, Actor, Event};
-use crate::db::{AnyConnection, Db, DbError};
+use crate::db::{Db, DbError};
 use crate::email::{self, templates};
-use crate::ids::UserId;
 use crate::sessions::ClientInfo;
 
 /// Where invitations are sent from and how long their links work.
@@ -23,30 +21,16 @@ pub struct Invitations {
 }
 
 impl Invitations {
+    pub fn from_settings(settings: &crate::configuration::Settings) -> Invitations {
+        Invitations {
+            issuer: settings.issuer.clone(),
+            ttl: crate::configuration::duration_seconds(settings.accounts.invitation_hours * 3600),
+        }
+    }
+
     fn link(&self, token: &str) -> String {
         format!("{}/account/invitation?token={token}", self.issuer)
     }
-}
-
-fn record(
-    conn: &mut AnyConnection,
-    now: chrono::NaiveDateTime,
-    action: &'static str,
-    user: &UserId,
-    actor: Option<&Actor>,
-) -> Result<(), DbError> {
-    audit::record(
-        conn,
-        now,
-        Event {
-            action,
-            outcome: "success",
-            user_id: Some(user.as_str()),
-            actor_id: actor.map(|a| a.id.as_str()),
-            ip: actor.and_then(|a| a.ip.as_deref()),
-            ..Event::default()
-        },
-    )
 }
 
 /// Makes the invitee's account (no password: none can sign in to it yet)
@@ -117,7 +101,7 @@ pub async fn accept(
         .await?
         .ok_or(RecoveryError::InvalidInvitationLink)?;
     let user = match accounts::find_by_id(db, holder).await {
-        Ok(user) if !user.disabled => user,
+        Ok(user) if !user.disabled && !user.has_password => user,
         Ok(_) | Err(AccountError::NotFound) => return Err(RecoveryError::InvalidInvitationLink),
         Err(e) => return Err(e.into()),
     };
@@ -129,7 +113,7 @@ pub async fn accept(
                 Db::lock_sqlite_for_write(conn)?;
                 let redeemed = links::redeem_with(conn, now, &token, Purpose::Invitation)?;
                 if redeemed.as_ref() != Some(password.user_id())
-                    || !password.write_with(conn, now, true)?
+                    || !password.write_first_with(conn, now)?
                 {
                     return Ok::<_, DbError>(false);
                 }
@@ -153,47 +137,4 @@ pub async fn accept(
     } else {
         Err(RecoveryError::InvalidInvitationLink)
     }
-}
-
-/// Sends a named user a password reset link, at an administrator's word:
-/// no per-address interval (the administrator is trusted), refused for a
-/// disabled account. The caller checks that mail can be sent.
-pub async fn send_password_reset(
-    db: &Db,
-    issuer: &str,
-    policy: ResetPolicy,
-    user: UserId,
-    actor: Actor,
-) -> Result<(), AccountError> {
-    let issuer = issuer.to_owned();
-    let now = db.now();
-    db.run(move |conn| {
-        conn.transaction(|conn| {
-            Db::lock_sqlite_for_write(conn)?;
-            let Some(user) = accounts::find_with(conn, user.as_str())? else {
-                return Ok(Err(AccountError::NotFound));
-            };
-            if user.disabled {
-                return Ok(Err(AccountError::Disabled));
-            }
-            let ttl = policy.link_ttl;
-            let token = links::issue_with(conn, now, &user.id, Purpose::PasswordReset, ttl)?;
-            let minutes = ttl.num_minutes().unsigned_abs();
-            let link = reset_link(&issuer, token.expose());
-            email::enqueue_with(
-                conn,
-                now,
-                &templates::password_reset(&user.email, &link, minutes)?.until(token.expires_at()),
-            )?;
-            record(
-                conn,
-                now,
-                audit::PASSWORD_RESET_REQUESTED,
-                &user.id,
-                Some(&actor),
-            )?;
-            Ok(Ok(()))
-        })
-    })
-    .await?
 }

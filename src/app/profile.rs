@@ -10,9 +10,11 @@ use super::recovery::RecoveryError;
 use crate::accounts::links;
 use crate::accounts::{self, AccountError, Email, User};
 use crate::audit::{self, Actor, Event};
+use crate::clients;
 use crate::db::{Db, DbError};
 use crate::email::{self, templates};
 use crate::ids::{ClientId, UserId};
+use crate::oauth::authorization;
 use crate::sessions::ClientInfo;
 use crate::sso;
 use crate::throttle::lockout::{self, LoginError};
@@ -28,25 +30,7 @@ pub async fn rename(
     info: ClientInfo,
 ) -> Result<User, AccountError> {
     let name = accounts::parse_name(name)?;
-    let renamed = accounts::set_name(db, user, name).await?;
-    let now = db.now();
-    let id = renamed.id.clone();
-    db.run(move |conn| {
-        audit::record(
-            conn,
-            now,
-            Event {
-                action: audit::PROFILE_UPDATED,
-                outcome: "success",
-                user_id: Some(id.as_str()),
-                ip: info.ip.as_deref(),
-                detail: Some("name"),
-                ..Event::default()
-            },
-        )
-    })
-    .await?;
-    Ok(renamed)
+    accounts::rename(db, user, name, info.ip).await
 }
 
 /// Checks the user's password again for a sensitive change, behind the
@@ -93,7 +77,9 @@ impl From<DbError> for ProfileError {
 
 /// Asks to move the account to `new_email`: a link to the new address (the
 /// change happens only when it is followed) and a notice to the old one,
-/// in one transaction. 409 `email_taken` when the address has an account.
+/// in one transaction. An address that has an account gets a notice
+/// instead of the link, and the answer is the same: the caller learns
+/// nothing about who has an account.
 pub async fn request_email_change(
     services: &Services,
     user: UserId,
@@ -114,15 +100,17 @@ pub async fn request_email_change(
         .run(move |conn| {
             conn.transaction(|conn| {
                 Db::lock_sqlite_for_write(conn)?;
-                if accounts::find_by_email_with(conn, &new_email)?.is_some() {
-                    return Ok(Err(AccountError::EmailTaken));
-                }
                 let new = new_email.as_str();
-                let token =
-                    links::issue_email_change_with(conn, now, &current.id, new, EMAIL_CHANGE_TTL)?;
-                let link = format!("{issuer}/account/verify?token={}", token.expose());
-                let hours = EMAIL_CHANGE_TTL.num_hours().unsigned_abs();
-                email::enqueue_with(conn, now, &templates::confirm_new_email(new, &link, hours)?.until(token.expires_at()))?;
+                if accounts::find_by_email_with(conn, &new_email)?.is_some() {
+                    email::enqueue_with(conn, now, &templates::address_in_use(new)?)?;
+                } else {
+                    let ttl = EMAIL_CHANGE_TTL;
+                    let token = links::issue_email_change_with(conn, now, &current.id, new, ttl)?;
+                    let link = super::verification::verify_link(&issuer, token.expose());
+                    let hours = ttl.num_hours().unsigned_abs();
+                    let message = templates::confirm_new_email(new, &current.email, &link, hours)?;
+                    email::enqueue_with(conn, now, &message.until(token.expires_at()))?;
+                }
                 email::enqueue_with(
                     conn,
                     now,
@@ -139,11 +127,11 @@ pub async fn request_email_change(
                         ..Event::default()
                     },
                 )?;
-                Ok(Ok(()))
+                Ok(())
             })
         })
-        .await?
-        .map_err(Into::into)
+        .await?;
+    Ok(())
 }
 
 /// Deletes the user's own account, after their password: every session
@@ -165,18 +153,47 @@ pub async fn delete_account(
     Ok(())
 }
 
-/// The clients the user consented to.
-pub async fn consents(db: &Db, user: UserId) -> Result<Vec<sso::Consent>, DbError> {
-    sso::consents_of(db, user).await
+/// A consent, with the client's name (None if the client is gone).
+pub struct ConsentedClient {
+    pub consent: sso::Consent,
+    pub client_name: Option<String>,
 }
 
-/// Withdraws the user's consent to `client`, ending that client's sessions
-/// of the user; false if there was none.
+/// The clients the user consented to, newest first.
+pub async fn consents(db: &Db, user: UserId) -> Result<Vec<ConsentedClient>, DbError> {
+    let consents = sso::consents_of(db, user).await?;
+    let ids = consents
+        .iter()
+        .map(|c| c.client_id.as_str().to_owned())
+        .collect();
+    let names = clients::names_of(db, ids).await?;
+    Ok(consents
+        .into_iter()
+        .map(|consent| ConsentedClient {
+            client_name: names.get(consent.client_id.as_str()).cloned(),
+            consent,
+        })
+        .collect())
+}
+
+/// Withdraws the user's consent to `client`, in one transaction: that
+/// client's sessions of the user end and the codes it has not redeemed yet
+/// die. False if there was no consent.
 pub async fn withdraw_consent(
     db: &Db,
     user: UserId,
     client: ClientId,
     info: ClientInfo,
 ) -> Result<bool, DbError> {
-    sso::withdraw_consent(db, user, client, info).await
+    let now = db.now();
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            if !sso::withdraw_consent_with(conn, now, &user, &client, &info)? {
+                return Ok(false);
+            }
+            authorization::delete_unused_codes_with(conn, &user, &client)?;
+            Ok(true)
+        })
+    })
+    .await
 }

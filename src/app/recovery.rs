@@ -8,10 +8,11 @@ use diesel::Connection;
 
 use super::Services;
 use crate::accounts::links::{self, Purpose};
-use crate::accounts::{self, AccountError, Email, ResetPassword};
-use crate::audit::{self, Event};
+use crate::accounts::{self, AccountError, Email, ResetPassword, User};
+use crate::audit::{self, Actor, Event};
 use crate::db::{AnyConnection, Db, DbError};
 use crate::email::{self, templates};
+use crate::ids::UserId;
 use crate::sessions::{self, ClientInfo, Ending, end_reason};
 use crate::sso;
 use crate::throttle::lockout;
@@ -45,6 +46,16 @@ pub struct ResetPolicy {
     pub interval: chrono::Duration,
 }
 
+impl ResetPolicy {
+    pub fn from_settings(accounts: &crate::configuration::AccountSettings) -> ResetPolicy {
+        let seconds = crate::configuration::duration_seconds;
+        ResetPolicy {
+            link_ttl: seconds(accounts.password_reset_minutes * 60),
+            interval: seconds(accounts.password_reset_interval_seconds),
+        }
+    }
+}
+
 /// The link a reset message carries: always under the configured issuer,
 /// never a request's Host.
 pub(super) fn reset_link(issuer: &str, token: &str) -> String {
@@ -67,7 +78,10 @@ pub async fn request_password_reset(
     let now = services.db.now();
     services
         .db
-        .run(move |conn| email::enqueue_request_with(conn, now, email.as_str(), info.ip.as_deref()))
+        .run(move |conn| {
+            let ip = info.ip.as_deref();
+            email::enqueue_request_with(conn, now, email::REQUEST, email.as_str(), ip)
+        })
         .await?;
     Ok(())
 }
@@ -126,10 +140,19 @@ fn prepare_one_with(
         email::drop_request_with(conn, now, &request.id, templates::PASSWORD_RESET_NO_ACCOUNT)?;
         return Ok(false);
     };
-    let token = links::issue_with(conn, now, &user.id, Purpose::PasswordReset, policy.link_ttl)?;
-    let link = reset_link(issuer, token.expose());
-    let minutes = policy.link_ttl.num_minutes().unsigned_abs();
-    let message = templates::password_reset(&user.email, &link, minutes)?.until(token.expires_at());
+    // A registration of the address: its owner is told, with the link.
+    let again = request.kind == email::REGISTERED_AGAIN_REQUEST;
+    let (message, action) = if again {
+        let message = reset_message_with(conn, now, issuer, policy, &user, |link, _| {
+            templates::already_registered(&user.email, link)
+        })?;
+        (message, audit::REGISTER_EXISTING)
+    } else {
+        let message = reset_message_with(conn, now, issuer, policy, &user, |link, minutes| {
+            templates::password_reset(&user.email, link, minutes)
+        })?;
+        (message, audit::PASSWORD_RESET_REQUESTED)
+    };
     if !email::fill_request_with(conn, &request.id, &message)? {
         // Another instance prepared it: this transaction's token goes too.
         return Err(DbError::Conflict);
@@ -138,7 +161,7 @@ fn prepare_one_with(
         conn,
         now,
         Event {
-            action: audit::PASSWORD_RESET_REQUESTED,
+            action,
             outcome: "success",
             user_id: Some(user.id.as_str()),
             ip: request.ip.as_deref(),
@@ -192,9 +215,7 @@ pub async fn confirm_password_reset(
                 // Redeemed here, in the writing transaction: of two uses of
                 // one link, only one gets past this.
                 let redeemed = links::redeem_with(conn, now, &token, Purpose::PasswordReset)?;
-                if redeemed.as_ref() != Some(reset.user_id())
-                    || !reset.write_with(conn, now, true)?
-                {
+                if redeemed.as_ref() != Some(reset.user_id()) || !reset.write_with(conn, now)? {
                     return Ok::<_, DbError>(false);
                 }
                 let user_id = reset.user_id();
@@ -202,6 +223,7 @@ pub async fn confirm_password_reset(
                 let reason = end_reason::PASSWORD_RESET;
                 sessions::end_with(conn, now, user_id, &Ending::All, reason, &info)?;
                 sso::end_all_of_user(conn, now, user_id)?;
+                links::revoke_password_links_with(conn, user_id)?;
                 lockout::clear_with(conn, &user.email)?;
                 Ok(true)
             })
@@ -212,4 +234,65 @@ pub async fn confirm_password_reset(
     } else {
         Err(RecoveryError::InvalidLink)
     }
+}
+
+/// Issues `user` a reset link, inside the caller's transaction (their
+/// older ones die), and renders the message that carries it, not to be
+/// sent once the link has expired.
+fn reset_message_with(
+    conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
+    issuer: &str,
+    policy: ResetPolicy,
+    user: &User,
+    render: impl FnOnce(&str, u64) -> Result<email::Message, DbError>,
+) -> Result<email::Message, DbError> {
+    let token = links::issue_with(conn, now, &user.id, Purpose::PasswordReset, policy.link_ttl)?;
+    let link = reset_link(issuer, token.expose());
+    let minutes = policy.link_ttl.num_minutes().unsigned_abs();
+    Ok(render(&link, minutes)?.until(token.expires_at()))
+}
+
+/// Sends a named user a password reset link, at an administrator's word:
+/// no per-address interval (the administrator is trusted), refused for a
+/// disabled account. The caller checks that mail can be sent.
+pub async fn send_password_reset(
+    db: &Db,
+    issuer: &str,
+    policy: ResetPolicy,
+    user: UserId,
+    actor: Actor,
+) -> Result<(), AccountError> {
+    let issuer = issuer.to_owned();
+    let now = db.now();
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            Db::lock_sqlite_for_write(conn)?;
+            let Some(user) = accounts::find_with(conn, user.as_str())? else {
+                return Ok(Err(AccountError::NotFound));
+            };
+            if user.disabled {
+                return Ok(Err(AccountError::Disabled));
+            }
+            let message =
+                reset_message_with(conn, now, &issuer, policy, &user, |link, minutes| {
+                    templates::password_reset(&user.email, link, minutes)
+                })?;
+            email::enqueue_with(conn, now, &message)?;
+            audit::record(
+                conn,
+                now,
+                Event {
+                    action: audit::PASSWORD_RESET_REQUESTED,
+                    outcome: "success",
+                    user_id: Some(user.id.as_str()),
+                    actor_id: Some(&actor.id),
+                    ip: actor.ip.as_deref(),
+                    ..Event::default()
+                },
+            )?;
+            Ok(Ok(()))
+        })
+    })
+    .await?
 }

@@ -13,6 +13,13 @@ use crate::db::{AnyConnection, Db, DbError};
 use crate::email::{self, templates};
 use crate::ids::UserId;
 use crate::sessions::ClientInfo;
+use crate::throttle::lockout;
+
+/// The link a verification or address-change message carries: under the
+/// configured issuer only.
+pub(super) fn verify_link(issuer: &str, token: &str) -> String {
+    format!("{issuer}/account/verify?token={token}")
+}
 
 /// How long a verification link works.
 pub const LINK_TTL: chrono::Duration = chrono::Duration::hours(48);
@@ -26,7 +33,7 @@ fn send_link_with(
     issuer: &str,
 ) -> Result<(), DbError> {
     let token = links::issue_with(conn, now, &user.id, Purpose::EmailVerification, LINK_TTL)?;
-    let link = format!("{issuer}/account/verify?token={}", token.expose());
+    let link = verify_link(issuer, token.expose());
     let hours = LINK_TTL.num_hours().unsigned_abs();
     let message = templates::verify_email(&user.email, &link, hours)?.until(token.expires_at());
     email::enqueue_with(conn, now, &message)?;
@@ -105,46 +112,17 @@ pub async fn register(
     }
 }
 
-/// Mails the owner of `email`, registered again, a notice with a reset
-/// link (at most once per reset interval, as reset requests).
+/// Queues a notice to the owner of `address`, registered again: the same
+/// one-insert request a password reset is, prepared in the background (a
+/// reset link, at most one per interval; nothing for a disabled account).
 async fn tell_owner(services: &Services, address: &Email, info: ClientInfo) -> Result<(), DbError> {
-    let issuer = services.issuer_url.clone();
-    let policy = services.reset;
     let address = address.clone();
     let now = services.db.now();
     services
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
-                Db::lock_sqlite_for_write(conn)?;
-                let Some(user) = accounts::find_by_email_with(conn, &address)? else {
-                    return Ok(());
-                };
-                let recent = links::last_issued_with(conn, &user.id, Purpose::PasswordReset)?
-                    .is_some_and(|at| now < at + policy.interval);
-                if user.disabled || recent {
-                    return Ok(());
-                }
-                let ttl = policy.link_ttl;
-                let token = links::issue_with(conn, now, &user.id, Purpose::PasswordReset, ttl)?;
-                let link = super::recovery::reset_link(&issuer, token.expose());
-                email::enqueue_with(
-                    conn,
-                    now,
-                    &templates::already_registered(&user.email, &link)?.until(token.expires_at()),
-                )?;
-                audit::record(
-                    conn,
-                    now,
-                    Event {
-                        action: audit::REGISTER_EXISTING,
-                        outcome: "success",
-                        user_id: Some(user.id.as_str()),
-                        ip: info.ip.as_deref(),
-                        ..Event::default()
-                    },
-                )
-            })
+            let (kind, ip) = (email::REGISTERED_AGAIN_REQUEST, info.ip.as_deref());
+            email::enqueue_request_with(conn, now, kind, address.as_str(), ip)
         })
         .await
 }
@@ -201,6 +179,11 @@ pub async fn verify(services: &Services, token: String) -> Result<(), RecoveryEr
                 let Ok(new) = Email::parse(&new) else {
                     return Ok(Ok(false));
                 };
+                let Some(before) =
+                    accounts::find_with(conn, user.as_str())?.filter(|u| !u.disabled)
+                else {
+                    return Ok(Ok(false));
+                };
                 // Taken since it was asked for: the link is spent. (A
                 // registration racing this one fails the unique index, and
                 // the transaction rolls back; mapped below.)
@@ -210,8 +193,12 @@ pub async fn verify(services: &Services, token: String) -> Result<(), RecoveryEr
                 if !accounts::change_email_with(conn, now, &user, &new)? {
                     return Ok(Ok(false));
                 }
-                links::revoke_with(conn, &user, Purpose::PasswordReset)?;
-                links::revoke_with(conn, &user, Purpose::EmailVerification)?;
+                // Links sent to the old address die; failed logins counted
+                // under either address are forgotten (the lock was the old
+                // address's; the new one's count was nobody's).
+                links::revoke_all_with(conn, &user)?;
+                lockout::clear_with(conn, &before.email)?;
+                lockout::clear_with(conn, new.as_str())?;
                 record(conn, now, audit::EMAIL_CHANGED, &user)?;
                 Ok(Ok(true))
             })

@@ -492,6 +492,22 @@ fn list_with(conn: &mut AnyConnection) -> Result<Vec<Client>, DbError> {
 
 /// The client with this id, on a connection (inside another operation's
 /// transaction).
+/// The names of the clients among `ids` that exist, by id.
+pub async fn names_of(
+    db: &Db,
+    ids: Vec<String>,
+) -> Result<std::collections::HashMap<String, String>, DbError> {
+    db.run(move |conn| {
+        Ok(clients::table
+            .filter(clients::id.eq_any(ids))
+            .select((clients::id, clients::name))
+            .load::<(String, String)>(conn)?
+            .into_iter()
+            .collect())
+    })
+    .await
+}
+
 pub fn find_with(conn: &mut AnyConnection, id: &str) -> Result<Option<Client>, DbError> {
     Ok(find_row(conn, id)?.map(ClientRow::into_client))
 }

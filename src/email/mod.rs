@@ -58,21 +58,28 @@ pub fn enqueue_with(
 }
 
 /// The outbox kind of a queued request whose message is still to be
-/// made (a password reset asked for an address).
+/// made: a password reset asked for an address.
 pub const REQUEST: &str = "password_reset_request";
+/// The same, for a registration of an address that has an account: its
+/// owner gets a notice with a reset link.
+pub const REGISTERED_AGAIN_REQUEST: &str = "registered_again_request";
+/// Every kind of request the sender prepares before it sends.
+pub const REQUEST_KINDS: [&str; 2] = [REQUEST, REGISTERED_AGAIN_REQUEST];
 
-/// Queues a request for `address` (one insert, whatever the address), for
-/// [`take_requests_with`] to turn into a message or drop in the background.
+/// Queues a request of `kind` (one of [`REQUEST_KINDS`]) for `address`
+/// (one insert, whatever the address), for [`take_requests_with`] to turn
+/// into a message or drop in the background.
 pub fn enqueue_request_with(
     conn: &mut AnyConnection,
     now: NaiveDateTime,
+    kind: &'static str,
     address: &str,
     ip: Option<&str>,
 ) -> Result<(), DbError> {
     diesel::insert_into(email_outbox::table)
         .values((
             email_outbox::id.eq(uuid::Uuid::now_v7().to_string()),
-            email_outbox::kind.eq(REQUEST),
+            email_outbox::kind.eq(kind),
             email_outbox::recipient.eq(Some(address)),
             email_outbox::subject.eq(""),
             email_outbox::text_body.eq(""),
@@ -86,21 +93,24 @@ pub fn enqueue_request_with(
     Ok(())
 }
 
-/// A queued request: its row, the address and where it came from.
+/// A queued request: its row, what it asks, the address and where it
+/// came from.
 pub struct Request {
     pub id: String,
+    pub kind: String,
     pub address: String,
     pub ip: Option<String>,
 }
 
 /// Up to `limit` requests waiting to be prepared, oldest first.
 pub fn take_requests_with(conn: &mut AnyConnection, limit: i64) -> Result<Vec<Request>, DbError> {
-    let rows: Vec<(String, Option<String>, Option<String>)> = email_outbox::table
-        .filter(email_outbox::kind.eq(REQUEST))
+    let rows: Vec<(String, String, Option<String>, Option<String>)> = email_outbox::table
+        .filter(email_outbox::kind.eq_any(REQUEST_KINDS))
         .filter(email_outbox::sent_at.is_null())
         .order(email_outbox::created_at.asc())
         .select((
             email_outbox::id,
+            email_outbox::kind,
             email_outbox::recipient,
             email_outbox::request_ip,
         ))
@@ -108,8 +118,9 @@ pub fn take_requests_with(conn: &mut AnyConnection, limit: i64) -> Result<Vec<Re
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(|(id, address, ip)| Request {
+        .map(|(id, kind, address, ip)| Request {
             id,
+            kind,
             address: address.unwrap_or_default(),
             ip,
         })
@@ -124,7 +135,7 @@ pub fn fill_request_with(
     message: &Message,
 ) -> Result<bool, DbError> {
     let filled = diesel::update(email_outbox::table.find(id))
-        .filter(email_outbox::kind.eq(REQUEST))
+        .filter(email_outbox::kind.eq_any(REQUEST_KINDS))
         .set((
             email_outbox::kind.eq(message.kind),
             email_outbox::recipient.eq(Some(&message.to)),
@@ -146,7 +157,7 @@ pub fn drop_request_with(
     kind: &'static str,
 ) -> Result<bool, DbError> {
     let dropped = diesel::update(email_outbox::table.find(id))
-        .filter(email_outbox::kind.eq(REQUEST))
+        .filter(email_outbox::kind.eq_any(REQUEST_KINDS))
         .set((
             email_outbox::kind.eq(kind),
             email_outbox::recipient.eq(None::<String>),

@@ -130,7 +130,7 @@ fn claim_one(
     let max = policy.max_attempts;
     let due: Vec<(String, NaiveDateTime)> = email_outbox::table
         .filter(email_outbox::sent_at.is_null())
-        .filter(email_outbox::kind.ne(super::REQUEST))
+        .filter(email_outbox::kind.ne_all(super::REQUEST_KINDS))
         .filter(email_outbox::next_attempt_at.le(now))
         .filter(email_outbox::attempts.lt(max))
         // A message whose link is dead would only mislead.

@@ -127,7 +127,7 @@ impl Notice<'_> {
                 .render(),
             )?,
             expires_at: None,
-        html: rendered(
+            html: rendered(
                 NoticeHtml {
                     paragraphs: &self.paragraphs,
                     link,
@@ -172,17 +172,40 @@ pub fn already_registered(email: &str, reset_link: &str) -> Result<Message, DbEr
     .render()
 }
 
-/// The link that confirms a change of address, sent to the new address.
-pub fn confirm_new_email(new_email: &str, link: &str, hours: u64) -> Result<Message, DbError> {
+/// The link that confirms a change of address, sent to the new address:
+/// it names the account that would move there, so nobody confirms a
+/// stranger's account onto their address unawares.
+pub fn confirm_new_email(
+    new_email: &str,
+    old_email: &str,
+    link: &str,
+    hours: u64,
+) -> Result<Message, DbError> {
     Notice {
         kind: EMAIL_CHANGE,
         to: new_email,
         subject: "Confirm your new e-mail address",
         paragraphs: vec![format!(
-            "Please confirm that {new_email} is your new address by opening this link within {hours} hours; the account moves to it only then:"
+            "The account {old_email} asked to move to {new_email}. If that account is yours, confirm by opening this link within {hours} hours; it moves only then:"
         )],
-        link: Some((link, "Confirm my new address")),
-        footer: "If you did not ask for this, ignore this message.",
+        link: Some((link, "Move my account to this address")),
+        footer: "If the account is not yours, do not open the link: ignore this message and nothing changes.",
+    }
+    .render()
+}
+
+/// To an address that has an account, when another account asked to move
+/// to it: nothing changes.
+pub fn address_in_use(email: &str) -> Result<Message, DbError> {
+    Notice {
+        kind: ADDRESS_IN_USE,
+        to: email,
+        subject: "Your e-mail address was asked for",
+        paragraphs: vec![format!(
+            "Another account asked to move to {email}, which already has an account here. Nothing changed."
+        )],
+        link: None,
+        footer: "You need do nothing.",
     }
     .render()
 }
@@ -208,6 +231,8 @@ pub const INVITATION: &str = "invitation";
 pub const ALREADY_REGISTERED: &str = "already_registered";
 /// The outbox kind of a new address's confirmation link.
 pub const EMAIL_CHANGE: &str = "email_change";
+/// The outbox kind of the notice to an address another account asked for.
+pub const ADDRESS_IN_USE: &str = "address_in_use";
 /// The outbox kind of the notice to the old address.
 pub const EMAIL_CHANGE_NOTICE: &str = "email_change_notice";
 /// The outbox kind of an address verification message.

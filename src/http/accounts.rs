@@ -359,9 +359,16 @@ pub async fn change_owed_password(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
-    /// The display name; `null` or blank clears it.
+    /// The display name; `null` or blank clears it. Required: a body
+    /// without it is refused rather than taken to clear the name.
     #[schema(required = true)]
+    #[serde(deserialize_with = "present")]
     pub(crate) name: Option<String>,
+}
+
+/// A field that must be there, though it may be `null`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
 }
 
 /// Change the user's name
@@ -409,14 +416,16 @@ pub struct EmailChange {
 /// Sends a link to the new address and a notice to the old one. The
 /// account moves to the new address only when the link is followed
 /// (`POST /v1/auth/verify-email`, or the page it opens), within 48 hours.
+/// An address that has an account gets a notice instead of the link; the
+/// answer is the same.
 #[utoipa::path(post, path = "/v1/me/email", tag = "accounts",
     request_body = EmailChange,
     security(("bearer" = ["tessera:account"])),
     responses(
         (status = 202, description = "The link is on its way to the new address"),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "The password is wrong (`invalid_current_password`), or the token is not good for this", body = Problem, content_type = PROBLEM),
-        (status = 409, description = "The new address has an account (`email_taken`)", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
         (status = 422, description = "Not an address, or the current one (`invalid_email`)", body = Problem, content_type = PROBLEM),
@@ -458,6 +467,7 @@ pub struct AccountDeletion {
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = PROBLEM),
+        (status = 401, description = "No valid access token", body = Problem, content_type = PROBLEM),
         (status = 403, description = "The password is wrong (`invalid_current_password`), or the token is not good for this", body = Problem, content_type = PROBLEM),
         (status = 409, description = "The last enabled administrator can't (`last_admin`)", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),

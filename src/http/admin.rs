@@ -276,14 +276,8 @@ pub async fn send_password_reset(
     state.app.can_mail()?;
     let actor = acting(admin.0.sub, &req);
     let app = &state.app;
-    app::invitation::send_password_reset(
-        &app.db,
-        &app.issuer_url,
-        app.reset,
-        id.into_inner(),
-        actor,
-    )
-    .await?;
+    app::recovery::send_password_reset(&app.db, &app.issuer_url, app.reset, id.into_inner(), actor)
+        .await?;
     Ok(HttpResponse::Accepted().finish())
 }
 

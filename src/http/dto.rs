@@ -94,17 +94,14 @@ pub struct ConsentView {
     granted_at: NaiveDateTime,
 }
 
-impl From<crate::sso::Consent> for ConsentView {
-    fn from(c: crate::sso::Consent) -> ConsentView {
+impl From<crate::app::profile::ConsentedClient> for ConsentView {
+    fn from(c: crate::app::profile::ConsentedClient) -> ConsentView {
+        let scopes = c.consent.scope.split_ascii_whitespace().map(str::to_owned);
         ConsentView {
-            client_id: c.client_id.into_string(),
+            client_id: c.consent.client_id.into_string(),
             client_name: c.client_name,
-            scopes: c
-                .scope
-                .split_ascii_whitespace()
-                .map(str::to_owned)
-                .collect(),
-            granted_at: c.granted_at,
+            scopes: scopes.collect(),
+            granted_at: c.consent.granted_at,
         }
     }
 }

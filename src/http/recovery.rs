@@ -218,12 +218,15 @@ pub struct EmailVerification {
 ///
 /// With the token of the link sent at registration (or on request): the
 /// account's address is verified (`email_verified` in `/v1/me`, userinfo
-/// and ID tokens). The link works once, within 48 hours.
+/// and ID tokens). The link works once, within 48 hours. The token of an
+/// address change's link (`POST /v1/me/email`) moves the account to the
+/// new address, verified.
 #[utoipa::path(post, path = "/v1/auth/verify-email", tag = "accounts",
     request_body = EmailVerification,
     responses(
         (status = 204, description = "The address is verified"),
         (status = 400, description = "Malformed JSON, or a token that is unknown, used, superseded or expired (`invalid_verification_token`)", body = Problem, content_type = PROBLEM),
+        (status = 409, description = "An address change's new address has an account by now (`email_taken`)", body = Problem, content_type = PROBLEM),
         (status = 413, description = "Body too large", body = Problem, content_type = PROBLEM),
         (status = 415, description = "Not application/json", body = Problem, content_type = PROBLEM),
         (status = 422, description = "A field is missing or of the wrong type", body = Problem, content_type = PROBLEM),
@@ -292,6 +295,7 @@ const INVALID_VERIFICATION_LINK: &str =
     responses(
         (status = 200, description = "The address is verified", body = String, content_type = "text/html"),
         (status = 400, description = "The link is invalid, used or expired, or the form is malformed", body = String, content_type = "text/html"),
+        (status = 409, description = "An address change's new address has an account by now", body = String, content_type = "text/html"),
         (status = 429, description = "Too many requests from this address", body = String, content_type = "text/html"),
     ))]
 pub async fn verify_form(

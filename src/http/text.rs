@@ -68,9 +68,12 @@ pub fn refuse_in_target(req: &HttpRequest) -> Option<HttpResponse> {
     let e = check_target(req.path(), req.query_string()).err()?;
     Some(match percent_decoded(req.path()).as_ref() {
         // People see these: the error page, never a redirect.
-        "/oauth2/authorize" | "/oauth2/logout" | "/account/reset" | "/account/verify" => {
-            page_failure(StatusCode::BAD_REQUEST, &e.to_string())
-        }
+        "/oauth2/authorize"
+        | "/oauth2/logout"
+        | "/account/reset"
+        | "/account/verify"
+        | "/account/invitation"
+        | "/account/password" => page_failure(StatusCode::BAD_REQUEST, &e.to_string()),
         "/oauth2/token" | "/oauth2/revoke" | "/oauth2/introspect" => {
             OAuthApiError::from(e).error_response()
         }

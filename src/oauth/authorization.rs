@@ -670,6 +670,20 @@ fn redeem_with(
     })))
 }
 
+/// Deletes the user's unredeemed codes for `client` inside the caller's
+/// transaction (the consent they were issued under is withdrawn).
+pub fn delete_unused_codes_with(
+    conn: &mut AnyConnection,
+    user: &UserId,
+    client: &ClientId,
+) -> Result<usize, DbError> {
+    Ok(diesel::delete(authorization_codes::table)
+        .filter(authorization_codes::user_id.eq(user.as_str()))
+        .filter(authorization_codes::client_id.eq(client.as_str()))
+        .filter(authorization_codes::used_at.is_null())
+        .execute(conn)?)
+}
+
 fn revoke_issued(
     conn: &mut AnyConnection,
     now: NaiveDateTime,

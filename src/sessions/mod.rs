@@ -48,6 +48,8 @@ pub mod end_reason {
     /// The user withdrew the client's consent (`DELETE /v1/me/consents/{id}`);
     /// recorded even when no session of it was live.
     pub const CONSENT_REVOKED: &str = "consent_revoked";
+    /// An administrator asked for a new password before the next sign-in.
+    pub const PASSWORD_CHANGE_REQUIRED: &str = "password_change_required";
 }
 
 /// How long sessions live and how refresh-token reuse is judged.
@@ -737,6 +739,10 @@ pub fn end_with(
             outcome: if ended > 0 { "success" } else { "no_session" },
             user_id: Some(user_id.as_str()),
             session_id,
+            client_id: match ending {
+                Ending::OfClient(client) => Some(client.as_str()),
+                _ => None,
+            },
             ip: client.ip.as_deref(),
             ..Event::default()
         },

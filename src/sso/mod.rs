@@ -516,32 +516,21 @@ pub async fn remember_consent(
 #[derive(Debug, Clone)]
 pub struct Consent {
     pub client_id: ClientId,
-    /// The client's name; None if the client is gone.
-    pub client_name: Option<String>,
     pub scope: String,
     pub granted_at: NaiveDateTime,
 }
 
 /// The user's consents, newest first.
 pub async fn consents_of(db: &Db, user_id: UserId) -> Result<Vec<Consent>, DbError> {
-    use crate::db::schema::clients;
     db.run(move |conn| {
         let rows: Vec<(String, String, NaiveDateTime)> = consents::table
             .filter(consents::user_id.eq(user_id.as_str()))
             .order(consents::granted_at.desc())
             .select((consents::client_id, consents::scope, consents::granted_at))
             .load(conn)?;
-        let ids: Vec<&str> = rows.iter().map(|(id, _, _)| id.as_str()).collect();
-        let names: std::collections::HashMap<String, String> = clients::table
-            .filter(clients::id.eq_any(ids))
-            .select((clients::id, clients::name))
-            .load::<(String, String)>(conn)?
-            .into_iter()
-            .collect();
         Ok(rows
             .into_iter()
             .map(|(client_id, scope, granted_at)| Consent {
-                client_name: names.get(&client_id).cloned(),
                 client_id: ClientId::new(client_id),
                 scope,
                 granted_at,
@@ -552,36 +541,30 @@ pub async fn consents_of(db: &Db, user_id: UserId) -> Result<Vec<Consent>, DbErr
 }
 
 /// Withdraws the user's consent to `client_id` and ends that client's
-/// sessions of the user, in one transaction: the client can't refresh
-/// what the consent let it have. False if there was no consent.
-pub async fn withdraw_consent(
-    db: &Db,
-    user_id: UserId,
-    client_id: ClientId,
-    info: ClientInfo,
+/// sessions of the user, inside the caller's transaction: the client can't
+/// refresh what the consent let it have. False if there was no consent.
+pub fn withdraw_consent_with(
+    conn: &mut AnyConnection,
+    now: NaiveDateTime,
+    user_id: &UserId,
+    client_id: &ClientId,
+    info: &ClientInfo,
 ) -> Result<bool, DbError> {
-    let now = db.now();
-    db.run(move |conn| {
-        conn.transaction(|conn| {
-            let deleted =
-                diesel::delete(consents::table.find((user_id.as_str(), client_id.as_str())))
-                    .execute(conn)?;
-            if deleted == 0 {
-                return Ok(false);
-            }
-            let ending = Ending::OfClient(client_id.clone());
-            sessions::end_with(
-                conn,
-                now,
-                &user_id,
-                &ending,
-                end_reason::CONSENT_REVOKED,
-                &info,
-            )?;
-            Ok(true)
-        })
-    })
-    .await
+    let deleted = diesel::delete(consents::table.find((user_id.as_str(), client_id.as_str())))
+        .execute(conn)?;
+    if deleted == 0 {
+        return Ok(false);
+    }
+    let ending = Ending::OfClient(client_id.clone());
+    sessions::end_with(
+        conn,
+        now,
+        user_id,
+        &ending,
+        end_reason::CONSENT_REVOKED,
+        info,
+    )?;
+    Ok(true)
 }
 
 /// Deletes ended and expired SSO sessions and stale sign-ins. Run

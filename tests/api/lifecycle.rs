@@ -17,6 +17,7 @@ const INVITED: &str = "You are invited";
 const ALREADY: &str = "You already have an account";
 const NEW_ADDRESS: &str = "Confirm your new e-mail address";
 const CHANGING: &str = "Your e-mail address is being changed";
+const IN_USE: &str = "Your e-mail address was asked for";
 
 /// A request with a bearer token and an optional JSON body.
 async fn send(
@@ -126,6 +127,32 @@ both_backends! {
         assert_problem(accept(&app, "\u{0}", NEW_PASSWORD).await, 400, "invalid_text").await;
     }
 
+    async fn an_invitation_dies_once_the_account_has_a_password(backend: Backend) {
+        let Some(smtp) = SmtpServer::start().await else { return };
+        let Some(app) = app_mailing(backend, &smtp, |_| {}).await else { return };
+        let admin_email = unique_email();
+        let admin = app.admin_token(&admin_email).await;
+        let email = unique_email();
+        let response = invite(&app, &admin, json!({ "email": email, "roles": ["admin"] })).await;
+        let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let invitation = link_token(&app, &smtp.nth_about(&email, INVITED, 1).await, "/account/invitation?token=");
+
+        // An invited administrator who has no password yet is nobody in
+        // charge: the one real administrator is still the last.
+        let right = json!({ "password": PASSWORD });
+        assert_problem(send(&app, Method::DELETE, "/v1/me", &admin, Some(right)).await, 409, "last_admin").await;
+
+        // The invitee gets a password another way (a reset link).
+        let path = format!("/v1/admin/users/{id}/password-reset");
+        assert_eq!(send(&app, Method::POST, &path, &admin, None).await.status(), 202);
+        let reset = link_token(&app, &smtp.nth_about(&email, RESET, 1).await, "/account/reset?token=");
+        assert_eq!(confirm(&app, &reset, NEW_PASSWORD).await.status(), 204);
+        // The old invitation can't set the password over theirs.
+        assert_problem(accept(&app, &invitation, "a hijacker's passphrase").await, 400, "invalid_invitation_token").await;
+        assert_eq!(app.login(&email, NEW_PASSWORD).await.status(), 200);
+        assert_problem(app.login(&email, "a hijacker's passphrase").await, 401, "invalid_credentials").await;
+    }
+
     async fn an_invitation_expires_and_needs_an_smtp_server(backend: Backend) {
         let Some(smtp) = SmtpServer::start().await else { return };
         let Some(app) = app_mailing(backend, &smtp, |s| s.accounts.invitation_hours = 1).await else { return };
@@ -210,14 +237,19 @@ both_backends! {
         let unknown = "/v1/admin/users/00000000-0000-7000-8000-000000000000/password-reset";
         assert_eq!(send(&app, Method::POST, unknown, &admin, None).await.status(), 404);
         assert_eq!(confirm(&app, &token, NEW_PASSWORD).await.status(), 204);
-        assert_eq!(app.login(&email, NEW_PASSWORD).await.status(), 200);
+        let live = app.login(&email, NEW_PASSWORD).await;
+        assert_eq!(live.status(), 200);
+        let live = crate::helpers::Tokens::from_response(live).await;
 
-        // "Choose a new password at the next sign-in".
+        // "Choose a new password at the next sign-in": whoever holds a
+        // session now may hold the old password, so every session ends.
         let user_path = format!("/v1/admin/users/{id}");
         let response = send(&app, Method::PATCH, &user_path, &admin, Some(json!({ "must_change_password": true }))).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.json::<Value>().await.unwrap()["must_change_password"], true);
         assert_problem(app.login(&email, NEW_PASSWORD).await, 403, "password_change_required").await;
+        assert_eq!(app.refresh(&live.refresh).await.status(), 400, "the session ended");
+        assert_eq!(app.get_with_token("/v1/me", &live.access).await.status(), 401);
         // A wrong password still learns nothing.
         assert_problem(app.login(&email, "not the password").await, 401, "invalid_credentials").await;
 
@@ -278,6 +310,9 @@ both_backends! {
         assert_problem(send(&app, Method::PATCH, "/v1/me", access, Some(json!({ "name": "a\u{0}b" }))).await, 400, "invalid_text").await;
         assert_problem(send(&app, Method::PATCH, "/v1/me", access, Some(json!({ "name": "x".repeat(201) }))).await, 422, "invalid_name").await;
         assert_eq!(send(&app, Method::PATCH, "/v1/me", access, Some(json!({ "email": "x@example.com" }))).await.status(), 422);
+        // No name at all is not taken to clear it.
+        assert_eq!(send(&app, Method::PATCH, "/v1/me", access, Some(json!({}))).await.status(), 422);
+        assert_eq!(me(&app, access).await["name"], "Ada King");
         let response = send(&app, Method::PATCH, "/v1/me", access, Some(json!({ "name": null }))).await;
         assert_eq!(response.json::<Value>().await.unwrap()["name"], Value::Null);
 
@@ -314,14 +349,24 @@ both_backends! {
         let ask = |to: &str, password: &str| json!({ "new_email": to, "password": password });
 
         assert_problem(send(&app, Method::POST, "/v1/me/email", &access, Some(ask(&new, "not the password"))).await, 403, "invalid_current_password").await;
-        assert_problem(send(&app, Method::POST, "/v1/me/email", &access, Some(ask(&other, PASSWORD))).await, 409, "email_taken").await;
+        // An address with an account: the same answer; its owner is told,
+        // and no link goes anywhere.
+        assert_eq!(send(&app, Method::POST, "/v1/me/email", &access, Some(ask(&other, PASSWORD))).await.status(), 202);
+        let in_use = smtp.nth_about(&other, IN_USE, 1).await;
+        assert!(!in_use.text.contains(&old), "the asker's address is not disclosed: {}", in_use.text);
         assert_problem(send(&app, Method::POST, "/v1/me/email", &access, Some(ask("nope", PASSWORD))).await, 422, "invalid_email").await;
         assert_problem(send(&app, Method::POST, "/v1/me/email", &access, Some(ask(&old, PASSWORD))).await, 422, "invalid_email").await;
         assert_eq!(send(&app, Method::POST, "/v1/me/email", &access, Some(ask(&new.to_uppercase(), PASSWORD))).await.status(), 202);
 
+        // The old address hears of both requests, alike.
         let notice = smtp.nth_about(&old, CHANGING, 1).await;
+        assert!(notice.text.contains(&other), "{}", notice.text);
+        let notice = smtp.nth_about(&old, CHANGING, 2).await;
         assert!(notice.text.contains(&new), "{}", notice.text);
-        let token = link_token(&app, &smtp.nth_about(&new, NEW_ADDRESS, 1).await, "/account/verify?token=");
+        let confirm_mail = smtp.nth_about(&new, NEW_ADDRESS, 1).await;
+        assert!(confirm_mail.text.contains(&old), "it names the account that would move: {}", confirm_mail.text);
+        let token = link_token(&app, &confirm_mail, "/account/verify?token=");
+        assert!(smtp.received_about(&other, NEW_ADDRESS).is_empty(), "no link to a taken address");
         // Nothing moved yet.
         assert_eq!(app.login(&old, PASSWORD).await.status(), 200);
         assert_problem(app.login(&new, PASSWORD).await, 401, "invalid_credentials").await;

@@ -1066,8 +1066,14 @@ both_backends! {
         assert_eq!(withdraw(other.clone()).await.unwrap().status(), 404);
         let still = rp.exchange_refresh_token(&refresh).unwrap().request_async(&http()).await.expect("refresh");
         let refresh = still.refresh_token().expect("a rotated refresh token").clone();
+        // A code issued just before the withdrawal, not yet redeemed.
+        let pending = authorization(&rp, &[]);
+        let unredeemed = code_from(browser.open(&pending.url).await, REDIRECT, &pending.state, &app);
 
         assert_eq!(withdraw(own.access.clone()).await.unwrap().status(), 204);
+        let late = rp.exchange_code(AuthorizationCode::new(unredeemed)).unwrap()
+            .set_pkce_verifier(pending.verifier).request_async(&http()).await;
+        assert!(late.is_err(), "a code issued under the withdrawn consent still redeems");
         // The web app's session ended: its refresh token is dead.
         let refused = rp.exchange_refresh_token(&refresh).unwrap().request_async(&http()).await;
         assert!(refused.is_err(), "a withdrawn consent's refresh token still works");
