@@ -42,9 +42,12 @@ enum Shape {
 
 fn shape_of(template: &str) -> Shape {
     match template {
-        "/oauth2/authorize" | "/oauth2/logout" | "/account/reset" | "/account/verify" => {
-            Shape::Page
-        }
+        "/oauth2/authorize"
+        | "/oauth2/logout"
+        | "/account/reset"
+        | "/account/verify"
+        | "/account/invitation"
+        | "/account/password" => Shape::Page,
         "/oauth2/token" | "/oauth2/revoke" | "/oauth2/introspect" => Shape::OAuth,
         _ => Shape::Problem,
     }
