@@ -308,8 +308,8 @@ fn spawn_email_sender(
             // Every request waiting, so a flood of them (dropped, mostly)
             // can't hold a real message back for long; bounded per tick.
             for _ in 0..200 {
-                match crate::app::recovery::prepare_requested(&db, &issuer, reset).await {
-                    Ok(taken) if taken as i64 == crate::app::recovery::PREPARE_BATCH => continue,
+                match crate::app::requests::prepare_requested(&db, &issuer, reset).await {
+                    Ok(taken) if taken as i64 == crate::app::requests::PREPARE_BATCH => continue,
                     Ok(_) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "reset requests not prepared; will retry");

@@ -188,14 +188,23 @@ pub async fn register(
     register_with(db, hasher, account, client, |_, _, _| Ok(())).await
 }
 
-/// [`register`], running `within` in the registration's transaction (the
-/// verification message goes out if and only if the account is made).
+/// What a registration's transaction found: the account it made, or the
+/// address taken by another.
+pub enum Registering<'a> {
+    Made(&'a User),
+    Taken(&'a Email),
+}
+
+/// [`register`], running `within` in the registration's transaction, with
+/// the account made or the address found taken (the verification message
+/// goes out if and only if the account is made; a notice to the owner of a
+/// taken address in the same one transaction, so the two cost alike).
 pub async fn register_with(
     db: &Db,
     hasher: &PasswordHasher,
     account: NewAccount,
     client: crate::sessions::ClientInfo,
-    within: impl FnOnce(&mut AnyConnection, &User, NaiveDateTime) -> Result<(), DbError>
+    within: impl FnOnce(&mut AnyConnection, Registering<'_>, NaiveDateTime) -> Result<(), DbError>
     + Send
     + 'static,
 ) -> Result<User, AccountError> {
@@ -203,8 +212,13 @@ pub async fn register_with(
     let now = db.now();
     db.run(move |conn| {
         conn.transaction(|conn| {
+            Db::lock_sqlite_for_write(conn)?;
+            if find_row_by_email(conn, &account.email)?.is_some() {
+                within(conn, Registering::Taken(&account.email), now)?;
+                return Ok(Err(AccountError::EmailTaken));
+            }
             let user = insert_user(conn, now, &account, &password_hash)?;
-            within(conn, &user, now)?;
+            within(conn, Registering::Made(&user), now)?;
             let event = Event {
                 action: audit::REGISTER,
                 outcome: "success",
@@ -213,11 +227,11 @@ pub async fn register_with(
                 ..Event::default()
             };
             audit::record(conn, now, event)?;
-            Ok(user)
+            Ok(Ok(user))
         })
     })
     .await
-    .map_err(unique_to_taken)
+    .map_err(unique_to_taken)?
 }
 
 /// The CLI's way in (`tessera users create`): everything synchronous, the

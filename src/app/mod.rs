@@ -11,6 +11,7 @@ pub mod invitation;
 pub mod login;
 pub mod profile;
 pub mod recovery;
+pub mod requests;
 pub mod verification;
 
 use crate::accounts::PasswordHasher;

@@ -64,8 +64,8 @@ pub(super) fn reset_link(issuer: &str, token: &str) -> String {
 
 /// Asks for a password reset for `address`: one outbox row, the same for
 /// every address, so neither the answer nor its time says whether the
-/// address has an account. [`prepare_requested`] does the rest in the
-/// background. The caller answers 202.
+/// address has an account. `requests::prepare_requested` does the rest in
+/// the background. The caller answers 202.
 pub async fn request_password_reset(
     services: &Services,
     address: &str,
@@ -86,47 +86,18 @@ pub async fn request_password_reset(
     Ok(())
 }
 
-/// Prepares the queued reset requests (the e-mail sender's first step): a
-/// live, enabled account not sent a link within the interval gets a new
-/// link and its message, in one transaction; any other request is dropped.
-/// How many requests were taken (a full batch means more may wait).
-pub async fn prepare_requested(
-    db: &Db,
-    issuer: &str,
-    policy: ResetPolicy,
-) -> Result<usize, DbError> {
-    let issuer = issuer.to_owned();
-    let now = db.now();
-    db.run(move |conn| {
-        let mut taken = 0;
-        for request in email::take_requests_with(conn, PREPARE_BATCH)? {
-            taken += 1;
-            let filled = conn.transaction(|conn| {
-                Db::lock_sqlite_for_write(conn)?;
-                prepare_one_with(conn, now, &issuer, policy, &request)
-            });
-            match filled {
-                Ok(_) => {}
-                // Another instance took it (or a race to lock): next.
-                Err(DbError::Conflict) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(taken)
-    })
-    .await
-}
-
-/// Requests taken per transaction batch.
-pub const PREPARE_BATCH: i64 = 50;
-
-fn prepare_one_with(
+/// The message a queued reset request (or a registration of a taken
+/// address) becomes, inside the caller's transaction: for a live, enabled
+/// account not sent a link within the interval, a new reset link in a
+/// message, the audit action it is recorded under, and the user; None
+/// otherwise (the request is dropped).
+pub(super) fn reset_request_message_with(
     conn: &mut AnyConnection,
     now: chrono::NaiveDateTime,
     issuer: &str,
     policy: ResetPolicy,
     request: &email::Request,
-) -> Result<bool, DbError> {
+) -> Result<Option<(email::Message, &'static str, User)>, DbError> {
     let user = match Email::parse(&request.address) {
         Ok(address) => accounts::find_by_email_with(conn, &address)?.filter(|u| !u.disabled),
         Err(_) => None,
@@ -137,8 +108,7 @@ fn prepare_one_with(
         None => false,
     };
     let Some(user) = user.filter(|_| !recent) else {
-        email::drop_request_with(conn, now, &request.id, templates::PASSWORD_RESET_NO_ACCOUNT)?;
-        return Ok(false);
+        return Ok(None);
     };
     // A registration of the address: its owner is told, with the link.
     let again = request.kind == email::REGISTERED_AGAIN_REQUEST;
@@ -153,22 +123,7 @@ fn prepare_one_with(
         })?;
         (message, audit::PASSWORD_RESET_REQUESTED)
     };
-    if !email::fill_request_with(conn, &request.id, &message)? {
-        // Another instance prepared it: this transaction's token goes too.
-        return Err(DbError::Conflict);
-    }
-    audit::record(
-        conn,
-        now,
-        Event {
-            action,
-            outcome: "success",
-            user_id: Some(user.id.as_str()),
-            ip: request.ip.as_deref(),
-            ..Event::default()
-        },
-    )?;
-    Ok(true)
+    Ok(Some((message, action, user)))
 }
 
 /// Whether `token` is a live reset link (the page checks before it shows

@@ -6,7 +6,7 @@ use diesel::Connection;
 use super::Services;
 use super::recovery::RecoveryError;
 use crate::accounts::links::{self, Purpose};
-use crate::accounts::{self, AccountError, Email, NewAccount, User};
+use crate::accounts::{self, AccountError, Email, NewAccount, Registering, User};
 use crate::audit::{self, Event};
 use crate::configuration::Registration;
 use crate::db::{AnyConnection, Db, DbError};
@@ -32,12 +32,43 @@ fn send_link_with(
     user: &User,
     issuer: &str,
 ) -> Result<(), DbError> {
+    let message = link_message_with(conn, now, user, issuer)?;
+    email::enqueue_with(conn, now, &message)?;
+    record(conn, now, audit::EMAIL_VERIFICATION_SENT, &user.id)
+}
+
+/// Issues `user` a verification link (their earlier ones die) and renders
+/// its message, not to be sent once the link has expired.
+fn link_message_with(
+    conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
+    user: &User,
+    issuer: &str,
+) -> Result<email::Message, DbError> {
     let token = links::issue_with(conn, now, &user.id, Purpose::EmailVerification, LINK_TTL)?;
     let link = verify_link(issuer, token.expose());
     let hours = LINK_TTL.num_hours().unsigned_abs();
-    let message = templates::verify_email(&user.email, &link, hours)?.until(token.expires_at());
-    email::enqueue_with(conn, now, &message)?;
-    record(conn, now, audit::EMAIL_VERIFICATION_SENT, &user.id)
+    Ok(templates::verify_email(&user.email, &link, hours)?.until(token.expires_at()))
+}
+
+/// The message a queued verification request (a registration) becomes,
+/// inside the caller's transaction: a link for an enabled account whose
+/// address is not verified; None otherwise.
+pub(super) fn request_message_with(
+    conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
+    issuer: &str,
+    request: &email::Request,
+) -> Result<Option<(email::Message, &'static str, User)>, DbError> {
+    let user = match Email::parse(&request.address) {
+        Ok(address) => accounts::find_by_email_with(conn, &address)?,
+        Err(_) => None,
+    };
+    let Some(user) = user.filter(|u| !u.disabled && !u.email_verified) else {
+        return Ok(None);
+    };
+    let message = link_message_with(conn, now, &user, issuer)?;
+    Ok(Some((message, audit::EMAIL_VERIFICATION_SENT, user)))
 }
 
 fn record(
@@ -82,49 +113,58 @@ pub async fn register(
         services.can_mail()?;
     }
     let mails = services.mailer.is_some();
-    let issuer = services.issuer_url.clone();
     let email = account.email.clone();
+    let ip = info.ip.clone();
+    // Both ways cost alike: the account and a request row, or a request
+    // row and a record of the attempt. The messages are made in the
+    // background (`requests`).
     let made = accounts::register_with(
         &services.db,
         &services.hasher,
         account,
-        info.clone(),
-        move |conn, user, now| {
-            if mails {
-                send_link_with(conn, now, user, &issuer)?;
-            }
-            Ok(())
+        info,
+        move |conn, registering, now| {
+            let (kind, address) = match registering {
+                Registering::Made(user) if mails => {
+                    (email::VERIFICATION_REQUEST, user.email.clone())
+                }
+                Registering::Made(_) => return Ok(()),
+                // The owner of a taken address hears of it, where
+                // registration answers alike for both.
+                Registering::Taken(address) if required => {
+                    record_taken(conn, now, ip.as_deref())?;
+                    (email::REGISTERED_AGAIN_REQUEST, address.as_str().to_owned())
+                }
+                Registering::Taken(_) => return Ok(()),
+            };
+            email::enqueue_request_with(conn, now, kind, &address, ip.as_deref())
         },
     )
     .await;
     match made {
         Ok(user) if required => Ok(Registered::Accepted { email: user.email }),
         Ok(user) => Ok(Registered::Created(user)),
-        Err(AccountError::EmailTaken) if required => {
-            // The password was hashed all the same, so this costs what a
-            // new account does.
-            tell_owner(services, &email, info).await?;
-            Ok(Registered::Accepted {
-                email: email.as_str().to_owned(),
-            })
-        }
+        Err(AccountError::EmailTaken) if required => Ok(Registered::Accepted {
+            email: email.as_str().to_owned(),
+        }),
         Err(e) => Err(e.into()),
     }
 }
 
-/// Queues a notice to the owner of `address`, registered again: the same
-/// one-insert request a password reset is, prepared in the background (a
-/// reset link, at most one per interval; nothing for a disabled account).
-async fn tell_owner(services: &Services, address: &Email, info: ClientInfo) -> Result<(), DbError> {
-    let address = address.clone();
-    let now = services.db.now();
-    services
-        .db
-        .run(move |conn| {
-            let (kind, ip) = (email::REGISTERED_AGAIN_REQUEST, info.ip.as_deref());
-            email::enqueue_request_with(conn, now, kind, address.as_str(), ip)
-        })
-        .await
+/// Records a registration of a taken address (the owner is told in the
+/// background, if at all).
+fn record_taken(
+    conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
+    ip: Option<&str>,
+) -> Result<(), DbError> {
+    let event = Event {
+        action: audit::REGISTER,
+        outcome: "address_taken",
+        ip,
+        ..Event::default()
+    };
+    audit::record(conn, now, event)
 }
 
 /// Sends a new verification link to the user's address; nothing when it is

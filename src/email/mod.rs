@@ -63,8 +63,10 @@ pub const REQUEST: &str = "password_reset_request";
 /// The same, for a registration of an address that has an account: its
 /// owner gets a notice with a reset link.
 pub const REGISTERED_AGAIN_REQUEST: &str = "registered_again_request";
+/// The same, for a new account: a verification link to its address.
+pub const VERIFICATION_REQUEST: &str = "verification_request";
 /// Every kind of request the sender prepares before it sends.
-pub const REQUEST_KINDS: [&str; 2] = [REQUEST, REGISTERED_AGAIN_REQUEST];
+pub const REQUEST_KINDS: [&str; 3] = [REQUEST, REGISTERED_AGAIN_REQUEST, VERIFICATION_REQUEST];
 
 /// Queues a request of `kind` (one of [`REQUEST_KINDS`]) for `address`
 /// (one insert, whatever the address), for [`take_requests_with`] to turn

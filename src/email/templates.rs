@@ -239,8 +239,9 @@ pub const EMAIL_CHANGE_NOTICE: &str = "email_change_notice";
 pub const EMAIL_VERIFICATION: &str = "email_verification";
 /// The outbox kind of a password reset message.
 pub const PASSWORD_RESET: &str = "password_reset";
-/// The outbox kind of a reset asked for an address with no account.
-pub const PASSWORD_RESET_NO_ACCOUNT: &str = "password_reset_no_account";
+/// The outbox kind of a request that sends nothing (an address with no
+/// enabled account, a link sent a moment ago, an address verified).
+pub const REQUEST_DROPPED: &str = "request_dropped";
 
 #[cfg(test)]
 mod tests {

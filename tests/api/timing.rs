@@ -280,3 +280,91 @@ both_backends! {
         );
     }
 }
+
+/// Sends one registration: of a new address, or of `known_email` again.
+/// Where verified addresses are required both answer 202 alike; the
+/// latency must not tell them apart either.
+async fn register_probe(app: &TestApp, known_email: &str, new: bool) -> Probe {
+    let email = if new {
+        unique_email()
+    } else {
+        known_email.to_owned()
+    };
+    let password = format!("a fresh passphrase {}", uuid::Uuid::now_v7().simple());
+    let request = app
+        .client
+        .post(app.url("/v1/auth/register"))
+        .json(&json!({"email": email, "password": password}))
+        .build()
+        .expect("a request");
+    let started = Instant::now();
+    let mut response = app.client.execute(request).await.expect("request sent");
+    let status = response.status().as_u16();
+    let headers = std::mem::take(response.headers_mut());
+    let body = response.bytes().await.expect("a body").to_vec();
+    Probe {
+        latency_us: u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX),
+        status,
+        headers: header_signature(&headers),
+        body,
+    }
+}
+
+fn verified_addresses_required(s: &mut Settings) {
+    release_hashing(s);
+    s.accounts.require_verified_email = true;
+    // Mail goes nowhere (nothing listens there): the outbox fills and the
+    // sender retries in the background, for both kinds alike.
+    s.email.smtp_url = "smtp://127.0.0.1:9".to_owned();
+}
+
+// A new address against one that has an account, registered where
+// verified addresses are required: the same answer, and the same time
+// (the same tests and tolerance as the login's).
+both_backends! {
+    async fn registration_timing(app: TestApp, settings = verified_addresses_required) {
+        let backend = if app.settings.database.url.starts_with("sqlite") { "SQLite" } else { "PostgreSQL" };
+        let known_email = unique_email();
+        let first = register_probe(&app, &known_email, false).await;
+        assert_eq!(first.status, 202, "{}", String::from_utf8_lossy(&first.body));
+        let check = |answer: &Probe| {
+            assert_eq!(answer.status, 202, "{}", String::from_utf8_lossy(&answer.body));
+            assert_eq!(answer.headers, first.headers);
+            assert_eq!(answer.body.len(), first.body.len(), "{}", String::from_utf8_lossy(&answer.body));
+        };
+        for pair in 0..WARMUP_PAIRS {
+            for new in [pair % 2 == 0, pair % 2 == 1] {
+                check(&register_probe(&app, &known_email, new).await);
+            }
+        }
+        let mut taken = Vec::with_capacity(PAIRS as usize);
+        let mut fresh = Vec::with_capacity(PAIRS as usize);
+        for pair in 0..PAIRS {
+            for new in [pair % 2 == 0, pair % 2 == 1] {
+                let answer = register_probe(&app, &known_email, new).await;
+                check(&answer);
+                if new { fresh.push(answer.latency_us) } else { taken.push(answer.latency_us) }
+            }
+        }
+        let taken_median = median(&sorted(&taken)).unwrap();
+        let fresh_median = median(&sorted(&fresh)).unwrap();
+        let tolerance_us = (taken_median * TOLERANCE_PERCENT / 100.0).round() as u32;
+        let within =
+            OffsetComparison::within(&taken, &fresh, tolerance_us, OFFSET_STEPS, ALPHA).unwrap();
+        println!(
+            "registration timing, {backend}: median taken address {}, new address {}; \
+             within ±{tolerance_us} µs: at offset {:+} µs, Kolmogorov–Smirnov p = {}, sign test p = {}",
+            millis(taken_median),
+            millis(fresh_median),
+            within.offset,
+            p_value(within.ks.p_value),
+            p_value(within.sign.p_value),
+        );
+        assert!(
+            within.ks.p_value >= ALPHA && within.sign.p_value >= ALPHA,
+            "{backend}: registration latency tells taken addresses from new ones: medians {} taken, {} new",
+            millis(taken_median),
+            millis(fresh_median)
+        );
+    }
+}
