@@ -168,12 +168,12 @@ fn record_taken(
 }
 
 /// Sends a new verification link to the user's address; nothing when it is
-/// verified already.
+/// verified already, or was sent a link within the reset interval (a
+/// token is no way to flood the address).
 pub async fn resend(services: &Services, user: UserId) -> Result<(), RecoveryError> {
-    if services.mailer.is_none() {
-        return Err(RecoveryError::EmailUnavailable);
-    }
+    services.can_mail()?;
     let issuer = services.issuer_url.clone();
+    let interval = services.reset.interval;
     let now = services.db.now();
     services
         .db
@@ -183,7 +183,9 @@ pub async fn resend(services: &Services, user: UserId) -> Result<(), RecoveryErr
                 let Some(user) = accounts::find_with(conn, user.as_str())? else {
                     return Ok(Err(AccountError::NotFound));
                 };
-                if !user.email_verified {
+                let recent = links::last_issued_with(conn, &user.id, Purpose::EmailVerification)?
+                    .is_some_and(|at| now < at + interval);
+                if !user.email_verified && !recent {
                     send_link_with(conn, now, &user, &issuer)?;
                 }
                 Ok(Ok(()))
