@@ -117,6 +117,10 @@ pub enum Scenario {
     /// and the outbox write; the server needs email.smtp_url.
     #[value(name = "password-reset", alias = "password_reset")]
     PasswordReset,
+    /// POST /v1/auth/register of one address again (202, a taken address
+    /// costing what a new one does) against the argon2 bound; the server
+    /// needs accounts.require_verified_email and email.smtp_url.
+    Register,
     /// In-process: Tessera's parse-once signer vs jsonwebtoken::encode.
     Sign,
 }

@@ -51,6 +51,14 @@ async fn run(args: Args) -> Result<()> {
                 };
                 scenarios::login::run(&target, params).await?;
             }
+            Scenario::Register => {
+                let params = Argon2Params {
+                    memory_kib: args.argon2_m,
+                    iterations: args.argon2_t,
+                    parallelism: args.argon2_p,
+                };
+                scenarios::register::run(&target, params).await?;
+            }
             Scenario::Me => scenarios::me::run(&target).await?,
             Scenario::PasswordReset => scenarios::password_reset::run(&target).await?,
             Scenario::Jwks => scenarios::jwks::run(&target).await?,

@@ -9,6 +9,7 @@ pub mod login;
 pub mod me;
 pub mod password_reset;
 pub mod refresh;
+pub mod register;
 pub mod sign;
 pub mod sso;
 pub mod timing;
