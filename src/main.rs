@@ -138,6 +138,10 @@ enum UserCommand {
         /// Give the user the admin role.
         #[arg(long)]
         admin: bool,
+        /// Vouch for the address: the account counts as verified (it can
+        /// sign in where `accounts.require_verified_email` is set).
+        #[arg(long)]
+        verified: bool,
     },
     /// List users as a JSON array, oldest first.
     ///
@@ -232,9 +236,10 @@ fn manage_users(settings: Settings, command: UserCommand) -> Result<(), String> 
         password_stdin: _,
         name,
         admin,
+        verified,
     } = command
     {
-        return create_user(settings, &email, name, admin);
+        return create_user(settings, &email, name, admin, verified);
     }
     // Nothing is queued that no one could deliver: refused before the
     // database is touched.
@@ -348,6 +353,7 @@ fn create_user(
     email: &str,
     name: Option<String>,
     admin: bool,
+    verified: bool,
 ) -> Result<(), String> {
     let mut password = String::new();
     std::io::stdin()
@@ -364,7 +370,8 @@ fn create_user(
     let account = NewAccount::parse(email, password, name, roles).map_err(|e| e.to_string())?;
     let db = startup::connect_database_oneshot(&settings).map_err(|e| format!("database: {e}"))?;
     let hasher = PasswordHasher::new(&settings.passwords).map_err(|e| e.to_string())?;
-    let user = accounts::register_blocking(&db, &hasher, account).map_err(|e| e.to_string())?;
+    let user =
+        accounts::register_blocking(&db, &hasher, account, verified).map_err(|e| e.to_string())?;
     println!(
         "{}",
         serde_json::to_string(&dto::User::from(user)).map_err(|e| e.to_string())?

@@ -8,6 +8,8 @@ mod hashing;
 pub mod links;
 mod password;
 
+use std::sync::Arc;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -204,53 +206,70 @@ pub async fn register_with(
     hasher: &PasswordHasher,
     account: NewAccount,
     client: crate::sessions::ClientInfo,
-    within: impl FnOnce(&mut AnyConnection, Registering<'_>, NaiveDateTime) -> Result<(), DbError>
+    within: impl Fn(&mut AnyConnection, Registering<'_>, NaiveDateTime) -> Result<(), DbError>
     + Send
+    + Sync
     + 'static,
 ) -> Result<User, AccountError> {
     let password_hash = hasher.hash(account.password.expose().to_owned()).await?;
-    let now = db.now();
-    db.run(move |conn| {
-        conn.transaction(|conn| {
-            Db::lock_sqlite_for_write(conn)?;
-            if find_row_by_email(conn, &account.email)?.is_some() {
-                within(conn, Registering::Taken(&account.email), now)?;
-                return Ok(Err(AccountError::EmailTaken));
-            }
-            let user = insert_user(conn, now, &account, &password_hash)?;
-            within(conn, Registering::Made(&user), now)?;
-            let event = Event {
-                action: audit::REGISTER,
-                outcome: "success",
-                user_id: Some(user.id.as_str()),
-                ip: client.ip.as_deref(),
-                ..Event::default()
-            };
-            audit::record(conn, now, event)?;
-            Ok(Ok(user))
-        })
-    })
-    .await
-    .map_err(unique_to_taken)?
+    let (account, password_hash) = (Arc::new(account), Arc::new(password_hash));
+    let (client, within) = (Arc::new(client), Arc::new(within));
+    // Twice at most: a registration of the same address committed between
+    // this one's check and its insert (PostgreSQL) fails the unique index;
+    // tried again, the check finds it and takes the taken-address way.
+    for attempt in 0..2 {
+        let (account, password_hash) = (account.clone(), password_hash.clone());
+        let (client, within) = (client.clone(), within.clone());
+        let now = db.now();
+        let result = db
+            .run(move |conn| {
+                conn.transaction(|conn| {
+                    Db::lock_sqlite_for_write(conn)?;
+                    if find_row_by_email(conn, &account.email)?.is_some() {
+                        within(conn, Registering::Taken(&account.email), now)?;
+                        return Ok(Err(AccountError::EmailTaken));
+                    }
+                    let user = insert_user(conn, now, &account, &password_hash)?;
+                    within(conn, Registering::Made(&user), now)?;
+                    let event = Event {
+                        action: audit::REGISTER,
+                        outcome: "success",
+                        user_id: Some(user.id.as_str()),
+                        ip: client.ip.as_deref(),
+                        ..Event::default()
+                    };
+                    audit::record(conn, now, event)?;
+                    Ok(Ok(user))
+                })
+            })
+            .await;
+        match result {
+            Err(DbError::UniqueViolation) if attempt == 0 => continue,
+            other => return other.map_err(unique_to_taken)?,
+        }
+    }
+    Err(AccountError::EmailTaken)
 }
 
 /// The CLI's way in (`tessera users create`): everything synchronous, the
-/// event's actor `cli`.
+/// event's actor `cli`. `verified`: the operator vouches for the address
+/// (`--verified`), so the account can sign in where verified addresses
+/// are required — the first administrator, say.
 pub fn register_blocking(
     db: &Db,
     hasher: &PasswordHasher,
     account: NewAccount,
+    verified: bool,
 ) -> Result<User, AccountError> {
     let password_hash = hasher.hash_blocking(account.password.expose())?;
     let now = db.now();
     db.run_blocking(|conn| {
         conn.transaction(|conn| {
             let mut user = insert_user(conn, now, &account, &password_hash)?;
-            // The operator who typed the address vouches for it, so that
-            // the first administrator can sign in where verified addresses
-            // are required.
-            user.email_verified = mark_verified_with(conn, now, &user.id)?;
-            let detail = format!("roles={:?}", user.roles);
+            if verified {
+                user.email_verified = mark_verified_with(conn, now, &user.id)?;
+            }
+            let detail = format!("roles={:?} verified={verified}", user.roles);
             let event = Event {
                 action: audit::USER_CREATED,
                 outcome: "success",
@@ -394,6 +413,28 @@ fn find_row(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRow>, DbErr
         .select(UserRow::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// On PostgreSQL, locks the user's row until the caller's transaction
+/// ends — `for_update`: against other writers too; otherwise shared, so
+/// that a writer (a password reset, a disable) waits, and then sees what
+/// this transaction wrote. SQLite needs none: its write lock orders them.
+pub fn lock_row_with(
+    conn: &mut AnyConnection,
+    id: &UserId,
+    for_update: bool,
+) -> Result<(), DbError> {
+    if let AnyConnection::Postgresql(pg) = conn {
+        let sql = if for_update {
+            "SELECT 1 FROM users WHERE id = $1 FOR UPDATE"
+        } else {
+            "SELECT 1 FROM users WHERE id = $1 FOR SHARE"
+        };
+        diesel::sql_query(sql)
+            .bind::<diesel::sql_types::Text, _>(id.as_str())
+            .execute(pg)?;
+    }
+    Ok(())
 }
 
 /// The user with this id, on a connection (inside another operation's

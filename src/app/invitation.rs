@@ -117,6 +117,7 @@ pub async fn accept(
                 {
                     return Ok::<_, DbError>(false);
                 }
+                links::revoke_password_links_with(conn, password.user_id())?;
                 audit::record(
                     conn,
                     now,

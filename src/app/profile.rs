@@ -15,7 +15,7 @@ use crate::db::{Db, DbError};
 use crate::email::{self, templates};
 use crate::ids::{ClientId, UserId};
 use crate::oauth::authorization;
-use crate::sessions::ClientInfo;
+use crate::sessions::{self, ClientInfo, Ending, end_reason};
 use crate::sso;
 use crate::throttle::lockout::{self, LoginError};
 
@@ -94,6 +94,7 @@ pub async fn request_email_change(
         return Err(AccountError::InvalidEmail("this is the account's address already").into());
     }
     let issuer = services.issuer_url.clone();
+    let interval = services.reset.interval;
     let now = services.db.now();
     services
         .db
@@ -102,7 +103,12 @@ pub async fn request_email_change(
                 Db::lock_sqlite_for_write(conn)?;
                 let new = new_email.as_str();
                 if accounts::find_by_email_with(conn, &new_email)?.is_some() {
-                    email::enqueue_with(conn, now, &templates::address_in_use(new)?)?;
+                    // One notice per interval: asking is no way to flood
+                    // an address.
+                    let kind = templates::ADDRESS_IN_USE;
+                    if !email::queued_since_with(conn, kind, new, now - interval)? {
+                        email::enqueue_with(conn, now, &templates::address_in_use(new)?)?;
+                    }
                 } else {
                     let ttl = EMAIL_CHANGE_TTL;
                     let token = links::issue_email_change_with(conn, now, &current.id, new, ttl)?;
@@ -188,10 +194,22 @@ pub async fn withdraw_consent(
     let now = db.now();
     db.run(move |conn| {
         conn.transaction(|conn| {
-            if !sso::withdraw_consent_with(conn, now, &user, &client, &info)? {
+            if !sso::forget_consent_with(conn, &user, &client)? {
                 return Ok(false);
             }
+            // Codes before sessions: a redemption under way holds its
+            // code's row, so this waits for it, and the sessions ended
+            // next include the one it started.
             authorization::delete_unused_codes_with(conn, &user, &client)?;
+            let ending = Ending::OfClient(client.clone());
+            sessions::end_with(
+                conn,
+                now,
+                &user,
+                &ending,
+                end_reason::CONSENT_REVOKED,
+                &info,
+            )?;
             Ok(true)
         })
     })

@@ -102,6 +102,11 @@ pub(super) fn reset_request_message_with(
         Ok(address) => accounts::find_by_email_with(conn, &address)?.filter(|u| !u.disabled),
         Err(_) => None,
     };
+    if let Some(user) = &user {
+        // Two instances preparing two requests for one account: the second
+        // waits here, then sees the first's link, and keeps to the interval.
+        accounts::lock_row_with(conn, &user.id, true)?;
+    }
     let recent = match &user {
         Some(user) => links::last_issued_with(conn, &user.id, Purpose::PasswordReset)?
             .is_some_and(|at| now < at + policy.interval),

@@ -52,7 +52,7 @@ fn prepare_one_with(
     request: &email::Request,
 ) -> Result<bool, DbError> {
     let prepared = if request.kind == email::VERIFICATION_REQUEST {
-        verification::request_message_with(conn, now, issuer, request)?
+        verification::request_message_with(conn, now, issuer, policy.interval, request)?
     } else {
         recovery::reset_request_message_with(conn, now, issuer, policy, request)?
     };

@@ -58,6 +58,7 @@ pub(super) fn request_message_with(
     conn: &mut AnyConnection,
     now: chrono::NaiveDateTime,
     issuer: &str,
+    interval: chrono::Duration,
     request: &email::Request,
 ) -> Result<Option<(email::Message, &'static str, User)>, DbError> {
     let user = match Email::parse(&request.address) {
@@ -67,6 +68,13 @@ pub(super) fn request_message_with(
     let Some(user) = user.filter(|u| !u.disabled && !u.email_verified) else {
         return Ok(None);
     };
+    accounts::lock_row_with(conn, &user.id, true)?;
+    // A link sent meanwhile (a resend) stands: a second would kill it.
+    let recent = links::last_issued_with(conn, &user.id, Purpose::EmailVerification)?
+        .is_some_and(|at| now < at + interval);
+    if recent {
+        return Ok(None);
+    }
     let message = link_message_with(conn, now, &user, issuer)?;
     Ok(Some((message, audit::EMAIL_VERIFICATION_SENT, user)))
 }

@@ -572,7 +572,11 @@ fn redeem_with(
     }
     // An account disabled since the sign-in gets nothing (and the code
     // stays unspent). The user is read here, in the redemption's own
-    // transaction, so nothing the answer needs is read after it commits.
+    // transaction, so nothing the answer needs is read after it commits;
+    // its row is locked (PostgreSQL) so that a password reset, a disable
+    // or a new password asked for, which write it first, wait for this
+    // redemption and then end the session it starts.
+    crate::accounts::lock_row_with(conn, &UserId::new(&row.user_id), false)?;
     let Some(user) = crate::accounts::find_with(conn, &row.user_id)?.filter(|u| !u.disabled) else {
         return Err(RedeemError::Invalid);
     };

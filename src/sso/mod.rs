@@ -223,6 +223,13 @@ pub fn end_all_of_user(
 /// password change, reset, disable) or is gone: what it signed in to since
 /// must not be finished (an authorization code it issued is refused).
 pub fn has_ended_with(conn: &mut AnyConnection, id: &str) -> Result<bool, DbError> {
+    // On PostgreSQL the row stays locked (shared) until the caller's
+    // transaction ends: a sign-out waits for it, then ends what it started.
+    if let AnyConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT 1 FROM browser_sessions WHERE id = $1 FOR SHARE")
+            .bind::<diesel::sql_types::Text, _>(id)
+            .execute(pg)?;
+    }
     let ended: Option<Option<NaiveDateTime>> = browser_sessions::table
         .find(id)
         .select(browser_sessions::ended_at)
@@ -540,31 +547,16 @@ pub async fn consents_of(db: &Db, user_id: UserId) -> Result<Vec<Consent>, DbErr
     .await
 }
 
-/// Withdraws the user's consent to `client_id` and ends that client's
-/// sessions of the user, inside the caller's transaction: the client can't
-/// refresh what the consent let it have. False if there was no consent.
-pub fn withdraw_consent_with(
+/// Forgets the user's consent to `client_id`, inside the caller's
+/// transaction; false if there was none.
+pub fn forget_consent_with(
     conn: &mut AnyConnection,
-    now: NaiveDateTime,
     user_id: &UserId,
     client_id: &ClientId,
-    info: &ClientInfo,
 ) -> Result<bool, DbError> {
     let deleted = diesel::delete(consents::table.find((user_id.as_str(), client_id.as_str())))
         .execute(conn)?;
-    if deleted == 0 {
-        return Ok(false);
-    }
-    let ending = Ending::OfClient(client_id.clone());
-    sessions::end_with(
-        conn,
-        now,
-        user_id,
-        &ending,
-        end_reason::CONSENT_REVOKED,
-        info,
-    )?;
-    Ok(true)
+    Ok(deleted > 0)
 }
 
 /// Deletes ended and expired SSO sessions and stale sign-ins. Run

@@ -568,3 +568,24 @@ both_backends! {
         assert_eq!(app.login(&email, NEW_PASSWORD).await.status(), 200);
     }
 }
+
+both_backends! {
+    async fn users_create_verified_vouches_for_the_address(app: TestApp) {
+        let mut app = app;
+        let (plain, vouched) = (crate::helpers::unique_email(), crate::helpers::unique_email());
+        for (email, flag) in [(&plain, None), (&vouched, Some("--verified"))] {
+            let mut args = vec!["users", "create", "--email", email.as_str(), "--password-stdin"];
+            args.extend(flag);
+            let output = tessera(&args, &app_env(&app), crate::helpers::PASSWORD);
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            let user: Value = serde_json::from_slice(&output.stdout).unwrap();
+            assert_eq!(user["email_verified"], flag.is_some(), "{user}");
+        }
+        // Where verified addresses are required, only the vouched-for
+        // account signs in.
+        app.settings.accounts.require_verified_email = true;
+        app.restart().await;
+        assert_eq!(app.login(&vouched, crate::helpers::PASSWORD).await.status(), 200);
+        crate::helpers::assert_problem(app.login(&plain, crate::helpers::PASSWORD).await, 403, "email_not_verified").await;
+    }
+}

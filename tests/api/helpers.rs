@@ -510,7 +510,7 @@ impl TestApp {
             let hasher = PasswordHasher::new(&settings.passwords).unwrap();
             let account =
                 NewAccount::parse(&address, PASSWORD.into(), None, vec!["admin".into()]).unwrap();
-            accounts::register_blocking(&db, &hasher, account).unwrap();
+            accounts::register_blocking(&db, &hasher, account, false).unwrap();
         })
         .await
         .unwrap();

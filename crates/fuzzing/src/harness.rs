@@ -267,7 +267,7 @@ fn create_user(state: &AppState, email: &str, roles: &[&str]) -> String {
     let roles = roles.iter().map(|r| (*r).to_owned()).collect();
     let account = NewAccount::parse(email, PASSWORD.to_owned(), None, roles)
         .unwrap_or_else(|e| panic!("the account {email}: {e}"));
-    accounts::register_blocking(&state.app.db, &state.app.hasher, account)
+    accounts::register_blocking(&state.app.db, &state.app.hasher, account, false)
         .unwrap_or_else(|e| panic!("creating {email}: {e}"))
         .id
         .into_string()
