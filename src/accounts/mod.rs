@@ -344,15 +344,26 @@ fn insert_user(
     account: &NewAccount,
     password_hash: &str,
 ) -> Result<User, DbError> {
+    let (email, name) = (&account.email, account.name.as_deref());
+    insert_row(conn, now, email, name, &account.roles, password_hash)
+}
+
+fn insert_row(
+    conn: &mut AnyConnection,
+    now: chrono::NaiveDateTime,
+    email: &Email,
+    name: Option<&str>,
+    roles: &[String],
+    password_hash: &str,
+) -> Result<User, DbError> {
     let id = uuid::Uuid::now_v7().to_string();
-    let roles = crate::db::json_text(&account.roles)?;
     diesel::insert_into(users::table)
         .values((
             users::id.eq(&id),
-            users::email.eq(account.email.as_str()),
-            users::name.eq(account.name.as_deref()),
+            users::email.eq(email.as_str()),
+            users::name.eq(name),
             users::password_hash.eq(password_hash),
-            users::roles.eq(&roles),
+            users::roles.eq(crate::db::json_text(&roles)?),
             users::disabled.eq(false),
             users::created_at.eq(now),
             users::updated_at.eq(now),
@@ -360,9 +371,9 @@ fn insert_user(
         .execute(conn)?;
     Ok(User {
         id: UserId::new(id),
-        email: account.email.as_str().to_owned(),
-        name: account.name.clone(),
-        roles: account.roles.clone(),
+        email: email.as_str().to_owned(),
+        name: name.map(str::to_owned),
+        roles: roles.to_vec(),
         created_at: now,
         disabled: false,
         email_verified: false,
@@ -680,31 +691,8 @@ pub fn invite_with(
     now: NaiveDateTime,
     invitee: &Invitee,
 ) -> Result<User, DbError> {
-    let id = uuid::Uuid::now_v7().to_string();
-    let roles = crate::db::json_text(&invitee.roles)?;
-    diesel::insert_into(users::table)
-        .values((
-            users::id.eq(&id),
-            users::email.eq(invitee.email.as_str()),
-            users::name.eq(invitee.name.as_deref()),
-            users::password_hash.eq(NO_PASSWORD),
-            users::roles.eq(&roles),
-            users::disabled.eq(false),
-            users::created_at.eq(now),
-            users::updated_at.eq(now),
-        ))
-        .execute(conn)?;
-    Ok(User {
-        id: UserId::new(id),
-        email: invitee.email.as_str().to_owned(),
-        name: invitee.name.clone(),
-        roles: invitee.roles.clone(),
-        created_at: now,
-        disabled: false,
-        email_verified: false,
-        must_change_password: false,
-        has_password: false,
-    })
+    let (email, name) = (&invitee.email, invitee.name.as_deref());
+    insert_row(conn, now, email, name, &invitee.roles, NO_PASSWORD)
 }
 
 /// The taken-address error for a unique violation of `users.email`.
