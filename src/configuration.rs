@@ -223,6 +223,9 @@ pub struct EmailSettings {
     pub max_attempts: u32,
     /// Sent (and given up) messages are deleted after this many days.
     pub retention_days: u64,
+    /// A PEM file of certificates to trust for the SMTP server's TLS besides
+    /// the public roots (a private CA); empty: the public roots only.
+    pub ca_file: String,
 }
 
 impl std::fmt::Debug for EmailSettings {
@@ -237,6 +240,7 @@ impl std::fmt::Debug for EmailSettings {
             )
             .field("max_attempts", &self.max_attempts)
             .field("retention_days", &self.retention_days)
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -245,6 +249,10 @@ impl EmailSettings {
     /// The SMTP server, if one is configured.
     pub fn smtp(&self) -> Option<&str> {
         Some(self.smtp_url.trim()).filter(|u| !u.is_empty())
+    }
+
+    pub fn ca_file(&self) -> Option<&str> {
+        Some(self.ca_file.trim()).filter(|f| !f.is_empty())
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use lettre::message::{Mailbox, MultiPart};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::configuration::EmailSettings;
@@ -44,11 +45,14 @@ impl Mailer {
         let Some(url) = settings.smtp() else {
             return Ok(None);
         };
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             // lettre's message names the scheme, never the password.
             .map_err(|e| format!("email.smtp_url: {e}"))?
-            .timeout(Some(Duration::from_secs(30)))
-            .build();
+            .timeout(Some(Duration::from_secs(30)));
+        if let Some(ca_file) = settings.ca_file() {
+            builder = builder.tls(tls_trusting(url, ca_file)?);
+        }
+        let transport = builder.build();
         let from = settings
             .from
             .parse()
@@ -73,6 +77,39 @@ impl Mailer {
             .map(|_| ())
             .map_err(|e| e.to_string())
     }
+}
+
+/// The TLS `url` asks for (as lettre reads it: `smtps://` is TLS from the
+/// start, `?tls=required` and `?tls=opportunistic` STARTTLS), trusting the
+/// certificates in `ca_file` besides the public roots.
+fn tls_trusting(url: &str, ca_file: &str) -> Result<Tls, String> {
+    let url = url::Url::parse(url).map_err(|_| "email.smtp_url is not a URL".to_owned())?;
+    let host = url.host_str().unwrap_or_default().to_owned();
+    let pem = std::fs::read(ca_file).map_err(|e| format!("email.ca_file {ca_file}: {e}"))?;
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(format!("email.ca_file {ca_file}: no certificate in it"));
+    }
+    let certificates =
+        Certificate::from_pem(&pem).map_err(|e| format!("email.ca_file {ca_file}: {e}"))?;
+    let parameters = TlsParameters::builder(host).add_root_certificate(certificates);
+    let parameters = parameters
+        .build_rustls()
+        .map_err(|e| format!("email.ca_file {ca_file}: {e}"))?;
+    let tls = url
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
+    Ok(match (url.scheme(), tls.as_deref()) {
+        ("smtps", _) => Tls::Wrapper(parameters),
+        (_, Some("required")) => Tls::Required(parameters),
+        (_, Some("opportunistic")) => Tls::Opportunistic(parameters),
+        _ => {
+            return Err(
+                "email.ca_file is set but email.smtp_url asks for no TLS (smtps://, or ?tls=required)"
+                    .to_owned(),
+            );
+        }
+    })
 }
 
 /// How the sender retries and what it keeps.
@@ -256,6 +293,53 @@ pub async fn prune(db: &Db, policy: SenderPolicy) -> Result<usize, DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn settings(url: &str, ca_file: &str) -> EmailSettings {
+        EmailSettings {
+            smtp_url: url.to_owned(),
+            from: "Tessera <no-reply@localhost>".to_owned(),
+            poll_interval_milliseconds: 1000,
+            max_attempts: 12,
+            retention_days: 7,
+            ca_file: ca_file.to_owned(),
+        }
+    }
+
+    // In a runtime: the SMTP pool's upkeep starts with the transport.
+    #[tokio::test]
+    async fn a_ca_file_must_be_there_hold_a_certificate_and_go_with_tls() {
+        let missing =
+            Mailer::from_settings(&settings("smtps://mail.example:465", "/nonexistent.pem"));
+        assert!(
+            missing
+                .unwrap_err()
+                .contains("email.ca_file /nonexistent.pem")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate").unwrap();
+        let empty = empty.display().to_string();
+        let refused = Mailer::from_settings(&settings("smtps://mail.example:465", &empty));
+        assert!(refused.unwrap_err().contains("no certificate"));
+        let cert = dir.path().join("cert.pem");
+        let generated = rcgen::generate_simple_self_signed(vec!["mail.example".into()]).unwrap();
+        std::fs::write(&cert, generated.cert.pem()).unwrap();
+        let cert = cert.display().to_string();
+        for url in [
+            "smtps://mail.example:465",
+            "smtp://mail.example:587?tls=required",
+        ] {
+            assert!(
+                Mailer::from_settings(&settings(url, &cert))
+                    .unwrap()
+                    .is_some(),
+                "{url}"
+            );
+        }
+        // Plain SMTP trusts nothing: the setting would do nothing, so it is refused.
+        let plain = Mailer::from_settings(&settings("smtp://mail.example:25", &cert));
+        assert!(plain.unwrap_err().contains("asks for no TLS"));
+    }
 
     #[test]
     fn retries_back_off_from_five_seconds_to_an_hour() {

@@ -420,22 +420,7 @@ both_backends! {
         // Killed once the failure is recorded (not merely logged: a sender
         // killed while it holds a row's lease leaves it for the lease's
         // two minutes, as it must).
-        let db = app.db();
-        crate::helpers::wait_until("the sender tried and failed", Duration::from_secs(20), async || {
-            let db = db.clone();
-            db.run(|conn| {
-                use diesel::prelude::*;
-                use tessera::db::schema::email_outbox;
-                let failed: i64 = email_outbox::table
-                    .filter(email_outbox::last_error.is_not_null())
-                    .count()
-                    .get_result(conn)?;
-                Ok(failed > 0)
-            })
-            .await
-            .unwrap()
-        })
-        .await;
+        wait_for_a_failed_send(&app).await;
         drop(first);
 
         // A new process, the SMTP server back: the message goes out once,
@@ -454,5 +439,54 @@ both_backends! {
         assert_eq!(login.status(), 200);
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(smtp.received_about(&email, RESET).len(), 1, "sent once");
+    }
+}
+
+/// Waits until the outbox records a failed attempt to send.
+async fn wait_for_a_failed_send(app: &TestApp) {
+    let db = app.db();
+    crate::helpers::wait_until(
+        "the sender tried and failed",
+        Duration::from_secs(20),
+        async || {
+            let db = db.clone();
+            db.run(|conn| {
+                use diesel::prelude::*;
+                use tessera::db::schema::email_outbox;
+                let failed: i64 = email_outbox::table
+                    .filter(email_outbox::last_error.is_not_null())
+                    .count()
+                    .get_result(conn)?;
+                Ok(failed > 0)
+            })
+            .await
+            .unwrap()
+        },
+    )
+    .await;
+}
+
+both_backends! {
+    async fn mail_goes_over_tls_to_a_server_its_ca_file_trusts(backend: Backend) {
+        use crate::smtp::Tls;
+        for tls in [Tls::Implicit, Tls::StartTls] {
+            let Some(smtp) = SmtpServer::start_tls(tls).await else { return };
+            let ca = smtp.certificate().display().to_string();
+            let Some(app) = app_mailing(backend, &smtp, move |s| s.email.ca_file = ca).await else { return };
+            let email = unique_email();
+            app.register(&email).await;
+            let mail = smtp.nth_about(&email, VERIFY, 1).await;
+            link_token(&app, &mail, "/account/verify?token=");
+        }
+        // A certificate nobody vouched for: nothing is delivered; the
+        // failure is recorded, to be retried.
+        for tls in [Tls::Implicit, Tls::StartTls] {
+            let Some(smtp) = SmtpServer::start_tls(tls).await else { return };
+            let Some(app) = app_mailing(backend, &smtp, |_| {}).await else { return };
+            let email = unique_email();
+            app.register(&email).await;
+            wait_for_a_failed_send(&app).await;
+            assert!(smtp.received_by(&email).is_empty(), "{tls:?}: mail went to an untrusted server");
+        }
     }
 }

@@ -14,6 +14,16 @@ pub struct SmtpServer {
     pub port: u16,
     maildir: tempfile::TempDir,
     child: Option<Child>,
+    tls: Option<Tls>,
+}
+
+/// How a TLS server offers TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// From the first byte (`smtps://`, port 465's way).
+    Implicit,
+    /// After STARTTLS, insisted on by the server too.
+    StartTls,
 }
 
 /// One received message, decoded.
@@ -66,20 +76,66 @@ impl SmtpServer {
             port: free_port(),
             maildir: tempfile::tempdir().unwrap(),
             child: None,
+            tls: None,
         };
         server.resume().await;
         Some(server)
     }
 
+    /// A server with TLS, its certificate self-signed for 127.0.0.1
+    /// ([`Self::certificate`] is the file to trust).
+    pub async fn start_tls(tls: Tls) -> Option<SmtpServer> {
+        let mut server = SmtpServer::start().await?;
+        server.stop();
+        let generated =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+                .unwrap();
+        std::fs::write(server.certificate(), generated.cert.pem()).unwrap();
+        std::fs::write(
+            server.maildir.path().join("key.pem"),
+            generated.signing_key.serialize_pem(),
+        )
+        .unwrap();
+        server.tls = Some(tls);
+        server.resume().await;
+        Some(server)
+    }
+
+    /// The server's certificate (PEM), for `email.ca_file`.
+    pub fn certificate(&self) -> PathBuf {
+        self.maildir.path().join("cert.pem")
+    }
+
     pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
+        match self.tls {
+            None => format!("smtp://127.0.0.1:{}", self.port),
+            Some(Tls::Implicit) => format!("smtps://127.0.0.1:{}", self.port),
+            Some(Tls::StartTls) => format!("smtp://127.0.0.1:{}?tls=required", self.port),
+        }
     }
 
     /// Starts (again) listening on the same port, into the same Maildir.
     pub async fn resume(&mut self) {
+        let (cert, key) = (self.certificate(), self.maildir.path().join("key.pem"));
+        let tls_args: Vec<std::ffi::OsString> = match self.tls {
+            None => Vec::new(),
+            Some(Tls::Implicit) => vec![
+                "--smtpscert".into(),
+                cert.into(),
+                "--smtpskey".into(),
+                key.into(),
+            ],
+            Some(Tls::StartTls) => vec![
+                "--tlscert".into(),
+                cert.into(),
+                "--tlskey".into(),
+                key.into(),
+            ],
+        };
         let child = Command::new("python3")
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{}", self.port))
+            .args(tls_args)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             // A path that doesn't exist yet: Maildir creates it with its
             // tmp/new/cur folders (an existing empty folder gets none).
