@@ -121,12 +121,27 @@ pub struct ResetLink {
         (status = 400, description = "The link is invalid, used or expired", body = String, content_type = "text/html"),
     ))]
 pub async fn reset_page(state: web::Data<AppState>, link: web::Query<ResetLink>) -> HttpResponse {
-    let Some(token) = link.into_inner().token else {
+    let is_live = |token| recovery::reset_link_is_live(&state.app, token);
+    link_page(link.into_inner().token, is_live, INVALID_LINK, |token| {
+        pages::reset_password(StatusCode::OK, token, None)
+    })
+    .await
+}
+
+/// What a link opens: `show`, for a live link; why it doesn't work,
+/// otherwise.
+async fn link_page<F: std::future::Future<Output = Result<bool, RecoveryError>>>(
+    token: Option<String>,
+    is_live: impl FnOnce(String) -> F,
+    invalid: &str,
+    show: impl FnOnce(&str) -> HttpResponse,
+) -> HttpResponse {
+    let Some(token) = token else {
         return pages::error(StatusCode::BAD_REQUEST, "This link is incomplete.");
     };
-    match recovery::reset_link_is_live(&state.app, token.clone()).await {
-        Ok(true) => pages::reset_password(StatusCode::OK, &token, None),
-        Ok(false) => pages::error(StatusCode::BAD_REQUEST, INVALID_LINK),
+    match is_live(token.clone()).await {
+        Ok(true) => show(&token),
+        Ok(false) => pages::error(StatusCode::BAD_REQUEST, invalid),
         Err(e) => failure_page(e),
     }
 }
@@ -176,10 +191,7 @@ pub async fn reset_form(
     body: web::Bytes,
 ) -> HttpResponse {
     if throttle(&req, Class::Credentials).is_err() {
-        return pages::error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts; try again in a minute.",
-        );
+        return too_many();
     }
     let Some([token, new_password]) = page_form(&body, ["token", "new_password"]) else {
         return malformed_form();
@@ -275,14 +287,15 @@ pub async fn resend_verification(
         (status = 400, description = "The link is invalid, used or expired", body = String, content_type = "text/html"),
     ))]
 pub async fn verify_page(state: web::Data<AppState>, link: web::Query<ResetLink>) -> HttpResponse {
-    let Some(token) = link.into_inner().token else {
-        return pages::error(StatusCode::BAD_REQUEST, "This link is incomplete.");
-    };
-    match verification::link_is_live(&state.app, token.clone()).await {
-        Ok(true) => pages::verify_email(&token),
-        Ok(false) => pages::error(StatusCode::BAD_REQUEST, INVALID_VERIFICATION_LINK),
-        Err(e) => failure_page(e),
-    }
+    let is_live = |token| verification::link_is_live(&state.app, token);
+    let token = link.into_inner().token;
+    link_page(
+        token,
+        is_live,
+        INVALID_VERIFICATION_LINK,
+        pages::verify_email,
+    )
+    .await
 }
 
 const INVALID_VERIFICATION_LINK: &str =
@@ -304,10 +317,7 @@ pub async fn verify_form(
     body: web::Bytes,
 ) -> HttpResponse {
     if throttle(&req, Class::Credentials).is_err() {
-        return pages::error(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts; try again in a minute.",
-        );
+        return too_many();
     }
     let Some([token]) = page_form(&body, ["token"]) else {
         return malformed_form();
@@ -370,14 +380,14 @@ pub async fn invitation_page(
     state: web::Data<AppState>,
     link: web::Query<ResetLink>,
 ) -> HttpResponse {
-    let Some(token) = link.into_inner().token else {
-        return pages::error(StatusCode::BAD_REQUEST, "This link is incomplete.");
-    };
-    match invitation::invitation_is_live(&state.app.db, token.clone()).await {
-        Ok(true) => pages::accept_invitation(StatusCode::OK, &token, None),
-        Ok(false) => pages::error(StatusCode::BAD_REQUEST, INVALID_INVITATION),
-        Err(e) => failure_page(e),
-    }
+    let is_live = |token| invitation::invitation_is_live(&state.app.db, token);
+    link_page(
+        link.into_inner().token,
+        is_live,
+        INVALID_INVITATION,
+        |token| pages::accept_invitation(StatusCode::OK, token, None),
+    )
+    .await
 }
 
 /// The invitation's form, sent.
