@@ -36,7 +36,12 @@ pub async fn prepare_requested(
                 Ok(_) => {}
                 // Another instance took it (or a race to lock): next.
                 Err(DbError::Conflict) => {}
-                Err(e) => return Err(e),
+                Err(e @ DbError::Unavailable(_)) => return Err(e),
+                // This one failed: the others are not held back behind it
+                // (it is tried again next time).
+                Err(e) => {
+                    tracing::error!(id = %request.id, kind = %request.kind, error = %e, "a queued e-mail request could not be prepared");
+                }
             }
         }
         Ok(taken)
