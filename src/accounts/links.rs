@@ -194,15 +194,17 @@ pub fn revoke_with(
         .execute(conn)?)
 }
 
-/// Makes every outstanding link that could set the password (reset,
-/// invitation) useless, inside the caller's transaction: the password just
-/// changed, or the account was disabled, or moved to another address.
+/// Makes every outstanding link that could take the account (a reset, an
+/// invitation, a pending change of address) useless, inside the caller's
+/// transaction: the password was just written — perhaps because whoever
+/// asked for those knew the old one.
 pub fn revoke_password_links_with(
     conn: &mut AnyConnection,
     user: &UserId,
 ) -> Result<usize, DbError> {
     Ok(revoke_with(conn, user, Purpose::PasswordReset)?
-        + revoke_with(conn, user, Purpose::Invitation)?)
+        + revoke_with(conn, user, Purpose::Invitation)?
+        + revoke_with(conn, user, Purpose::EmailChange)?)
 }
 
 /// Makes every outstanding link of the user useless (an account disabled).

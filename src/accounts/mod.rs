@@ -621,6 +621,7 @@ impl ResetPassword {
             .filter(users::password_hash.eq(NO_PASSWORD))
             .set((
                 users::password_hash.eq(&self.new_hash),
+                users::must_change_password.eq(false),
                 users::email_verified.eq(true),
                 users::updated_at.eq(now),
             ))

@@ -98,6 +98,9 @@ pub async fn update_user(
             let reason = end_reason::PASSWORD_CHANGE_REQUIRED;
             sessions::end_with(conn, now, &id, &Ending::All, reason, &client_of(&actor))?;
             sso::end_all_of_user(conn, now, &id)?;
+            // Whoever holds the old password may have asked to move the
+            // account; the owner's reset links stay.
+            links::revoke_with(conn, &id, links::Purpose::EmailChange)?;
         }
         Ok(Ok(changed.user))
     })
@@ -111,6 +114,11 @@ pub async fn delete_user(db: &Db, id: UserId, actor: Actor) -> Result<(), Accoun
     administration::locked_write(db, move |conn| {
         let reason = end_reason::ACCOUNT_DELETED;
         sessions::end_with(conn, now, &id, &Ending::All, reason, &client_of(&actor))?;
+        // Mail not sent yet to the account's address (an invitation, a
+        // reset link) would only mislead: it goes with the account.
+        if let Some(user) = accounts::find_with(conn, id.as_str())? {
+            crate::email::forget_unsent_to_with(conn, &user.email)?;
+        }
         administration::delete_with(conn, now, &id, &actor)
     })
     .await

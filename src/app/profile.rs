@@ -101,14 +101,19 @@ pub async fn request_email_change(
         .run(move |conn| {
             conn.transaction(|conn| {
                 Db::lock_sqlite_for_write(conn)?;
+                // One request per account per interval is acted on (the
+                // same answer either way): asking is no way to flood an
+                // address, new or old.
+                let notice = templates::EMAIL_CHANGE_NOTICE;
+                if email::queued_since_with(conn, notice, &current.email, now - interval)? {
+                    return Ok(());
+                }
+                // Whatever the new address, an earlier pending change dies
+                // (so whether it did says nothing about the address).
+                links::revoke_with(conn, &current.id, links::Purpose::EmailChange)?;
                 let new = new_email.as_str();
                 if accounts::find_by_email_with(conn, &new_email)?.is_some() {
-                    // One notice per interval: asking is no way to flood
-                    // an address.
-                    let kind = templates::ADDRESS_IN_USE;
-                    if !email::queued_since_with(conn, kind, new, now - interval)? {
-                        email::enqueue_with(conn, now, &templates::address_in_use(new)?)?;
-                    }
+                    email::enqueue_with(conn, now, &templates::address_in_use(new)?)?;
                 } else {
                     let ttl = EMAIL_CHANGE_TTL;
                     let token = links::issue_email_change_with(conn, now, &current.id, new, ttl)?;

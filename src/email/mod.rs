@@ -107,6 +107,15 @@ pub struct Request {
     pub ip: Option<String>,
 }
 
+/// Deletes what is queued for `recipient` and not sent yet, inside the
+/// caller's transaction (the account at that address is deleted).
+pub fn forget_unsent_to_with(conn: &mut AnyConnection, recipient: &str) -> Result<usize, DbError> {
+    Ok(diesel::delete(email_outbox::table)
+        .filter(email_outbox::recipient.eq(recipient))
+        .filter(email_outbox::sent_at.is_null())
+        .execute(conn)?)
+}
+
 /// Whether a message of `kind` was queued for `recipient` since `since`.
 pub fn queued_since_with(
     conn: &mut AnyConnection,

@@ -209,18 +209,32 @@ fn finish(
     id: &str,
     lease: NaiveDateTime,
     outcome: Result<NaiveDateTime, (NaiveDateTime, String)>,
+    gave_up: bool,
 ) -> Result<(), DbError> {
-    let held = email_outbox::table
-        .find(id)
-        .filter(email_outbox::next_attempt_at.eq(lease));
+    let held = || {
+        email_outbox::table
+            .find(id)
+            .filter(email_outbox::next_attempt_at.eq(lease))
+    };
+    // Done with (sent, or given up): the bodies, whose links are live
+    // secrets, are not kept for the retention; the row stays, as the
+    // record of what went where.
+    if gave_up || outcome.is_ok() {
+        diesel::update(held())
+            .set((
+                email_outbox::text_body.eq(""),
+                email_outbox::html_body.eq(""),
+            ))
+            .execute(conn)?;
+    }
     match outcome {
-        Ok(sent_at) => diesel::update(held)
+        Ok(sent_at) => diesel::update(held())
             .set((
                 email_outbox::sent_at.eq(Some(sent_at)),
                 email_outbox::last_error.eq(None::<String>),
             ))
             .execute(conn)?,
-        Err((retry_at, error)) => diesel::update(held)
+        Err((retry_at, error)) => diesel::update(held())
             .set((
                 email_outbox::next_attempt_at.eq(retry_at),
                 email_outbox::last_error.eq(Some(error)),
@@ -244,6 +258,7 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, policy: SenderPolicy) -> Resu
             None => Ok(()),
         };
         let now = db.now();
+        let mut gave_up = false;
         let outcome = match outcome {
             Ok(()) => {
                 sent += 1;
@@ -251,7 +266,7 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, policy: SenderPolicy) -> Resu
                 Ok(now)
             }
             Err(error) => {
-                let gave_up = row.attempts >= policy.max_attempts;
+                gave_up = row.attempts >= policy.max_attempts;
                 if gave_up {
                     tracing::error!(kind = %row.kind, id = %row.id, attempts = row.attempts, %error, "email given up");
                 } else {
@@ -264,7 +279,8 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, policy: SenderPolicy) -> Resu
             }
         };
         let id = row.id.clone();
-        db.run(move |conn| finish(conn, &id, lease, outcome))
+        // One transaction: a row is never left unsent without its bodies.
+        db.run(move |conn| conn.transaction(|conn| finish(conn, &id, lease, outcome, gave_up)))
             .await?;
     }
     Ok(sent)

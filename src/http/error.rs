@@ -273,6 +273,11 @@ impl From<RecoveryError> for ApiError {
 impl From<crate::app::profile::ProfileError> for ApiError {
     fn from(e: crate::app::profile::ProfileError) -> Self {
         match e {
+            // The token's user is gone (deleted meanwhile): the token is
+            // no good, as at `GET /v1/me`.
+            crate::app::profile::ProfileError::Login(LoginError::Account(
+                AccountError::NotFound,
+            )) => ApiError::invalid_token("the token's user no longer exists"),
             crate::app::profile::ProfileError::Login(e) => e.into(),
             crate::app::profile::ProfileError::Recovery(e) => e.into(),
         }

@@ -119,6 +119,7 @@ pub struct ResetLink {
     responses(
         (status = 200, description = "The form for a new password", body = String, content_type = "text/html"),
         (status = 400, description = "The link is invalid, used or expired", body = String, content_type = "text/html"),
+        (status = 503, description = "Busy or database unavailable: a page saying so", body = String, content_type = "text/html"),
     ))]
 pub async fn reset_page(state: web::Data<AppState>, link: web::Query<ResetLink>) -> HttpResponse {
     let is_live = |token| recovery::reset_link_is_live(&state.app, token);
@@ -146,12 +147,16 @@ async fn link_page<F: std::future::Future<Output = Result<bool, RecoveryError>>>
     }
 }
 
-/// The fields of a form the pages post, each given once; None otherwise
-/// (the caller answers with an error page, not the OAuth JSON the
-/// app-wide form parser answers with).
+/// The fields of a form the pages post, each given once and free of
+/// control characters (as everywhere else: 400); None otherwise (the
+/// caller answers with an error page, not the OAuth JSON the app-wide form
+/// parser answers with).
 fn page_form<const N: usize>(body: &[u8], names: [&str; N]) -> Option<[String; N]> {
     let mut values: [Option<String>; N] = std::array::from_fn(|_| None);
     for (name, value) in url::form_urlencoded::parse(body) {
+        if super::text::has_control(&name) || super::text::has_control(&value) {
+            return None;
+        }
         if let Some(i) = names.iter().position(|n| *n == name)
             && values[i].replace(value.into_owned()).is_some()
         {
@@ -184,6 +189,7 @@ const INVALID_LINK: &str =
         (status = 400, description = "The link is invalid, used or expired, or the form is malformed", body = String, content_type = "text/html"),
         (status = 422, description = "The new password does not meet the policy: the form again, saying why", body = String, content_type = "text/html"),
         (status = 429, description = "Too many requests from this address", body = String, content_type = "text/html"),
+        (status = 503, description = "Busy or database unavailable: a page saying so", body = String, content_type = "text/html"),
     ))]
 pub async fn reset_form(
     state: web::Data<AppState>,
@@ -285,6 +291,7 @@ pub async fn resend_verification(
     responses(
         (status = 200, description = "A button that confirms the address", body = String, content_type = "text/html"),
         (status = 400, description = "The link is invalid, used or expired", body = String, content_type = "text/html"),
+        (status = 503, description = "Busy or database unavailable: a page saying so", body = String, content_type = "text/html"),
     ))]
 pub async fn verify_page(state: web::Data<AppState>, link: web::Query<ResetLink>) -> HttpResponse {
     let is_live = |token| verification::link_is_live(&state.app, token);
@@ -310,6 +317,7 @@ const INVALID_VERIFICATION_LINK: &str =
         (status = 400, description = "The link is invalid, used or expired, or the form is malformed", body = String, content_type = "text/html"),
         (status = 409, description = "An address change's new address has an account by now", body = String, content_type = "text/html"),
         (status = 429, description = "Too many requests from this address", body = String, content_type = "text/html"),
+        (status = 503, description = "Busy or database unavailable: a page saying so", body = String, content_type = "text/html"),
     ))]
 pub async fn verify_form(
     state: web::Data<AppState>,
@@ -375,6 +383,7 @@ const INVALID_INVITATION: &str =
     responses(
         (status = 200, description = "The form for the first password", body = String, content_type = "text/html"),
         (status = 400, description = "The link is invalid, used or expired", body = String, content_type = "text/html"),
+        (status = 503, description = "Busy or database unavailable: a page saying so", body = String, content_type = "text/html"),
     ))]
 pub async fn invitation_page(
     state: web::Data<AppState>,
@@ -399,6 +408,7 @@ pub async fn invitation_page(
         (status = 400, description = "The link is invalid, used or expired, or the form is malformed", body = String, content_type = "text/html"),
         (status = 422, description = "The password does not meet the policy: the form again, saying why", body = String, content_type = "text/html"),
         (status = 429, description = "Too many requests from this address", body = String, content_type = "text/html"),
+        (status = 503, description = "Busy or database unavailable: a page saying so", body = String, content_type = "text/html"),
     ))]
 pub async fn invitation_form(
     state: web::Data<AppState>,
@@ -449,6 +459,7 @@ pub async fn password_page() -> HttpResponse {
         (status = 401, description = "Wrong address or password: the form again", body = String, content_type = "text/html"),
         (status = 422, description = "The new password is not acceptable: the form again, saying why", body = String, content_type = "text/html"),
         (status = 429, description = "Too many attempts, or the address is locked", body = String, content_type = "text/html"),
+        (status = 503, description = "Busy or database unavailable: a page saying so", body = String, content_type = "text/html"),
     ))]
 pub async fn password_form(
     state: web::Data<AppState>,

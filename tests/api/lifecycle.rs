@@ -106,6 +106,13 @@ both_backends! {
         let page = app.get(&format!("/account/invitation?token={token}")).await;
         assert_eq!(page.status(), 200);
         assert!(page.text().await.unwrap().contains("action=\"/account/invitation\""));
+        // A control character in a form field: 400, as everywhere.
+        let form = [("token", token.as_str()), ("new_password", "a long pass\u{1}phrase")];
+        assert_eq!(app.post_form("/account/invitation", &form).await.status(), 400);
+        // Asked for a new password before it had one: choosing the first
+        // one is that.
+        let patch = send(&app, Method::PATCH, &location, &admin, Some(json!({ "must_change_password": true }))).await;
+        assert_eq!(patch.status(), 200);
         // The password policy holds here as at registration.
         assert_problem(accept(&app, &token, "short").await, 422, "invalid_password").await;
         assert_eq!(accept(&app, &token, NEW_PASSWORD).await.status(), 204);
@@ -321,8 +328,12 @@ both_backends! {
         assert_problem(send(&app, Method::DELETE, "/v1/me", access, Some(wrong)).await, 403, "invalid_current_password").await;
         assert_eq!(send(&app, Method::DELETE, "/v1/me", access, None).await.status(), 415, "no body: no password");
         assert_eq!(me(&app, access).await["email"], email.as_str());
-        let right = json!({ "password": PASSWORD });
-        assert_eq!(send(&app, Method::DELETE, "/v1/me", access, Some(right)).await.status(), 204);
+        // Several at once: one deletes it; the others find the token's user
+        // gone (401), never a 5xx or an undocumented answer.
+        let deletions = (0..6).map(|_| send(&app, Method::DELETE, "/v1/me", access, Some(json!({ "password": PASSWORD }))));
+        let statuses: Vec<u16> = futures_util::future::join_all(deletions).await.iter().map(|r| r.status().as_u16()).collect();
+        assert_eq!(statuses.iter().filter(|s| **s == 204).count(), 1, "{statuses:?}");
+        assert!(statuses.iter().all(|s| *s == 204 || *s == 401), "{statuses:?}");
         // Gone: its token, its refresh token, its password; the address is free.
         assert_eq!(app.get_with_token("/v1/me", access).await.status(), 401);
         assert_eq!(app.refresh(&tokens.refresh).await.status(), 400);
@@ -354,16 +365,18 @@ both_backends! {
         assert_eq!(send(&app, Method::POST, "/v1/me/email", &access, Some(ask(&other, PASSWORD))).await.status(), 202);
         let in_use = smtp.nth_about(&other, IN_USE, 1).await;
         assert!(!in_use.text.contains(&old), "the asker's address is not disclosed: {}", in_use.text);
-        // Asking again at once: the same answer, no second notice.
+        // Asking again at once: the same answer, and nothing is sent: one
+        // request per account per interval is acted on.
         assert_eq!(send(&app, Method::POST, "/v1/me/email", &access, Some(ask(&other, PASSWORD))).await.status(), 202);
         assert_problem(send(&app, Method::POST, "/v1/me/email", &access, Some(ask("nope", PASSWORD))).await, 422, "invalid_email").await;
         assert_problem(send(&app, Method::POST, "/v1/me/email", &access, Some(ask(&old, PASSWORD))).await, 422, "invalid_email").await;
+        app.advance_clock(std::time::Duration::from_secs(61));
         assert_eq!(send(&app, Method::POST, "/v1/me/email", &access, Some(ask(&new.to_uppercase(), PASSWORD))).await.status(), 202);
 
-        // The old address hears of both requests, alike.
+        // The old address hears of both requests acted on, alike.
         let notice = smtp.nth_about(&old, CHANGING, 1).await;
         assert!(notice.text.contains(&other), "{}", notice.text);
-        let notice = smtp.nth_about(&old, CHANGING, 3).await;
+        let notice = smtp.nth_about(&old, CHANGING, 2).await;
         assert!(notice.text.contains(&new), "{}", notice.text);
         let confirm_mail = smtp.nth_about(&new, NEW_ADDRESS, 1).await;
         assert!(confirm_mail.text.contains(&old), "it names the account that would move: {}", confirm_mail.text);
@@ -408,5 +421,96 @@ both_backends! {
         let access = quiet.access_token(&unique_email()).await;
         let body = json!({ "new_email": unique_email(), "password": PASSWORD });
         assert_problem(send(&quiet, Method::POST, "/v1/me/email", &access, Some(body)).await, 503, "email_unavailable").await;
+    }
+
+    async fn a_pending_address_change_dies_with_a_new_password_or_request(backend: Backend) {
+        let Some(smtp) = SmtpServer::start().await else { return };
+        let Some(app) = app_mailing(backend, &smtp, |_| {}).await else { return };
+        let admin = app.admin_token(&unique_email()).await;
+        let (victim, taken) = (unique_email(), unique_email());
+        let id = app.register(&victim).await["id"].as_str().unwrap().to_owned();
+        app.register(&taken).await;
+        let (app, smtp) = (&app, &smtp);
+        let change_to = |to: String, access: String| {
+            let body = json!({ "new_email": to, "password": PASSWORD });
+            async move { send(app, Method::POST, "/v1/me/email", &access, Some(body)).await.status() }
+        };
+        let link_to = |to: String| async move {
+            link_token(app, &smtp.nth_about(&to, NEW_ADDRESS, 1).await, "/account/verify?token=")
+        };
+        let later = || app.advance_clock(std::time::Duration::from_secs(61));
+
+        // A thief who knows the password asks to move the account; the
+        // owner answers by resetting it: the move dies with the old password.
+        let thief = app.tokens(&victim).await.access;
+        let first = unique_email();
+        assert_eq!(change_to(first.clone(), thief).await, 202);
+        let pending = link_to(first).await;
+        assert_eq!(crate::email::ask_reset(&app, &victim).await.status(), 202);
+        let reset = link_token(&app, &smtp.nth_about(&victim, RESET, 1).await, "/account/reset?token=");
+        assert_eq!(confirm(&app, &reset, NEW_PASSWORD).await.status(), 204);
+        assert_problem(verify(&app, &pending).await, 400, "invalid_verification_token").await;
+        assert_eq!(app.login(&victim, NEW_PASSWORD).await.status(), 200);
+
+        // A later request supersedes a pending one, whether its address is
+        // free or taken (so which it was says nothing).
+        let access = crate::helpers::Tokens::from_response(app.login(&victim, NEW_PASSWORD).await).await.access;
+        let body = |to: &str| json!({ "new_email": to, "password": NEW_PASSWORD });
+        let second = unique_email();
+        later();
+        assert_eq!(send(&app, Method::POST, "/v1/me/email", &access, Some(body(&second))).await.status(), 202);
+        let pending = link_to(second).await;
+        later();
+        assert_eq!(send(&app, Method::POST, "/v1/me/email", &access, Some(body(&taken))).await.status(), 202);
+        smtp.nth_about(&taken, IN_USE, 1).await;
+        assert_problem(verify(&app, &pending).await, 400, "invalid_verification_token").await;
+
+        // An administrator asking for a new password kills a pending move.
+        let third = unique_email();
+        later();
+        assert_eq!(send(&app, Method::POST, "/v1/me/email", &access, Some(body(&third))).await.status(), 202);
+        let pending = link_to(third).await;
+        let patch = json!({ "must_change_password": true });
+        let path = format!("/v1/admin/users/{id}");
+        assert_eq!(send(&app, Method::PATCH, &path, &admin, Some(patch)).await.status(), 200);
+        assert_problem(verify(&app, &pending).await, 400, "invalid_verification_token").await;
+
+        // What was sent is not kept: the outbox's sent rows have no bodies
+        // (their links were live secrets).
+        let db = app.db();
+        crate::helpers::wait_until("sent rows without bodies", std::time::Duration::from_secs(20), async || {
+            let db = db.clone();
+            db.run(|conn| {
+                use diesel::prelude::*;
+                use tessera::db::schema::email_outbox;
+                let sent = email_outbox::table.filter(email_outbox::sent_at.is_not_null());
+                let with_body: i64 = sent.filter(email_outbox::text_body.ne("")).count().get_result(conn)?;
+                let all: i64 = email_outbox::table.filter(email_outbox::sent_at.is_not_null()).count().get_result(conn)?;
+                Ok(all > 5 && with_body == 0)
+            })
+            .await
+            .unwrap()
+        })
+        .await;
+    }
+
+    async fn mail_waiting_for_a_deleted_account_is_not_sent(backend: Backend) {
+        let Some(mut smtp) = SmtpServer::start().await else { return };
+        let Some(app) = app_mailing(backend, &smtp, |_| {}).await else { return };
+        let admin = app.admin_token(&unique_email()).await;
+        smtp.stop();
+        let email = unique_email();
+        let response = invite(&app, &admin, json!({ "email": email })).await;
+        let id = response.json::<Value>().await.unwrap()["id"].as_str().unwrap().to_owned();
+        let path = format!("/v1/admin/users/{id}");
+        assert_eq!(send(&app, Method::DELETE, &path, &admin, None).await.status(), 204);
+        smtp.resume().await;
+        app.advance_clock(std::time::Duration::from_secs(3600));
+        // A later message arriving means the sender has passed the
+        // invitation's turn.
+        let marker = unique_email();
+        app.register(&marker).await;
+        smtp.nth_about(&marker, VERIFY, 1).await;
+        assert!(smtp.received_by(&email).is_empty(), "an invitation to a deleted account went out");
     }
 }
