@@ -446,10 +446,10 @@ both_backends! {
         let first = unique_email();
         assert_eq!(change_to(first.clone(), thief).await, 202);
         let pending = link_to(first).await;
-        assert_eq!(crate::email::ask_reset(&app, &victim).await.status(), 202);
-        let reset = link_token(&app, &smtp.nth_about(&victim, RESET, 1).await, "/account/reset?token=");
-        assert_eq!(confirm(&app, &reset, NEW_PASSWORD).await.status(), 204);
-        assert_problem(verify(&app, &pending).await, 400, "invalid_verification_token").await;
+        assert_eq!(crate::email::ask_reset(app, &victim).await.status(), 202);
+        let reset = link_token(app, &smtp.nth_about(&victim, RESET, 1).await, "/account/reset?token=");
+        assert_eq!(confirm(app, &reset, NEW_PASSWORD).await.status(), 204);
+        assert_problem(verify(app, &pending).await, 400, "invalid_verification_token").await;
         assert_eq!(app.login(&victim, NEW_PASSWORD).await.status(), 200);
 
         // A later request supersedes a pending one, whether its address is
@@ -458,22 +458,22 @@ both_backends! {
         let body = |to: &str| json!({ "new_email": to, "password": NEW_PASSWORD });
         let second = unique_email();
         later();
-        assert_eq!(send(&app, Method::POST, "/v1/me/email", &access, Some(body(&second))).await.status(), 202);
+        assert_eq!(send(app, Method::POST, "/v1/me/email", &access, Some(body(&second))).await.status(), 202);
         let pending = link_to(second).await;
         later();
-        assert_eq!(send(&app, Method::POST, "/v1/me/email", &access, Some(body(&taken))).await.status(), 202);
+        assert_eq!(send(app, Method::POST, "/v1/me/email", &access, Some(body(&taken))).await.status(), 202);
         smtp.nth_about(&taken, IN_USE, 1).await;
-        assert_problem(verify(&app, &pending).await, 400, "invalid_verification_token").await;
+        assert_problem(verify(app, &pending).await, 400, "invalid_verification_token").await;
 
         // An administrator asking for a new password kills a pending move.
         let third = unique_email();
         later();
-        assert_eq!(send(&app, Method::POST, "/v1/me/email", &access, Some(body(&third))).await.status(), 202);
+        assert_eq!(send(app, Method::POST, "/v1/me/email", &access, Some(body(&third))).await.status(), 202);
         let pending = link_to(third).await;
         let patch = json!({ "must_change_password": true });
         let path = format!("/v1/admin/users/{id}");
-        assert_eq!(send(&app, Method::PATCH, &path, &admin, Some(patch)).await.status(), 200);
-        assert_problem(verify(&app, &pending).await, 400, "invalid_verification_token").await;
+        assert_eq!(send(app, Method::PATCH, &path, &admin, Some(patch)).await.status(), 200);
+        assert_problem(verify(app, &pending).await, 400, "invalid_verification_token").await;
 
         // What was sent is not kept: the outbox's sent rows have no bodies
         // (their links were live secrets).
