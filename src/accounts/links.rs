@@ -99,17 +99,21 @@ fn issue_carrying(
     Ok(LinkToken(token, now + ttl))
 }
 
-/// When the user was last sent a link for `purpose` that still stands.
-pub fn last_issued_with(
+/// Whether the user was sent a link for `purpose`, still standing, since
+/// `since` (the per-account interval between links).
+pub fn issued_since_with(
     conn: &mut AnyConnection,
     user: &UserId,
     purpose: Purpose,
-) -> Result<Option<NaiveDateTime>, DbError> {
-    Ok(account_tokens::table
+    since: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let issued: i64 = account_tokens::table
         .filter(account_tokens::user_id.eq(user.as_str()))
         .filter(account_tokens::purpose.eq(purpose.as_str()))
-        .select(diesel::dsl::max(account_tokens::created_at))
-        .first::<Option<NaiveDateTime>>(conn)?)
+        .filter(account_tokens::created_at.gt(since))
+        .count()
+        .get_result(conn)?;
+    Ok(issued > 0)
 }
 
 /// The user a live token of `purpose` was issued to, without using it.

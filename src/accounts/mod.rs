@@ -112,6 +112,13 @@ struct UserRow {
 }
 
 impl UserRow {
+    /// The hash a password is checked against; None for an account with
+    /// no password yet (it then costs the same dummy check as an unknown
+    /// address, and fails it).
+    fn stored_hash(&self) -> Option<String> {
+        Some(self.password_hash.clone()).filter(|h| h != NO_PASSWORD)
+    }
+
     fn into_user(self) -> User {
         User {
             id: UserId::new(self.id),
@@ -395,13 +402,8 @@ pub async fn authenticate(
         Ok(email) => db.run(move |conn| find_row_by_email(conn, &email)).await?,
         Err(_) => None,
     };
-    // An account with no password yet costs the same check as an unknown
-    // address, and fails it.
-    let (stored, user) = match row {
-        Some(row) if row.password_hash == NO_PASSWORD => (None, Some(row.into_user())),
-        Some(row) => (Some(row.password_hash.clone()), Some(row.into_user())),
-        None => (None, None),
-    };
+    let stored = row.as_ref().and_then(UserRow::stored_hash);
+    let user = row.map(UserRow::into_user);
     let matches = hasher.verify(password, stored).await?;
     match user {
         Some(user) if matches && user.disabled => Err(AccountError::Disabled),
@@ -499,8 +501,10 @@ pub async fn check_password_change(
     let new =
         NewPassword::parse(change.new.clone(), &email).map_err(AccountError::InvalidPassword)?;
     let checked_hash = row.password_hash.clone();
-    let stored = Some(row.password_hash).filter(|h| h != NO_PASSWORD);
-    if !hasher.verify(change.current.clone(), stored).await? {
+    if !hasher
+        .verify(change.current.clone(), row.stored_hash())
+        .await?
+    {
         return Err(AccountError::WrongCurrentPassword);
     }
     let new_hash = hasher.hash(new.expose().to_owned()).await?;
@@ -526,10 +530,7 @@ pub async fn check_change_by_address(
         Ok(email) => db.run(move |conn| find_row_by_email(conn, &email)).await?,
         Err(_) => None,
     };
-    let stored = row
-        .as_ref()
-        .map(|r| r.password_hash.clone())
-        .filter(|h| h != NO_PASSWORD);
+    let stored = row.as_ref().and_then(UserRow::stored_hash);
     let matches = hasher.verify(current.clone(), stored).await?;
     let Some(row) = row.filter(|_| matches) else {
         return Err(AccountError::InvalidCredentials);
@@ -767,6 +768,5 @@ pub async fn password_matches(
         .run(move |conn| find_row(conn, id.as_str()))
         .await?
         .ok_or(AccountError::NotFound)?;
-    let stored = Some(row.password_hash).filter(|h| h != NO_PASSWORD);
-    Ok(hasher.verify(password, stored).await?)
+    Ok(hasher.verify(password, row.stored_hash()).await?)
 }

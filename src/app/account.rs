@@ -29,49 +29,49 @@ pub async fn change_password(
     info: ClientInfo,
 ) -> Result<(), LoginError> {
     let db = &services.db;
-    let policy = services.lockout;
     let email = accounts::find_by_id(db, change.user_id.clone())
         .await?
         .email;
-    if let Some(until) = lockout::locked_until(db, policy, &email).await? {
-        return Err(lockout::retry_at(db.now(), until).into());
-    }
-    let checked = match accounts::check_password_change(db, &services.hasher, &change).await {
-        Ok(checked) => checked,
-        Err(AccountError::WrongCurrentPassword) => {
-            lockout::record_failure(db, policy, &email).await?;
-            return Err(AccountError::WrongCurrentPassword.into());
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let now = db.now();
+    let check = accounts::check_password_change(db, &services.hasher, &change);
+    let checked = lockout::guard(db, services.lockout, &email, check).await?;
     let others = match change.keep_session {
         Some(sid) => Ending::AllBut(sid),
         None => Ending::All,
     };
-    let changed = db
-        .run(move |conn| {
-            conn.transaction(|conn| {
-                if !accounts::set_password_with(conn, now, &checked)? {
-                    return Ok::<_, DbError>(false);
-                }
-                let user_id = checked.user_id();
-                let reason = end_reason::PASSWORD_CHANGED;
-                sessions::end_with(conn, now, user_id, &others, reason, &info)?;
-                // A browser signed in with the old password signs in again,
-                // and a reset link sent before can't undo the change.
-                sso::end_all_of_user(conn, now, user_id)?;
-                links::revoke_password_links_with(conn, user_id)?;
-                Ok(true)
-            })
-        })
-        .await?;
-    if !changed {
+    if !write_change(db, checked, others, info).await? {
         // Changed by a concurrent request since it was checked.
         return Err(AccountError::WrongCurrentPassword.into());
     }
-    lockout::record_success(db, policy, &email).await?;
     Ok(())
+}
+
+/// Writes a checked password change — only over the hash that was checked
+/// — and ends the user's sessions as `ending` says and every SSO session,
+/// and kills the links that could take the account, in one transaction:
+/// a failure can't leave the password changed and a thief's session
+/// alive, and a reset link sent before can't undo the change. False if a
+/// concurrent change came first.
+async fn write_change(
+    db: &Db,
+    checked: accounts::CheckedChange,
+    ending: Ending,
+    info: ClientInfo,
+) -> Result<bool, DbError> {
+    let now = db.now();
+    db.run(move |conn| {
+        conn.transaction(|conn| {
+            if !accounts::set_password_with(conn, now, &checked)? {
+                return Ok(false);
+            }
+            let user_id = checked.user_id();
+            let reason = end_reason::PASSWORD_CHANGED;
+            sessions::end_with(conn, now, user_id, &ending, reason, &info)?;
+            sso::end_all_of_user(conn, now, user_id)?;
+            links::revoke_password_links_with(conn, user_id)?;
+            Ok(true)
+        })
+    })
+    .await
 }
 
 /// An administrator's change to a user; disabling ends every session of
@@ -148,39 +148,11 @@ pub async fn change_owed_password(
     info: ClientInfo,
 ) -> Result<(), LoginError> {
     let db = &services.db;
-    let policy = services.lockout;
-    if let Some(until) = lockout::locked_until(db, policy, email).await? {
-        return Err(lockout::retry_at(db.now(), until).into());
-    }
-    let checked =
-        match accounts::check_change_by_address(db, &services.hasher, email, current, new).await {
-            Ok(checked) => checked,
-            Err(AccountError::InvalidCredentials) => {
-                lockout::record_failure(db, policy, email).await?;
-                return Err(AccountError::InvalidCredentials.into());
-            }
-            Err(e) => return Err(e.into()),
-        };
-    let now = db.now();
-    let changed = db
-        .run(move |conn| {
-            conn.transaction(|conn| {
-                if !accounts::set_password_with(conn, now, &checked)? {
-                    return Ok::<_, DbError>(false);
-                }
-                let user_id = checked.user_id();
-                let reason = end_reason::PASSWORD_CHANGED;
-                sessions::end_with(conn, now, user_id, &Ending::All, reason, &info)?;
-                sso::end_all_of_user(conn, now, user_id)?;
-                links::revoke_password_links_with(conn, user_id)?;
-                Ok(true)
-            })
-        })
-        .await?;
-    if !changed {
+    let check = accounts::check_change_by_address(db, &services.hasher, email, current, new);
+    let checked = lockout::guard(db, services.lockout, email, check).await?;
+    if !write_change(db, checked, Ending::All, info).await? {
         // Changed by a concurrent request (a reset) since it was checked.
         return Err(AccountError::InvalidCredentials.into());
     }
-    lockout::record_success(db, policy, email).await?;
     Ok(())
 }

@@ -43,14 +43,13 @@ async fn recheck_password(
 ) -> Result<User, LoginError> {
     let db = &services.db;
     let found = accounts::find_by_id(db, user.clone()).await?;
-    if let Some(until) = lockout::locked_until(db, services.lockout, &found.email).await? {
-        return Err(lockout::retry_at(db.now(), until).into());
-    }
-    if !accounts::password_matches(db, &services.hasher, user, password).await? {
-        lockout::record_failure(db, services.lockout, &found.email).await?;
-        return Err(AccountError::WrongCurrentPassword.into());
-    }
-    lockout::record_success(db, services.lockout, &found.email).await?;
+    let check = async {
+        match accounts::password_matches(db, &services.hasher, user, password).await? {
+            true => Ok(()),
+            false => Err(AccountError::WrongCurrentPassword),
+        }
+    };
+    lockout::guard(db, services.lockout, &found.email, check).await?;
     Ok(found)
 }
 

@@ -71,9 +71,7 @@ pub async fn request_password_reset(
     address: &str,
     info: ClientInfo,
 ) -> Result<(), RecoveryError> {
-    if services.mailer.is_none() {
-        return Err(RecoveryError::EmailUnavailable);
-    }
+    services.can_mail()?;
     let email = Email::parse(address).map_err(RecoveryError::InvalidEmail)?;
     let now = services.db.now();
     services
@@ -108,8 +106,10 @@ pub(super) fn reset_request_message_with(
         accounts::lock_row_with(conn, &user.id, true)?;
     }
     let recent = match &user {
-        Some(user) => links::last_issued_with(conn, &user.id, Purpose::PasswordReset)?
-            .is_some_and(|at| now < at + policy.interval),
+        Some(user) => {
+            let since = now - policy.interval;
+            links::issued_since_with(conn, &user.id, Purpose::PasswordReset, since)?
+        }
         None => false,
     };
     let Some(user) = user.filter(|_| !recent) else {

@@ -70,9 +70,7 @@ pub(super) fn request_message_with(
     };
     accounts::lock_row_with(conn, &user.id, true)?;
     // A link sent meanwhile (a resend) stands: a second would kill it.
-    let recent = links::last_issued_with(conn, &user.id, Purpose::EmailVerification)?
-        .is_some_and(|at| now < at + interval);
-    if recent {
+    if links::issued_since_with(conn, &user.id, Purpose::EmailVerification, now - interval)? {
         return Ok(None);
     }
     let message = link_message_with(conn, now, &user, issuer)?;
@@ -191,8 +189,9 @@ pub async fn resend(services: &Services, user: UserId) -> Result<(), RecoveryErr
                 let Some(user) = accounts::find_with(conn, user.as_str())? else {
                     return Ok(Err(AccountError::NotFound));
                 };
-                let recent = links::last_issued_with(conn, &user.id, Purpose::EmailVerification)?
-                    .is_some_and(|at| now < at + interval);
+                let since = now - interval;
+                let recent =
+                    links::issued_since_with(conn, &user.id, Purpose::EmailVerification, since)?;
                 if !user.email_verified && !recent {
                     send_link_with(conn, now, &user, &issuer)?;
                 }

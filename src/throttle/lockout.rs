@@ -205,17 +205,37 @@ pub async fn authenticate(
     email: &str,
     password: String,
 ) -> Result<User, LoginError> {
+    guard(
+        db,
+        policy,
+        email,
+        accounts::authenticate(db, hasher, email, password),
+    )
+    .await
+}
+
+/// Runs `check`, a check of a password for the account at `email`, behind
+/// the lockout: while the address is locked it is refused without being
+/// run; a wrong password (`InvalidCredentials`, `WrongCurrentPassword`)
+/// counts towards the lock; a right one clears the count. Every password
+/// check — login, sign-in, a change, a re-check — goes through here.
+pub async fn guard<T>(
+    db: &Db,
+    policy: LockoutPolicy,
+    email: &str,
+    check: impl std::future::Future<Output = Result<T, AccountError>>,
+) -> Result<T, LoginError> {
     if let Some(until) = locked_until(db, policy, email).await? {
         return Err(retry_at(db.now(), until).into());
     }
-    match accounts::authenticate(db, hasher, email, password).await {
-        Ok(user) => {
+    match check.await {
+        Ok(checked) => {
             record_success(db, policy, email).await?;
-            Ok(user)
+            Ok(checked)
         }
-        Err(AccountError::InvalidCredentials) => {
+        Err(wrong @ (AccountError::InvalidCredentials | AccountError::WrongCurrentPassword)) => {
             record_failure(db, policy, email).await?;
-            Err(AccountError::InvalidCredentials.into())
+            Err(wrong.into())
         }
         Err(e) => Err(e.into()),
     }

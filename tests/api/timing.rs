@@ -129,11 +129,21 @@ async fn probe(app: &TestApp, known_email: &str, kind: Kind) -> Probe {
         Kind::UnknownEmail => unique_email(),
     };
     let password = format!("wrong-{}", uuid::Uuid::now_v7().simple());
-    // Built before the clock starts.
+    timed_post(
+        app,
+        "/v1/auth/login",
+        json!({"email": email, "password": password}),
+    )
+    .await
+}
+
+/// Posts `body` to `path`, timed from sending the request (built before
+/// the clock starts) to the body's last byte.
+async fn timed_post(app: &TestApp, path: &str, body: serde_json::Value) -> Probe {
     let request = app
         .client
-        .post(app.url("/v1/auth/login"))
-        .json(&json!({"email": email, "password": password}))
+        .post(app.url(path))
+        .json(&body)
         .build()
         .expect("a request");
     let started = Instant::now();
@@ -291,23 +301,12 @@ async fn register_probe(app: &TestApp, known_email: &str, new: bool) -> Probe {
         known_email.to_owned()
     };
     let password = format!("a fresh passphrase {}", uuid::Uuid::now_v7().simple());
-    let request = app
-        .client
-        .post(app.url("/v1/auth/register"))
-        .json(&json!({"email": email, "password": password}))
-        .build()
-        .expect("a request");
-    let started = Instant::now();
-    let mut response = app.client.execute(request).await.expect("request sent");
-    let status = response.status().as_u16();
-    let headers = std::mem::take(response.headers_mut());
-    let body = response.bytes().await.expect("a body").to_vec();
-    Probe {
-        latency_us: u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX),
-        status,
-        headers: header_signature(&headers),
-        body,
-    }
+    timed_post(
+        app,
+        "/v1/auth/register",
+        json!({"email": email, "password": password}),
+    )
+    .await
 }
 
 fn verified_addresses_required(s: &mut Settings) {
