@@ -211,30 +211,32 @@ fn finish(
     outcome: Result<NaiveDateTime, (NaiveDateTime, String)>,
     gave_up: bool,
 ) -> Result<(), DbError> {
-    let held = || {
-        email_outbox::table
-            .find(id)
-            .filter(email_outbox::next_attempt_at.eq(lease))
-    };
+    let held = email_outbox::table
+        .find(id)
+        .filter(email_outbox::next_attempt_at.eq(lease));
     // Done with (sent, or given up): the bodies, whose links are live
     // secrets, are not kept for the retention; the row stays, as the
     // record of what went where.
-    if gave_up || outcome.is_ok() {
-        diesel::update(held())
-            .set((
-                email_outbox::text_body.eq(""),
-                email_outbox::html_body.eq(""),
-            ))
-            .execute(conn)?;
-    }
+    let cleared = (
+        email_outbox::text_body.eq(""),
+        email_outbox::html_body.eq(""),
+    );
     match outcome {
-        Ok(sent_at) => diesel::update(held())
+        Ok(sent_at) => diesel::update(held)
             .set((
                 email_outbox::sent_at.eq(Some(sent_at)),
                 email_outbox::last_error.eq(None::<String>),
+                cleared,
             ))
             .execute(conn)?,
-        Err((retry_at, error)) => diesel::update(held())
+        Err((retry_at, error)) if gave_up => diesel::update(held)
+            .set((
+                email_outbox::next_attempt_at.eq(retry_at),
+                email_outbox::last_error.eq(Some(error)),
+                cleared,
+            ))
+            .execute(conn)?,
+        Err((retry_at, error)) => diesel::update(held)
             .set((
                 email_outbox::next_attempt_at.eq(retry_at),
                 email_outbox::last_error.eq(Some(error)),
@@ -279,8 +281,7 @@ pub async fn deliver_due(db: &Db, mailer: &Mailer, policy: SenderPolicy) -> Resu
             }
         };
         let id = row.id.clone();
-        // One transaction: a row is never left unsent without its bodies.
-        db.run(move |conn| conn.transaction(|conn| finish(conn, &id, lease, outcome, gave_up)))
+        db.run(move |conn| finish(conn, &id, lease, outcome, gave_up))
             .await?;
     }
     Ok(sent)
